@@ -1,0 +1,54 @@
+// The vocabulary a tokenizer works from, as stored in GGUF `tokenizer.ggml.*` metadata.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "sparkv/status.h"
+
+namespace sparkv {
+
+// Token types of GGUF `tokenizer.ggml.token_type`, fixed by llama.cpp's llama_token_type.
+enum class TokenType : int32_t {
+  kUndefined = 0,
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6,
+};
+
+struct Vocab {
+  std::string model = "llama";         // tokenizer.ggml.model: "llama" (SentencePiece) or "gpt2"
+  std::vector<std::string> pieces;     // [n_vocab] token text, SentencePiece uses U+2581 for space
+  std::vector<float> scores;           // [n_vocab] merge priority, higher merges first
+  std::vector<TokenType> types;        // [n_vocab]
+  int32_t bos_id = 1;
+  int32_t eos_id = 2;
+  int32_t unk_id = 0;
+  bool add_bos = true;
+  bool add_space_prefix = true;
+
+  int32_t size() const { return static_cast<int32_t>(pieces.size()); }
+};
+
+// Reads the vocabulary from GGUF metadata; checks that the arrays agree in length and that the
+// special ids are in range.
+Result<Vocab> ReadVocab(const gguf::File& file);
+
+// Writes the vocabulary as GGUF metadata keys.
+void WriteVocab(const Vocab& vocab, gguf::Writer* writer);
+
+// One placeholder piece per id ("<unk>", "<s>", "</s>", then "<0x00>".. for bytes when n_vocab
+// allows, then "[id]"), for models whose real tokenizer is not available.
+Vocab MakePlaceholderVocab(int32_t n_vocab);
+
+// A self-contained SentencePiece-style vocabulary of `n_vocab` pieces: <unk>, <s>, </s>, the 256
+// byte tokens, then deterministic multi-byte pieces, so that any UTF-8 text tokenizes.
+// REQUIRES: n_vocab >= 259.
+Vocab MakeByteLevelVocab(int32_t n_vocab);
+
+}  // namespace sparkv

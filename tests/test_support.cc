@@ -1,0 +1,59 @@
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+
+#include "model/llama2c.h"
+
+namespace sparkv::testing {
+
+std::string DataDir() {
+  const char* from_env = std::getenv("SPARKV_DATA");
+  const std::string dir = from_env != nullptr ? from_env : SPARKV_DATA_DIR;
+  if (!std::filesystem::is_directory(dir)) {
+    ADD_FAILURE() << "test data folder '" << dir
+                  << "' is missing: put the shared data beside the checkout or set SPARKV_DATA";
+  }
+  return dir;
+}
+
+std::string DataPath(const std::string& relative) { return DataDir() + "/" + relative; }
+
+std::string SparkvBinary() { return SPARKV_BINARY; }
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/sparkv-test-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed for '" << pattern << "'";
+  }
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string Stories260KGguf() {
+  static std::mutex mutex;
+  static TempDir* dir = nullptr;
+  static std::string path;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!path.empty()) return path;
+
+  dir = new TempDir();  // lives until the process exits, like the cached file
+  path = dir->File("stories260K.gguf");
+  const Status status = ConvertLlama2c(DataPath("models/stories260K.bin"), "", path);
+  if (!status.ok()) {
+    ADD_FAILURE() << "converting stories260K failed: " << status.ToString();
+  }
+  return path;
+}
+
+}  // namespace sparkv::testing
