@@ -1,0 +1,192 @@
+#include "model/synthetic.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "common/f16.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "model/vocab.h"
+
+namespace sparkv {
+namespace {
+
+// Shapes follow the published configurations (TinyLlama-1.1B-Chat v1.0, Qwen2.5-0.5B); the Qwen
+// shape runs as the llama architecture without QKV biases and with the 32000-token vocabulary,
+// like the llama.cpp peer figures it is compared with. "tiny" is small enough for unit tests.
+const ModelShape kShapes[] = {
+    {"tinyllama-1.1b", 32000, 2048, 22, 32, 4, 5632, 2048, 10000.0f, 1e-5f, false},
+    {"qwen2.5-0.5b", 32000, 896, 24, 14, 2, 4864, 32768, 1000000.0f, 1e-6f, true},
+    {"tiny", 1024, 128, 4, 4, 2, 384, 4096, 10000.0f, 1e-5f, false},
+};
+
+uint64_t SplitMix64(uint64_t* state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Fills row `row` of a tensor with uniform values in [-scale, scale), seeded by tensor and row so
+// that the result does not depend on how rows are split across threads.
+void FillRow(uint64_t tensor_seed, int64_t row, float scale, float* out, int64_t n) {
+  uint64_t state = tensor_seed ^ (static_cast<uint64_t>(row) * 0xd1342543de82ef95ull);
+  for (int64_t i = 0; i < n; ++i) {
+    const double unit = static_cast<double>(SplitMix64(&state) >> 11) * 0x1.0p-53;  // [0, 1)
+    out[i] = static_cast<float>((2.0 * unit - 1.0) * scale);
+  }
+}
+
+// Writes a random matrix [n_in][n_out] of `type` into `out`, rows split across threads.
+void FillMatrix(uint64_t tensor_seed, int64_t n_in, int64_t n_out, float scale, gguf::TensorType type, uint8_t* out) {
+  const size_t row_bytes = *gguf::RowBytes(type, n_in);
+  const int n_threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> workers;
+  for (int t = 0; t < n_threads; ++t) {
+    workers.emplace_back([=] {
+      std::vector<float> row(n_in);
+      for (int64_t r = t; r < n_out; r += n_threads) {
+        FillRow(tensor_seed, r, scale, row.data(), n_in);
+        uint8_t* destination = out + r * row_bytes;
+        switch (type) {
+          case gguf::TensorType::kF32: std::memcpy(destination, row.data(), row_bytes); break;
+          case gguf::TensorType::kF16:
+            for (int64_t i = 0; i < n_in; ++i) {
+              const uint16_t h = F32ToF16(row[i]);
+              std::memcpy(destination + 2 * i, &h, 2);
+            }
+            break;
+          case gguf::TensorType::kBF16:
+            for (int64_t i = 0; i < n_in; ++i) {
+              const uint16_t h = F32ToBf16(row[i]);
+              std::memcpy(destination + 2 * i, &h, 2);
+            }
+            break;
+          case gguf::TensorType::kQ8_0: QuantizeRowQ8_0(row.data(), n_in, destination); break;
+          default: break;  // rejected by WriteSyntheticModel
+        }
+      }
+    });
+  }
+  for (std::thread& worker : workers) worker.join();
+}
+
+}  // namespace
+
+void QuantizeRowQ8_0(const float* source, int64_t n, uint8_t* out) {
+  for (int64_t block = 0; block < n / 32; ++block) {
+    const float* x = source + block * 32;
+    float max_abs = 0.0f;
+    for (int i = 0; i < 32; ++i) max_abs = std::max(max_abs, std::fabs(x[i]));
+    const float scale = max_abs / 127.0f;
+    const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
+    const uint16_t scale_f16 = F32ToF16(scale);
+    uint8_t* block_out = out + block * 34;
+    std::memcpy(block_out, &scale_f16, 2);
+    for (int i = 0; i < 32; ++i) {
+      block_out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[i] * inverse)));
+    }
+  }
+}
+
+const ModelShape* FindModelShape(std::string_view name) {
+  for (const ModelShape& shape : kShapes) {
+    if (shape.name == name) return &shape;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> ModelShapeNames() {
+  std::vector<std::string> names;
+  for (const ModelShape& shape : kShapes) names.push_back(shape.name);
+  return names;
+}
+
+Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::string& out_path) {
+  const ModelShape* shape = FindModelShape(options.shape);
+  if (shape == nullptr) {
+    std::string names;
+    for (const std::string& name : ModelShapeNames()) names += (names.empty() ? "" : ", ") + name;
+    return InvalidArgumentError("unknown model shape '" + options.shape + "'; known shapes: " + names);
+  }
+  using gguf::TensorType;
+  if (options.type != TensorType::kF32 && options.type != TensorType::kF16 && options.type != TensorType::kBF16 &&
+      options.type != TensorType::kQ8_0) {
+    return InvalidArgumentError("synthetic models support weight types f32, f16, bf16 and q8_0");
+  }
+
+  Vocab vocab;
+  if (!options.vocab_from.empty()) {
+    SPARKV_ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> source, gguf::File::Open(options.vocab_from));
+    SPARKV_ASSIGN_OR_RETURN(vocab, ReadVocab(*source));
+  } else {
+    vocab = MakeByteLevelVocab(shape->n_vocab);
+  }
+  const int64_t n_vocab = vocab.size();
+
+  const int64_t n_embd = shape->n_embd;
+  const int64_t head_dim = n_embd / shape->n_head;
+  const int64_t n_kv = head_dim * shape->n_head_kv;
+  const int64_t n_ff = shape->n_ff;
+
+  gguf::Writer writer;
+  writer.Set("general.architecture", gguf::Value::Str("llama"));
+  writer.Set("general.name", gguf::Value::Str("synthetic " + shape->name + " seed " + std::to_string(options.seed)));
+  writer.Set("llama.context_length", gguf::Value::U32(static_cast<uint32_t>(shape->n_ctx_train)));
+  writer.Set("llama.embedding_length", gguf::Value::U32(static_cast<uint32_t>(n_embd)));
+  writer.Set("llama.feed_forward_length", gguf::Value::U32(static_cast<uint32_t>(n_ff)));
+  writer.Set("llama.block_count", gguf::Value::U32(static_cast<uint32_t>(shape->n_layer)));
+  writer.Set("llama.attention.head_count", gguf::Value::U32(static_cast<uint32_t>(shape->n_head)));
+  writer.Set("llama.attention.head_count_kv", gguf::Value::U32(static_cast<uint32_t>(shape->n_head_kv)));
+  writer.Set("llama.rope.dimension_count", gguf::Value::U32(static_cast<uint32_t>(head_dim)));
+  writer.Set("llama.rope.freq_base", gguf::Value::F32(shape->rope_theta));
+  writer.Set("llama.attention.layer_norm_rms_epsilon", gguf::Value::F32(shape->rms_eps));
+  writer.Set("llama.vocab_size", gguf::Value::U32(static_cast<uint32_t>(n_vocab)));
+  WriteVocab(vocab, &writer);
+
+  // Each tensor gets its own seed from the model seed and its name.
+  auto tensor_seed = [&options](const std::string& name) {
+    return options.seed * 0x9e3779b97f4a7c15ull ^ Checksum64(name.data(), name.size());
+  };
+  auto add_matrix = [&](const std::string& name, int64_t n_in, int64_t n_out, float scale) {
+    const TensorType type = options.type;
+    const uint64_t seed = tensor_seed(name);
+    return writer.AddTensor(name, type, {n_in, n_out}, [=](uint8_t* out, size_t) {
+      FillMatrix(seed, n_in, n_out, scale, type, out);
+    });
+  };
+  auto add_norm = [&](const std::string& name) {
+    std::vector<float> ones(n_embd, 1.0f);
+    std::vector<uint8_t> bytes(ones.size() * sizeof(float));
+    std::memcpy(bytes.data(), ones.data(), bytes.size());
+    return writer.AddTensor(name, TensorType::kF32, {n_embd}, std::move(bytes));
+  };
+
+  // Uniform weights with standard deviation 1/sqrt(n_in) keep activations of order one.
+  auto scale_for = [](int64_t n_in) { return static_cast<float>(std::sqrt(3.0 / static_cast<double>(n_in))); };
+  SPARKV_RETURN_IF_ERROR(add_matrix("token_embd.weight", n_embd, n_vocab, 1.0f));
+  SPARKV_RETURN_IF_ERROR(add_norm("output_norm.weight"));
+  if (!shape->tied_output) SPARKV_RETURN_IF_ERROR(add_matrix("output.weight", n_embd, n_vocab, scale_for(n_embd)));
+  for (int32_t l = 0; l < shape->n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    SPARKV_RETURN_IF_ERROR(add_norm(p + "attn_norm.weight"));
+    SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_q.weight", n_embd, n_embd, scale_for(n_embd)));
+    SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_k.weight", n_embd, n_kv, scale_for(n_embd)));
+    SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_v.weight", n_embd, n_kv, scale_for(n_embd)));
+    SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_output.weight", n_embd, n_embd, scale_for(n_embd)));
+    SPARKV_RETURN_IF_ERROR(add_norm(p + "ffn_norm.weight"));
+    SPARKV_RETURN_IF_ERROR(add_matrix(p + "ffn_gate.weight", n_embd, n_ff, scale_for(n_embd)));
+    SPARKV_RETURN_IF_ERROR(add_matrix(p + "ffn_up.weight", n_embd, n_ff, scale_for(n_embd)));
+    SPARKV_RETURN_IF_ERROR(add_matrix(p + "ffn_down.weight", n_ff, n_embd, scale_for(n_ff)));
+  }
+
+  SPARKV_RETURN_IF_ERROR(writer.WriteFile(out_path));
+  SPARKV_LOG_INFO("wrote synthetic %s (%s, seed %llu) to %s", shape->name.c_str(),
+                  std::string(gguf::GetTypeTraits(options.type)->name).c_str(),
+                  static_cast<unsigned long long>(options.seed), out_path.c_str());
+  return Status::Ok();
+}
+
+}  // namespace sparkv

@@ -1,0 +1,46 @@
+// Deterministic random-weight GGUF models with the shapes of real models, for benchmarks and the
+// demo: the engine's cost depends on the shape and weight type, not on what the weights learned.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "sparkv/status.h"
+
+namespace sparkv {
+
+struct ModelShape {
+  std::string name;
+  int32_t n_vocab;
+  int32_t n_embd;
+  int32_t n_layer;
+  int32_t n_head;
+  int32_t n_head_kv;
+  int32_t n_ff;
+  int32_t n_ctx_train;
+  float rope_theta;
+  float rms_eps;
+  bool tied_output;  // the classifier reuses the token embedding
+};
+
+// Returns nullptr for an unknown name.
+const ModelShape* FindModelShape(std::string_view name);
+std::vector<std::string> ModelShapeNames();
+
+struct SyntheticModelOptions {
+  std::string shape = "tinyllama-1.1b";
+  gguf::TensorType type = gguf::TensorType::kQ8_0;  // matrices; norms stay f32
+  uint64_t seed = 1;
+  std::string vocab_from;  // optional GGUF whose vocabulary replaces the byte-level one
+};
+
+// Writes the model atomically to `out_path`. The same options always give the same bytes.
+Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::string& out_path);
+
+// Quantizes `n` floats (a multiple of 32) to Q8_0 blocks: an f16 scale max|x|/127, then 32 int8.
+void QuantizeRowQ8_0(const float* source, int64_t n, uint8_t* out);
+
+}  // namespace sparkv
