@@ -42,6 +42,13 @@ Store::Store(std::string root) : root_(std::move(root)) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
 }
 
+Result<Store> Store::Open(std::string root) {
+  if (root.empty()) return InvalidArgumentError("the store root folder is empty; pass a folder path");
+  Store store(std::move(root));
+  SPARKV_RETURN_IF_ERROR(CreateDirectories(store.root_));
+  return store;
+}
+
 std::string Store::ManifestRelativePath(const Hash128& context_key) {
   return "v1/contexts/" + context_key.Hex() + "/manifest.json";
 }
@@ -58,10 +65,16 @@ std::string Store::BlobPath(const Hash128& chunk_key, std::string_view codec_nam
   return root_ + "/" + BlobRelativePath(chunk_key, codec_name);
 }
 
-Result<LevelEntry> Store::WriteBlob(std::span<const uint8_t> blob) {
+Result<LevelEntry> Store::WriteBlob(const Hash128& chunk_key, std::string_view codec_name,
+                                    std::span<const uint8_t> blob) {
   SPARKV_ASSIGN_OR_RETURN(const BlobHeader header, VerifyBlob(blob));
   const Hash128& key = header.identity.chunk_key;
-  const std::string_view codec_name = FindCodec(header.codec)->name();  // VerifyBlob checked it
+  const std::string_view header_codec = FindCodec(header.codec)->name();  // VerifyBlob checked it
+  if (key != chunk_key || header_codec != codec_name) {
+    return MismatchError("blob header names chunk " + key.Hex() + " codec " +
+                         std::string(header_codec) + " but it is being stored as chunk " +
+                         chunk_key.Hex() + " codec " + std::string(codec_name.substr(0, 40)));
+  }
   const std::string path = BlobPath(key, codec_name);
   SPARKV_RETURN_IF_ERROR(CreateDirectories(FolderOf(path)));
 

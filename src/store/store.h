@@ -22,6 +22,8 @@ class Store {
  public:
   // Does not touch the disk; folders are created by the first write.
   explicit Store(std::string root);
+  // Creates the root folder if it is missing; fails if it cannot be created or is not a folder.
+  static Result<Store> Open(std::string root);
 
   const std::string& root() const { return root_; }
 
@@ -33,12 +35,13 @@ class Store {
   std::string ManifestPath(const Hash128& context_key) const;
   std::string BlobPath(const Hash128& chunk_key, std::string_view codec_name) const;
 
-  // Stores a whole blob under the chunk key and codec named in its own header, after checking its
-  // header and payload checksum (VerifyBlob). If a valid blob is already stored there it is kept,
-  // and the returned entry describes the stored file, which the caller lists in its manifest; an
-  // invalid stored file is replaced. Safe against concurrent writers in any processes: exactly
-  // one file wins and every writer gets its entry.
-  Result<LevelEntry> WriteBlob(std::span<const uint8_t> blob);
+  // Stores a whole blob as BlobPath(chunk_key, codec_name) after checking it (VerifyBlob) and that
+  // its header names the same chunk key and codec (Mismatch otherwise). If a valid blob is already
+  // stored there it is kept, and the returned entry describes the stored file, which the caller
+  // lists in its manifest; an invalid stored file is replaced. Safe against concurrent writers in
+  // any processes: exactly one file wins and every writer gets its entry.
+  Result<LevelEntry> WriteBlob(const Hash128& chunk_key, std::string_view codec_name,
+                               std::span<const uint8_t> blob);
 
   // Maps a stored blob. NotFound if absent. The bytes are not verified here: DecodeBlob does it.
   Result<MappedFile> ReadBlob(const Hash128& chunk_key, std::string_view codec_name) const;
