@@ -1,0 +1,289 @@
+#include "kv/codec.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <tuple>
+
+#include "common/f16.h"
+#include "kv_test_cache.h"
+
+namespace sparkv {
+namespace {
+
+using testing::TestKvCache;
+
+constexpr KvElemType kElemTypes[] = {KvElemType::kF16, KvElemType::kF32};
+// Row widths (n_head_kv * head_dim) around the q8 group size of 32 and odd ones.
+constexpr std::pair<int32_t, int32_t> kHeadShapes[] = {{1, 1}, {1, 5}, {3, 7},  {1, 31},
+                                                      {1, 32}, {1, 33}, {2, 32}, {4, 64}, {5, 51}};
+
+const char* ElemName(KvElemType elem) { return elem == KvElemType::kF16 ? "f16" : "f32"; }
+
+TEST(CodecRegistry, IdsAndNamesAreStable) {
+  ASSERT_NE(FindCodec("f16"), nullptr);
+  ASSERT_NE(FindCodec("q8"), nullptr);
+  EXPECT_EQ(static_cast<int>(FindCodec("f16")->id()), 1);
+  EXPECT_EQ(static_cast<int>(FindCodec("q8")->id()), 2);
+  EXPECT_EQ(FindCodec(CodecId::kF16), FindCodec("f16"));
+  EXPECT_EQ(FindCodec(CodecId::kQ8), FindCodec("q8"));
+}
+
+TEST(CodecRegistry, UnknownNameOrIdIsNotFound) {
+  EXPECT_EQ(FindCodec("q3"), nullptr);
+  EXPECT_EQ(FindCodec(""), nullptr);
+  EXPECT_EQ(FindCodec(static_cast<CodecId>(0)), nullptr);
+  EXPECT_EQ(FindCodec(static_cast<CodecId>(999)), nullptr);
+}
+
+TEST(CodecRegistry, AllCodecsHaveUniqueAscendingIdsAndPathSafeNames) {
+  std::set<std::string_view> names;
+  int previous_id = 0;
+  for (const Codec* codec : AllCodecs()) {
+    const int id = static_cast<int>(codec->id());
+    EXPECT_GT(id, previous_id) << codec->name();
+    previous_id = id;
+    EXPECT_TRUE(names.insert(codec->name()).second) << codec->name();
+    EXPECT_FALSE(codec->name().empty());
+    EXPECT_EQ(codec->name().find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_"),
+              std::string_view::npos)
+        << codec->name();
+  }
+  EXPECT_GE(names.size(), 2u);
+}
+
+TEST(F16Codec, RoundTripIsBitExactOnF16Caches) {
+  for (auto [n_head_kv, head_dim] : kHeadShapes) {
+    for (size_t misalign : {0, 1}) {
+      TestKvCache source(KvElemType::kF16, 3, n_head_kv, head_dim, 256, 300, misalign);
+      source.FillRandom(11);
+      Result<std::vector<uint8_t>> payload = F16Codec().Encode(source.slice());
+      ASSERT_TRUE(payload.ok()) << payload.status().ToString();
+      EXPECT_EQ(payload->size(), F16Codec().MaxPayloadBytes(ShapeOf(source.slice())));
+
+      TestKvCache decoded(KvElemType::kF16, 3, n_head_kv, head_dim, 256, 300, 1 - misalign);
+      ASSERT_TRUE(F16Codec().Decode(*payload, decoded.slice()).ok());
+      for (int32_t l = 0; l < 3; ++l) {
+        for (bool is_v : {false, true}) {
+          for (int64_t i = 0; i < source.n_elements_per_block(); ++i) {
+            ASSERT_EQ(F32ToF16(decoded.Get(l, is_v, i)), F32ToF16(source.Get(l, is_v, i)))
+                << "layer " << l << (is_v ? " V " : " K ") << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(F16Codec, F32CachesRoundToNearestF16InEitherDestination) {
+  for (KvElemType destination_elem : kElemTypes) {
+    TestKvCache source(KvElemType::kF32, 2, 3, 7, 0, 17);
+    source.FillRandom(12);
+    Result<std::vector<uint8_t>> payload = F16Codec().Encode(source.slice());
+    ASSERT_TRUE(payload.ok()) << payload.status().ToString();
+
+    TestKvCache decoded(destination_elem, 2, 3, 7, 0, 17);
+    ASSERT_TRUE(F16Codec().Decode(*payload, decoded.slice()).ok());
+    for (int32_t l = 0; l < 2; ++l) {
+      for (bool is_v : {false, true}) {
+        for (int64_t i = 0; i < source.n_elements_per_block(); ++i) {
+          const float expected = F16ToF32(F32ToF16(source.Get(l, is_v, i)));
+          ASSERT_EQ(decoded.Get(l, is_v, i), expected) << ElemName(destination_elem) << " " << i;
+        }
+      }
+    }
+  }
+}
+
+// The q8 bound, per element x of a group with absolute maximum m: the scale s is the smallest
+// f16 >= m / 127, so s <= m / 127 * (1 + 2^-10) + 2^-24 (an f16 ulp, relative for normals,
+// 2^-24 for subnormals); rounding to the nearest quant leaves |x - q s| <= s / 2; f32 products
+// add ~2^-23 relative. An f16 destination adds half an f16 ulp of the result: |x| 2^-11 + 2^-25.
+double Q8Bound(double absmax, double x, KvElemType destination_elem) {
+  double bound = (absmax / 127.0 * (1.0 + std::ldexp(1.0, -10)) + std::ldexp(1.0, -24)) / 2.0;
+  bound += std::fabs(x) * std::ldexp(1.0, -22);
+  if (destination_elem == KvElemType::kF16) {
+    bound += (std::fabs(x) + bound) * std::ldexp(1.0, -11) + std::ldexp(1.0, -25);
+  }
+  return bound;
+}
+
+TEST(Q8Codec, ErrorStaysWithinTheStatedBound) {
+  for (KvElemType source_elem : kElemTypes) {
+    for (KvElemType destination_elem : kElemTypes) {
+      for (auto [n_head_kv, head_dim] : kHeadShapes) {
+        const int32_t width = n_head_kv * head_dim;
+        TestKvCache source(source_elem, 2, n_head_kv, head_dim, 5, 28, 1);
+        source.FillRandom(13 + width, 3.0f);
+        Result<std::vector<uint8_t>> payload = Q8Codec().Encode(source.slice());
+        ASSERT_TRUE(payload.ok()) << payload.status().ToString();
+        EXPECT_EQ(payload->size(), Q8Codec().MaxPayloadBytes(ShapeOf(source.slice())));
+
+        TestKvCache decoded(destination_elem, 2, n_head_kv, head_dim, 5, 28, 0);
+        ASSERT_TRUE(Q8Codec().Decode(*payload, decoded.slice()).ok());
+
+        double worst_ratio = 0.0;  // error / bound over all elements
+        for (int32_t l = 0; l < 2; ++l) {
+          for (bool is_v : {false, true}) {
+            for (int32_t t = 0; t < 23; ++t) {
+              for (int32_t group = 0; group * 32 < width; ++group) {
+                const int32_t begin = group * 32;
+                const int32_t end = std::min(begin + 32, width);
+                double absmax = 0.0;
+                for (int32_t i = begin; i < end; ++i) {
+                  absmax = std::max(absmax, std::fabs(double{source.Get(l, is_v, t * width + i)}));
+                }
+                for (int32_t i = begin; i < end; ++i) {
+                  const double x = source.Get(l, is_v, t * width + i);
+                  const double error = std::fabs(decoded.Get(l, is_v, t * width + i) - x);
+                  const double bound = Q8Bound(absmax, x, destination_elem);
+                  ASSERT_LE(error, bound) << ElemName(source_elem) << "->" << ElemName(destination_elem)
+                                          << " width " << width << " layer " << l << " row " << t
+                                          << " column " << i << " absmax " << absmax;
+                  worst_ratio = std::max(worst_ratio, error / bound);
+                }
+              }
+            }
+          }
+        }
+        // Quantization really happened: some element used a good part of its error budget.
+        if (width >= 5) {
+          EXPECT_GT(worst_ratio, 0.1) << "width " << width;
+        }
+      }
+    }
+  }
+}
+
+TEST(Q8Codec, PayloadIsAboutEightAndAHalfBitsPerElement) {
+  const KvShape shape{22, 4, 64, 256};
+  const double n_elements = 2.0 * shape.n_layer * static_cast<double>(shape.block_elements());
+  EXPECT_EQ(Q8Codec().MaxPayloadBytes(shape), static_cast<uint64_t>(n_elements * (1 + 2.0 / 32)));
+  EXPECT_EQ(F16Codec().MaxPayloadBytes(shape), static_cast<uint64_t>(n_elements * 2));
+}
+
+TEST(Q8Codec, ZeroAndTinyGroupsDecodeNearZero) {
+  TestKvCache source(KvElemType::kF32, 1, 1, 64, 0, 3);
+  // Row 0 all zero; row 1 far below the smallest f16 normal; row 2 mixes 1e3 with 1e-3.
+  for (int64_t i = 0; i < 64; ++i) {
+    source.Set(0, false, i, 0.0f);
+    source.Set(0, false, 64 + i, (i % 2 ? 1 : -1) * 1e-7f * static_cast<float>(i));
+    source.Set(0, false, 128 + i, i == 3 ? 1000.0f : 1e-3f);
+  }
+  Result<std::vector<uint8_t>> payload = Q8Codec().Encode(source.slice());
+  ASSERT_TRUE(payload.ok()) << payload.status().ToString();
+  TestKvCache decoded(KvElemType::kF32, 1, 1, 64, 0, 3);
+  ASSERT_TRUE(Q8Codec().Decode(*payload, decoded.slice()).ok());
+  for (int64_t i = 0; i < 64; ++i) {
+    EXPECT_EQ(decoded.Get(0, false, i), 0.0f) << i;
+    EXPECT_LE(std::fabs(decoded.Get(0, false, 64 + i) - source.Get(0, false, 64 + i)),
+              Q8Bound(63e-7, 0, KvElemType::kF32))
+        << i;
+  }
+  EXPECT_NEAR(decoded.Get(0, false, 128 + 3), 1000.0f, Q8Bound(1000.0, 1000.0, KvElemType::kF32));
+  EXPECT_NEAR(decoded.Get(0, false, 128 + 40), 1e-3f, Q8Bound(1e-3, 1e-3, KvElemType::kF32));
+}
+
+TEST(Q8Codec, RejectsValuesItCannotRepresent) {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity(), 1e10f}) {
+    TestKvCache source(KvElemType::kF32, 2, 1, 40, 0, 4);
+    source.FillRandom(14);
+    source.Set(1, true, 77, bad);
+    Result<std::vector<uint8_t>> payload = Q8Codec().Encode(source.slice());
+    ASSERT_FALSE(payload.ok()) << bad;
+    EXPECT_EQ(payload.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(payload.status().message().find("layer 1 V row 1"), std::string::npos)
+        << payload.status().message();
+  }
+}
+
+TEST(Codecs, DecodeRejectsWrongPayloadSizeAndLeavesDestinationUntouched) {
+  for (const Codec* codec : AllCodecs()) {
+    TestKvCache source(KvElemType::kF16, 2, 2, 9, 0, 5);
+    source.FillRandom(15);
+    Result<std::vector<uint8_t>> payload = codec->Encode(source.slice());
+    ASSERT_TRUE(payload.ok());
+
+    for (int64_t delta : {int64_t{-1}, int64_t{1}, -static_cast<int64_t>(payload->size())}) {
+      std::vector<uint8_t> resized = *payload;
+      resized.resize(static_cast<size_t>(static_cast<int64_t>(resized.size()) + delta), 0);
+      TestKvCache destination(KvElemType::kF32, 2, 2, 9, 0, 5);
+      destination.FillBytes(0xa5);
+      const std::vector<uint8_t> before = destination.AllBytes();
+      const Status status = codec->Decode(resized, destination.slice());
+      EXPECT_EQ(status.code(), ErrorCode::kCorruption) << codec->name() << " delta " << delta;
+      EXPECT_EQ(destination.AllBytes(), before) << codec->name();
+    }
+  }
+}
+
+TEST(Q8Codec, DecodeRejectsNonFiniteOrNegativeScales) {
+  TestKvCache source(KvElemType::kF16, 2, 1, 40, 0, 3);
+  source.FillRandom(16);
+  Result<std::vector<uint8_t>> payload = Q8Codec().Encode(source.slice());
+  ASSERT_TRUE(payload.ok());
+
+  // Layer 1's V block is the last; its scales come first: [3 rows][2 groups] f16.
+  const size_t block_bytes = payload->size() / 4;
+  for (uint16_t bad_scale : {uint16_t{0x7c00}, uint16_t{0x7e00}, uint16_t{0xbc00}}) {
+    std::vector<uint8_t> damaged = *payload;
+    std::memcpy(damaged.data() + 3 * block_bytes + 2 * 5, &bad_scale, 2);
+    TestKvCache destination(KvElemType::kF16, 2, 1, 40, 0, 3);
+    const std::vector<uint8_t> before = destination.AllBytes();
+    const Status status = Q8Codec().Decode(damaged, destination.slice());
+    EXPECT_EQ(status.code(), ErrorCode::kCorruption) << bad_scale;
+    EXPECT_EQ(destination.AllBytes(), before);
+  }
+}
+
+TEST(Codecs, RejectInvalidSlices) {
+  TestKvCache cache(KvElemType::kF16, 2, 2, 8, 10, 20);
+  for (const Codec* codec : AllCodecs()) {
+    KvSlice missing_layer = cache.slice();
+    missing_layer.k.pop_back();
+    EXPECT_EQ(codec->Encode(missing_layer).status().code(), ErrorCode::kInvalidArgument);
+
+    KvSlice null_pointer = cache.slice();
+    null_pointer.v[1] = nullptr;
+    EXPECT_EQ(codec->Encode(null_pointer).status().code(), ErrorCode::kInvalidArgument);
+
+    KvSlice empty = cache.slice();
+    empty.end = empty.begin;
+    EXPECT_EQ(codec->Encode(empty).status().code(), ErrorCode::kInvalidArgument);
+
+    KvSlice bad_elem = cache.slice();
+    bad_elem.elem = static_cast<KvElemType>(9);
+    EXPECT_EQ(codec->Encode(bad_elem).status().code(), ErrorCode::kInvalidArgument);
+
+    KvSlice too_wide = cache.slice();
+    too_wide.head_dim = kMaxRowWidth;
+    EXPECT_EQ(codec->Decode({}, too_wide).code(), ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST(Codecs, KeepKAndVOfEveryLayerApart) {
+  for (const Codec* codec : AllCodecs()) {
+    TestKvCache source(KvElemType::kF32, 4, 1, 8, 0, 2);
+    for (int32_t l = 0; l < 4; ++l) {
+      for (int64_t i = 0; i < 16; ++i) {
+        source.Set(l, false, i, static_cast<float>(10 * l + 1));
+        source.Set(l, true, i, static_cast<float>(-(10 * l + 2)));
+      }
+    }
+    Result<std::vector<uint8_t>> payload = codec->Encode(source.slice());
+    ASSERT_TRUE(payload.ok());
+    TestKvCache decoded(KvElemType::kF32, 4, 1, 8, 0, 2);
+    ASSERT_TRUE(codec->Decode(*payload, decoded.slice()).ok());
+    for (int32_t l = 0; l < 4; ++l) {
+      EXPECT_NEAR(decoded.Get(l, false, 15), 10 * l + 1, 0.5) << codec->name() << " layer " << l;
+      EXPECT_NEAR(decoded.Get(l, true, 15), -(10 * l + 2), 0.5) << codec->name() << " layer " << l;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sparkv
