@@ -1,0 +1,263 @@
+// Scalar reference kernels and the run-time choice of kernel table.
+#include "engine/kernels.h"
+
+#include <cpuid.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/f16.h"
+#include "common/log.h"
+#include "gguf/gguf.h"
+
+namespace sparkv::kernels {
+namespace {
+
+template <typename LoadWeight>
+void MatMulScalar(const MatMulArgs& a, LoadWeight load) {
+  for (int64_t t = 0; t < a.n_tokens; ++t) {
+    const float* x = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a.x) + t * a.x_row_bytes);
+    for (int64_t r = a.row_begin; r < a.row_end; ++r) {
+      const uint8_t* w = a.w + r * a.w_row_bytes;
+      float sum = 0.0f;
+      for (int64_t i = 0; i < a.n_in; ++i) sum += load(w, i) * x[i];
+      a.y[t * a.ldy + r] = sum;
+    }
+  }
+}
+
+void MatMulF32(const MatMulArgs& a) {
+  MatMulScalar(a, [](const uint8_t* w, int64_t i) {
+    float v;
+    std::memcpy(&v, w + i * 4, 4);
+    return v;
+  });
+}
+
+void MatMulF16(const MatMulArgs& a) {
+  MatMulScalar(a, [](const uint8_t* w, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, w + i * 2, 2);
+    return F16ToF32(h);
+  });
+}
+
+void MatMulBf16(const MatMulArgs& a) {
+  MatMulScalar(a, [](const uint8_t* w, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, w + i * 2, 2);
+    return Bf16ToF32(h);
+  });
+}
+
+// Per block an exact integer dot product, scaled by both block scales and summed in f32.
+void MatMulQ8_0(const MatMulArgs& a) {
+  const int64_t n_blocks = a.n_in / kQ8BlockSize;
+  for (int64_t t = 0; t < a.n_tokens; ++t) {
+    const auto* x = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + t * a.x_row_bytes);
+    for (int64_t r = a.row_begin; r < a.row_end; ++r) {
+      const uint8_t* w = a.w + r * a.w_row_bytes;
+      float sum = 0.0f;
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* block = w + b * kQ8_0BlockBytes;
+        uint16_t d_bits;
+        std::memcpy(&d_bits, block, 2);
+        const auto* qs = reinterpret_cast<const int8_t*>(block + 2);
+        int32_t sumi = 0;
+        for (int i = 0; i < kQ8BlockSize; ++i) sumi += static_cast<int32_t>(qs[i]) * x[b].qs[i];
+        sum += static_cast<float>(sumi) * (F16ToF32(d_bits) * x[b].d);
+      }
+      a.y[t * a.ldy + r] = sum;
+    }
+  }
+}
+
+void QuantizeQ8Act(const float* x, int64_t n, BlockQ8Act* out) {
+  for (int64_t b = 0; b < n / kQ8BlockSize; ++b) {
+    const float* xb = x + b * kQ8BlockSize;
+    float amax = 0.0f;
+    for (int i = 0; i < kQ8BlockSize; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    for (int i = 0; i < kQ8BlockSize; ++i) {
+      out[b].qs[i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+    }
+  }
+}
+
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void Rope(float* x, int n_head, int head_dim, int n_rot, const float* cos, const float* sin, bool neox) {
+  const int half = n_rot / 2;
+  for (int h = 0; h < n_head; ++h) {
+    float* v = x + static_cast<int64_t>(h) * head_dim;
+    for (int i = 0; i < half; ++i) {
+      const int i0 = neox ? i : 2 * i;
+      const int i1 = neox ? i + half : 2 * i + 1;
+      const float a = v[i0];
+      const float b = v[i1];
+      v[i0] = a * cos[i] - b * sin[i];
+      v[i1] = b * cos[i] + a * sin[i];
+    }
+  }
+}
+
+float ExpShiftSum(float* x, int64_t n, float shift) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+void Softmax(float* x, int64_t n) {
+  float max = x[0];
+  for (int64_t i = 1; i < n; ++i) max = std::max(max, x[i]);
+  const float inv = 1.0f / ExpShiftSum(x, n, max);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void F16ToF32Row(const uint16_t* in, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = F16ToF32(in[i]);
+}
+
+void F32ToF16Row(const float* in, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = F32ToF16(in[i]);
+}
+
+float DotF32(const float* a, const float* b, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+float DotF32F16(const float* a, const uint16_t* b, int64_t n) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * F16ToF32(b[i]);
+  return sum;
+}
+
+void AxpyF32(float alpha, const float* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void AxpyF16(float alpha, const uint16_t* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * F16ToF32(x[i]);
+}
+
+void Scale(float* x, int64_t n, float alpha) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+
+const KernelTable kScalarTable = {
+    .name = "scalar",
+    .matmul_f32 = MatMulF32,
+    .matmul_f16 = MatMulF16,
+    .matmul_bf16 = MatMulBf16,
+    .matmul_q8_0 = MatMulQ8_0,
+    .quantize_q8_act = QuantizeQ8Act,
+    .rms_norm = RmsNorm,
+    .rope = Rope,
+    .softmax = Softmax,
+    .exp_shift_sum = ExpShiftSum,
+    .silu_mul = SiluMul,
+    .f16_to_f32 = F16ToF32Row,
+    .f32_to_f16 = F32ToF16Row,
+    .dot_f32 = DotF32,
+    .dot_f32_f16 = DotF32F16,
+    .axpy_f32 = AxpyF32,
+    .axpy_f16 = AxpyF16,
+    .scale = Scale,
+};
+
+// AVX2, FMA and F16C in the CPU, and the OS saving YMM state on context switches.
+bool CpuHasAvx2() {
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  const bool fma = (ecx >> 12) & 1;
+  const bool osxsave = (ecx >> 27) & 1;
+  const bool avx = (ecx >> 28) & 1;
+  const bool f16c = (ecx >> 29) & 1;
+  if (!(fma && osxsave && avx && f16c)) return false;
+  uint32_t xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 0x6) != 0x6) return false;  // XMM and YMM state enabled
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  return (ebx >> 5) & 1;
+}
+
+}  // namespace
+
+const KernelTable& ScalarKernels() { return kScalarTable; }
+
+const KernelTable* Avx2Kernels() {
+  static const bool supported = CpuHasAvx2();
+  return supported ? &internal::Avx2Table() : nullptr;
+}
+
+const KernelTable& BestKernels() {
+  static const KernelTable* const best = [] {
+    const char* forced = std::getenv("SPARKV_KERNELS");
+    const KernelTable* table = &kScalarTable;
+    if (forced == nullptr || std::strcmp(forced, "scalar") != 0) {
+      if (const KernelTable* avx2 = Avx2Kernels()) table = avx2;
+    }
+    // NOTE: an AVX-512 table slots in here, ahead of AVX2, once kernels_avx512.cc exists.
+    SPARKV_LOG_INFO("engine kernels: %.*s", static_cast<int>(table->name.size()), table->name.data());
+    return table;
+  }();
+  return *best;
+}
+
+bool DequantizeRow(uint32_t type, const uint8_t* row, int64_t n, float* out) {
+  switch (static_cast<gguf::TensorType>(type)) {
+    case gguf::TensorType::kF32:
+      std::memcpy(out, row, static_cast<size_t>(n) * 4);
+      return true;
+    case gguf::TensorType::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        out[i] = F16ToF32(h);
+      }
+      return true;
+    case gguf::TensorType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        out[i] = Bf16ToF32(h);
+      }
+      return true;
+    case gguf::TensorType::kQ8_0:
+      if (n % kQ8BlockSize != 0) return false;
+      for (int64_t b = 0; b < n / kQ8BlockSize; ++b) {
+        const uint8_t* block = row + b * kQ8_0BlockBytes;
+        uint16_t d_bits;
+        std::memcpy(&d_bits, block, 2);
+        const float d = F16ToF32(d_bits);
+        const auto* qs = reinterpret_cast<const int8_t*>(block + 2);
+        for (int i = 0; i < kQ8BlockSize; ++i) out[b * kQ8BlockSize + i] = d * static_cast<float>(qs[i]);
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace sparkv::kernels

@@ -1,0 +1,97 @@
+// Numeric kernels of the forward pass, each with a scalar reference and SIMD versions picked at
+// run time. The scalar table is the specification: every SIMD entry is tested against it.
+//
+// Matrix products take a weight matrix in its GGUF layout (row r = the n_in weights of output r)
+// and a batch of activation rows, and compute y[t][r] = dot(w[r], x[t]) for a range of rows. The
+// SIMD versions tile rows x tokens, so each weight row is read from memory once per call however
+// many tokens the batch holds (GEMM for prefill; a batch of one is the GEMV of decode).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace sparkv::kernels {
+
+inline constexpr int kQ8BlockSize = 32;            // elements per Q8_0 block
+inline constexpr size_t kQ8_0BlockBytes = 34;      // GGUF Q8_0: f16 scale, then 32 int8
+
+// Activations quantized for a Q8_0 product: one block per 32 inputs. The scale stays f32 (GGUF
+// weights store f16) because activations are quantized afresh each call and never stored.
+struct BlockQ8Act {
+  float d;                   // x[i] ~= d * qs[i]
+  int8_t qs[kQ8BlockSize];   // in [-127, 127]
+};
+
+struct MatMulArgs {
+  const uint8_t* w = nullptr;  // [n_out][w_row_bytes]; only rows [row_begin, row_end) are read
+  size_t w_row_bytes = 0;
+  int64_t n_in = 0;            // inputs per row; a multiple of 32 for Q8_0
+  // [n_tokens] rows, x_row_bytes apart: f32 [n_in] for F32/F16/BF16 weights, BlockQ8Act
+  // [n_in / 32] for Q8_0 weights.
+  const void* x = nullptr;
+  size_t x_row_bytes = 0;
+  int64_t n_tokens = 0;
+  float* y = nullptr;          // y[t * ldy + r] for t in [0, n_tokens), r in [row_begin, row_end)
+  int64_t ldy = 0;
+  int64_t row_begin = 0;
+  int64_t row_end = 0;
+};
+
+struct KernelTable {
+  std::string_view name;  // "scalar", "avx2"
+
+  void (*matmul_f32)(const MatMulArgs& args);
+  void (*matmul_f16)(const MatMulArgs& args);
+  void (*matmul_bf16)(const MatMulArgs& args);
+  void (*matmul_q8_0)(const MatMulArgs& args);  // x holds BlockQ8Act rows
+
+  // REQUIRES: n % 32 == 0. d = max|x| / 127, qs = round-half-even(x / d).
+  void (*quantize_q8_act)(const float* x, int64_t n, BlockQ8Act* out);
+
+  // out[i] = x[i] * weight[i] / sqrt(mean(x^2) + eps); out may equal x.
+  void (*rms_norm)(const float* x, const float* weight, int64_t n, float eps, float* out);
+
+  // Rotates the first n_rot dimensions of each of n_head heads (each head_dim floats) in place.
+  // cos/sin: [n_rot / 2] angles of this position. neox=false pairs (2i, 2i+1), neox=true pairs
+  // (i, i + n_rot/2).
+  void (*rope)(float* x, int n_head, int head_dim, int n_rot, const float* cos, const float* sin,
+               bool neox);
+
+  void (*softmax)(float* x, int64_t n);  // in place; n >= 1
+  // x[i] = exp(x[i] - shift) in place; returns the sum of the new x.
+  float (*exp_shift_sum)(float* x, int64_t n, float shift);
+  // out[i] = silu(gate[i]) * up[i]; out may equal gate or up.
+  void (*silu_mul)(const float* gate, const float* up, int64_t n, float* out);
+
+  void (*f16_to_f32)(const uint16_t* in, int64_t n, float* out);
+  void (*f32_to_f16)(const float* in, int64_t n, uint16_t* out);  // round to nearest even
+
+  // Attention inner loops: a query row against K rows, and probabilities times V rows.
+  float (*dot_f32)(const float* a, const float* b, int64_t n);
+  float (*dot_f32_f16)(const float* a, const uint16_t* b, int64_t n);
+  void (*axpy_f32)(float alpha, const float* x, int64_t n, float* y);   // y += alpha * x
+  void (*axpy_f16)(float alpha, const uint16_t* x, int64_t n, float* y);
+  void (*scale)(float* x, int64_t n, float alpha);                      // x *= alpha
+};
+
+// The reference implementation; runs everywhere.
+const KernelTable& ScalarKernels();
+
+// AVX2 + FMA + F16C kernels, or nullptr when this CPU (or its OS) lacks them.
+const KernelTable* Avx2Kernels();
+
+// The fastest table this CPU runs, chosen once. SPARKV_KERNELS=scalar in the environment forces
+// the reference (for debugging numerics).
+const KernelTable& BestKernels();
+
+// Dequantizes one row of a GGUF weight of type `type` (a gguf::TensorType number: F32, F16, BF16,
+// Q8_0) into f32; used for embedding lookups. Returns false for another type.
+bool DequantizeRow(uint32_t type, const uint8_t* row, int64_t n, float* out);
+
+namespace internal {
+// Defined in kernels_avx2.cc; callers must check the CPU first.
+const KernelTable& Avx2Table();
+}  // namespace internal
+
+}  // namespace sparkv::kernels

@@ -1,0 +1,425 @@
+// AVX2 + FMA + F16C kernels. This file is compiled with -mavx2 -mfma -mf16c, so it must not
+// define or instantiate anything another file could share (inline functions from headers, std
+// templates): the linker could keep this file's AVX2 copy for a caller on a CPU without AVX2.
+// Everything here is in an anonymous namespace or an intrinsic.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "engine/kernels.h"
+
+namespace sparkv::kernels {
+namespace {
+
+inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+inline float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+inline float HorizontalMax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+inline float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
+
+// exp(x) to about 2 ulp for x in [-86, 88]; inputs outside are clamped first, so very negative
+// inputs give ~4e-38 instead of 0 (harmless next to the 1.0 a shifted softmax always holds).
+// Range reduction x = n ln2 + r with |r| <= ln2/2, then a degree-7 Taylor polynomial for e^r
+// (truncation error below 6e-9 relative) and 2^n added into the exponent bits.
+inline __m256 Exp(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-86.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2 split hi + lo
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i exponent = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), exponent));
+}
+
+// Scalar exp through the same vector code, so tails match the vector body.
+inline float ExpOne(float x) { return _mm256_cvtss_f32(Exp(_mm256_set1_ps(x))); }
+
+// ---- Matrix products over float-like weights ----
+
+struct LoadF32 {
+  static __m256 Vec(const uint8_t* w, int64_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + i); }
+  static float One(const uint8_t* w, int64_t i) {
+    float v;
+    std::memcpy(&v, w + 4 * i, 4);
+    return v;
+  }
+};
+
+struct LoadF16 {
+  static __m256 Vec(const uint8_t* w, int64_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
+  }
+  static float One(const uint8_t* w, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, w + 2 * i, 2);
+    return HalfToFloat(h);
+  }
+};
+
+struct LoadBf16 {
+  static __m256 Vec(const uint8_t* w, int64_t i) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  static float One(const uint8_t* w, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, w + 2 * i, 2);
+    const uint32_t bits = static_cast<uint32_t>(h) << 16;
+    float v;
+    std::memcpy(&v, &bits, 4);
+    return v;
+  }
+};
+
+// RB weight rows x TB tokens: each weight vector is loaded (and converted) once for TB tokens and
+// each activation vector once for RB rows. 4 x 2 keeps the 8 accumulators plus operands within
+// the 16 YMM registers.
+template <typename Load, int RB, int TB>
+inline void TileFloat(const MatMulArgs& a, int64_t r0, int64_t t0) {
+  const uint8_t* w[RB];
+  const float* x[TB];
+  for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
+  for (int t = 0; t < TB; ++t) {
+    x[t] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a.x) + (t0 + t) * a.x_row_bytes);
+  }
+  __m256 acc[RB][TB];
+  for (int r = 0; r < RB; ++r) {
+    for (int t = 0; t < TB; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
+  const int64_t n_vec = a.n_in & ~int64_t{7};
+  for (int64_t i = 0; i < n_vec; i += 8) {
+    __m256 xv[TB];
+    for (int t = 0; t < TB; ++t) xv[t] = _mm256_loadu_ps(x[t] + i);
+    for (int r = 0; r < RB; ++r) {
+      const __m256 wv = Load::Vec(w[r], i);
+      for (int t = 0; t < TB; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    for (int t = 0; t < TB; ++t) {
+      float sum = HorizontalSum(acc[r][t]);
+      for (int64_t i = n_vec; i < a.n_in; ++i) sum += Load::One(w[r], i) * x[t][i];
+      a.y[(t0 + t) * a.ldy + r0 + r] = sum;
+    }
+  }
+}
+
+// Rows in blocks of 4, and for each block every token: the block's weights stay in L1 while the
+// batch's activations stream past, so weights leave memory once per call.
+template <template <int, int> class Tile>
+void MatMulTiled(const MatMulArgs& a) {
+  int64_t r = a.row_begin;
+  for (; r + 4 <= a.row_end; r += 4) {
+    int64_t t = 0;
+    for (; t + 2 <= a.n_tokens; t += 2) Tile<4, 2>::Run(a, r, t);
+    if (t < a.n_tokens) Tile<4, 1>::Run(a, r, t);
+  }
+  for (; r < a.row_end; ++r) {
+    int64_t t = 0;
+    for (; t + 2 <= a.n_tokens; t += 2) Tile<1, 2>::Run(a, r, t);
+    if (t < a.n_tokens) Tile<1, 1>::Run(a, r, t);
+  }
+}
+
+template <int RB, int TB>
+struct TileF32 {
+  static void Run(const MatMulArgs& a, int64_t r, int64_t t) { TileFloat<LoadF32, RB, TB>(a, r, t); }
+};
+template <int RB, int TB>
+struct TileF16 {
+  static void Run(const MatMulArgs& a, int64_t r, int64_t t) { TileFloat<LoadF16, RB, TB>(a, r, t); }
+};
+template <int RB, int TB>
+struct TileBf16 {
+  static void Run(const MatMulArgs& a, int64_t r, int64_t t) { TileFloat<LoadBf16, RB, TB>(a, r, t); }
+};
+
+// ---- Q8_0 weights x Q8 activations ----
+
+// Per block: |w| (unsigned) times x with w's sign moved onto it gives exact int16 pair sums
+// (at most 2 * 128 * 127 = 32512, no saturation), then int32 lane sums, scaled in f32 by
+// d_w * d_x exactly as the scalar reference groups it.
+template <int RB, int TB>
+struct TileQ8 {
+  static void Run(const MatMulArgs& a, int64_t r0, int64_t t0) {
+    const uint8_t* w[RB];
+    const BlockQ8Act* x[TB];
+    for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
+    for (int t = 0; t < TB; ++t) {
+      x[t] = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + (t0 + t) * a.x_row_bytes);
+    }
+    __m256 acc[RB][TB];
+    for (int r = 0; r < RB; ++r) {
+      for (int t = 0; t < TB; ++t) acc[r][t] = _mm256_setzero_ps();
+    }
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int64_t n_blocks = a.n_in / kQ8BlockSize;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      __m256i xq[TB];
+      float xd[TB];
+      for (int t = 0; t < TB; ++t) {
+        xq[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].qs));
+        xd[t] = x[t][b].d;
+      }
+      for (int r = 0; r < RB; ++r) {
+        const uint8_t* block = w[r] + b * kQ8_0BlockBytes;
+        uint16_t d_bits;
+        std::memcpy(&d_bits, block, 2);
+        const float wd = HalfToFloat(d_bits);
+        const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+        const __m256i w_abs = _mm256_sign_epi8(wq, wq);
+        for (int t = 0; t < TB; ++t) {
+          const __m256i pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(xq[t], wq));
+          const __m256i quads = _mm256_madd_epi16(pairs, ones);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(quads), _mm256_set1_ps(wd * xd[t]), acc[r][t]);
+        }
+      }
+    }
+    for (int r = 0; r < RB; ++r) {
+      for (int t = 0; t < TB; ++t) a.y[(t0 + t) * a.ldy + r0 + r] = HorizontalSum(acc[r][t]);
+    }
+  }
+};
+
+void MatMulF32(const MatMulArgs& a) { MatMulTiled<TileF32>(a); }
+void MatMulF16(const MatMulArgs& a) { MatMulTiled<TileF16>(a); }
+void MatMulBf16(const MatMulArgs& a) { MatMulTiled<TileBf16>(a); }
+void MatMulQ8_0(const MatMulArgs& a) { MatMulTiled<TileQ8>(a); }
+
+// Same arithmetic as the reference (max|x|, /127, reciprocal, multiply, round half to even in the
+// default MXCSR mode), so the output is bit-identical.
+void QuantizeQ8Act(const float* x, int64_t n, BlockQ8Act* out) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < n / kQ8BlockSize; ++b) {
+    const float* xb = x + b * kQ8BlockSize;
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(xb + 8 * j);
+      amax = _mm256_max_ps(amax, _mm256_and_ps(v[j], abs_mask));
+    }
+    const float d = HorizontalMax(amax) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    const __m256 scale = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], scale));
+    // packs works within 128-bit lanes; the permute restores element order.
+    const __m256i q16a = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i q8 = _mm256_packs_epi16(q16a, q16b);
+    const __m256i ordered = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs), ordered);
+  }
+}
+
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  __m256 acc = _mm256_setzero_ps();
+  const int64_t n_vec = n & ~int64_t{7};
+  for (int64_t i = 0; i < n_vec; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    acc = _mm256_fmadd_ps(v, v, acc);
+  }
+  float sum = HorizontalSum(acc);
+  for (int64_t i = n_vec; i < n; ++i) sum += x[i] * x[i];
+  const float scale = 1.0f / __builtin_sqrtf(sum / static_cast<float>(n) + eps);
+  const __m256 s = _mm256_set1_ps(scale);
+  for (int64_t i = 0; i < n_vec; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), _mm256_loadu_ps(weight + i)));
+  }
+  for (int64_t i = n_vec; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+// Separate multiplies then add/subtract, as the reference rounds, so results are bit-identical.
+void Rope(float* x, int n_head, int head_dim, int n_rot, const float* cos, const float* sin, bool neox) {
+  const int half = n_rot / 2;
+  const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  for (int h = 0; h < n_head; ++h) {
+    float* v = x + static_cast<int64_t>(h) * head_dim;
+    int i = 0;
+    if (neox) {
+      for (; i + 8 <= half; i += 8) {
+        const __m256 a = _mm256_loadu_ps(v + i);
+        const __m256 b = _mm256_loadu_ps(v + half + i);
+        const __m256 c = _mm256_loadu_ps(cos + i);
+        const __m256 s = _mm256_loadu_ps(sin + i);
+        _mm256_storeu_ps(v + i, _mm256_sub_ps(_mm256_mul_ps(a, c), _mm256_mul_ps(b, s)));
+        _mm256_storeu_ps(v + half + i, _mm256_add_ps(_mm256_mul_ps(b, c), _mm256_mul_ps(a, s)));
+      }
+    } else {
+      for (; i + 4 <= half; i += 4) {
+        const __m256 pairs = _mm256_loadu_ps(v + 2 * i);
+        const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(cos + i)), dup);
+        const __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(sin + i)), dup);
+        const __m256 swapped = _mm256_permute_ps(pairs, 0xB1);
+        // Even lanes a*c - b*s, odd lanes b*c + a*s.
+        _mm256_storeu_ps(v + 2 * i, _mm256_addsub_ps(_mm256_mul_ps(pairs, c), _mm256_mul_ps(swapped, s)));
+      }
+    }
+    for (; i < half; ++i) {
+      const int i0 = neox ? i : 2 * i;
+      const int i1 = neox ? i + half : 2 * i + 1;
+      const float a = v[i0];
+      const float b = v[i1];
+      v[i0] = a * cos[i] - b * sin[i];
+      v[i1] = b * cos[i] + a * sin[i];
+    }
+  }
+}
+
+float ExpShiftSum(float* x, int64_t n, float shift) {
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  const int64_t n_vec = n & ~int64_t{7};
+  for (int64_t i = 0; i < n_vec; i += 8) {
+    const __m256 e = Exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    _mm256_storeu_ps(x + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float sum = HorizontalSum(acc);
+  for (int64_t i = n_vec; i < n; ++i) {
+    x[i] = ExpOne(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+void Softmax(float* x, int64_t n) {
+  __m256 vmax = _mm256_set1_ps(x[0]);
+  const int64_t n_vec = n & ~int64_t{7};
+  for (int64_t i = 0; i < n_vec; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+  float max = HorizontalMax(vmax);
+  for (int64_t i = n_vec; i < n; ++i) max = x[i] > max ? x[i] : max;
+  const float inv = 1.0f / ExpShiftSum(x, n, max);
+  const __m256 s = _mm256_set1_ps(inv);
+  for (int64_t i = 0; i < n_vec; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), s));
+  for (int64_t i = n_vec; i < n; ++i) x[i] *= inv;
+}
+
+void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const int64_t n_vec = n & ~int64_t{7};
+  for (int64_t i = 0; i < n_vec; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = Exp(_mm256_xor_ps(g, sign));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
+  for (int64_t i = n_vec; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + ExpOne(-g)) * up[i];
+  }
+}
+
+void F16ToF32Row(const uint16_t* in, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  }
+  for (; i < n; ++i) out[i] = HalfToFloat(in[i]);
+}
+
+void F32ToF16Row(const float* in, int64_t n, uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  for (; i < n; ++i) out[i] = _cvtss_sh(in[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+float DotF32(const float* a, const float* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  float sum = HorizontalSum(acc);
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+float DotF32F16(const float* a, const uint16_t* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 bv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), bv, acc);
+  }
+  float sum = HorizontalSum(acc);
+  for (; i < n; ++i) sum += a[i] * HalfToFloat(b[i]);
+  return sum;
+}
+
+void AxpyF32(float alpha, const float* x, int64_t n, float* y) {
+  const __m256 s = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(s, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void AxpyF16(float alpha, const uint16_t* x, int64_t n, float* y) {
+  const __m256 s = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(s, xv, _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += alpha * HalfToFloat(x[i]);
+}
+
+void Scale(float* x, int64_t n, float alpha) {
+  const __m256 s = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), s));
+  for (; i < n; ++i) x[i] *= alpha;
+}
+
+const KernelTable kAvx2Table = {
+    .name = "avx2",
+    .matmul_f32 = MatMulF32,
+    .matmul_f16 = MatMulF16,
+    .matmul_bf16 = MatMulBf16,
+    .matmul_q8_0 = MatMulQ8_0,
+    .quantize_q8_act = QuantizeQ8Act,
+    .rms_norm = RmsNorm,
+    .rope = Rope,
+    .softmax = Softmax,
+    .exp_shift_sum = ExpShiftSum,
+    .silu_mul = SiluMul,
+    .f16_to_f32 = F16ToF32Row,
+    .f32_to_f16 = F32ToF16Row,
+    .dot_f32 = DotF32,
+    .dot_f32_f16 = DotF32F16,
+    .axpy_f32 = AxpyF32,
+    .axpy_f16 = AxpyF16,
+    .scale = Scale,
+};
+
+}  // namespace
+
+namespace internal {
+const KernelTable& Avx2Table() { return kAvx2Table; }
+}  // namespace internal
+
+}  // namespace sparkv::kernels

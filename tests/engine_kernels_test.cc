@@ -1,0 +1,372 @@
+// Every AVX2 kernel against the scalar reference, over lengths around the vector width and
+// misaligned starting addresses.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "common/f16.h"
+#include "engine/kernels.h"
+#include "gguf/gguf.h"
+
+namespace sparkv::kernels {
+namespace {
+
+const KernelTable& Scalar() { return ScalarKernels(); }
+
+// Lengths below, at and across the 8-lane width, plus model-like sizes (172 = stories260K n_ff).
+const int64_t kLengths[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 172, 257, 1000};
+// Float offsets into an aligned buffer, so loads start 0, 4, 8, ... 28 bytes past a 32-byte line.
+const int kMisalignments[] = {0, 1, 3, 7};
+
+std::vector<float> RandomFloats(std::mt19937& rng, size_t n, float scale = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Float-accumulation kernels reorder sums (8 lanes, FMA), so a result may differ from the
+// reference by a few ulp of the sum of |terms|: 1e-5 of that magnitude covers n up to ~1000 with
+// margin while still catching any wrong element (an error of one term is ~1/n of it, far larger).
+void ExpectCloseToSum(float got, float want, float abs_terms, const std::string& what) {
+  EXPECT_NEAR(got, want, 1e-5f * abs_terms + 1e-6f) << what;
+}
+
+class Avx2KernelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    avx2_ = Avx2Kernels();
+    if (avx2_ == nullptr) GTEST_SKIP() << "CPU lacks AVX2/FMA/F16C";
+  }
+  const KernelTable* avx2_ = nullptr;
+  std::mt19937 rng_{12345};
+};
+
+enum class Weights { kF32, kF16, kBf16, kQ8_0 };
+
+// Builds a random matrix of `type` and checks avx2 against scalar on n_tokens rows of activations.
+void CheckMatMul(const KernelTable& fast, Weights type, int64_t n_in, int64_t n_out, int64_t n_tokens,
+                 int64_t row_begin, int64_t row_end, int misalign, std::mt19937& rng) {
+  const std::vector<float> w_f32 = RandomFloats(rng, static_cast<size_t>(n_in * n_out), 0.5f);
+  size_t row_bytes = 0;
+  std::vector<uint8_t> w;
+  std::vector<float> w_exact(w_f32.size());  // the values the kernel really multiplies
+  switch (type) {
+    case Weights::kF32:
+      row_bytes = n_in * 4;
+      w.resize(row_bytes * n_out + 64);
+      std::memcpy(w.data() + misalign * 4, w_f32.data(), w_f32.size() * 4);
+      w_exact = w_f32;
+      break;
+    case Weights::kF16:
+    case Weights::kBf16:
+      row_bytes = n_in * 2;
+      w.resize(row_bytes * n_out + 64);
+      for (size_t i = 0; i < w_f32.size(); ++i) {
+        const uint16_t h = type == Weights::kF16 ? F32ToF16(w_f32[i]) : F32ToBf16(w_f32[i]);
+        std::memcpy(w.data() + misalign * 2 + 2 * i, &h, 2);
+        w_exact[i] = type == Weights::kF16 ? F16ToF32(h) : Bf16ToF32(h);
+      }
+      break;
+    case Weights::kQ8_0: {
+      row_bytes = n_in / 32 * kQ8_0BlockBytes;
+      w.resize(row_bytes * n_out + 64);
+      for (int64_t b = 0; b < n_in * n_out / 32; ++b) {
+        uint8_t* block = w.data() + misalign + b * kQ8_0BlockBytes;
+        float amax = 0;
+        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(w_f32[b * 32 + i]));
+        const uint16_t d = F32ToF16(amax / 127.0f);
+        std::memcpy(block, &d, 2);
+        for (int i = 0; i < 32; ++i) {
+          const float q = F16ToF32(d) != 0 ? std::nearbyint(w_f32[b * 32 + i] / F16ToF32(d)) : 0.0f;
+          const auto qi = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
+          block[2 + i] = static_cast<uint8_t>(qi);
+          w_exact[b * 32 + i] = F16ToF32(d) * qi;
+        }
+      }
+      break;
+    }
+  }
+  const std::vector<float> x = RandomFloats(rng, static_cast<size_t>(n_tokens * n_in) + 8);
+  std::vector<BlockQ8Act> xq(static_cast<size_t>(n_tokens * n_in / 32 + 1));
+
+  MatMulArgs args;
+  args.w = w.data() + (type == Weights::kQ8_0 ? misalign : misalign * (type == Weights::kF32 ? 4 : 2));
+  args.w_row_bytes = row_bytes;
+  args.n_in = n_in;
+  args.n_tokens = n_tokens;
+  args.ldy = n_out;
+  args.row_begin = row_begin;
+  args.row_end = row_end;
+  if (type == Weights::kQ8_0) {
+    Scalar().quantize_q8_act(x.data() + misalign, n_tokens * n_in, xq.data());
+    args.x = xq.data();
+    args.x_row_bytes = n_in / 32 * sizeof(BlockQ8Act);
+  } else {
+    args.x = x.data() + misalign;
+    args.x_row_bytes = n_in * 4;
+  }
+  auto kernel_of = [type](const KernelTable& k) {
+    switch (type) {
+      case Weights::kF32: return k.matmul_f32;
+      case Weights::kF16: return k.matmul_f16;
+      case Weights::kBf16: return k.matmul_bf16;
+      default: return k.matmul_q8_0;
+    }
+  };
+  const float kSentinel = -12345.0f;
+  std::vector<float> y_ref(static_cast<size_t>(n_tokens * n_out), kSentinel);
+  std::vector<float> y_fast(y_ref.size(), kSentinel);
+  args.y = y_ref.data();
+  kernel_of(Scalar())(args);
+  args.y = y_fast.data();
+  kernel_of(fast)(args);
+
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = 0; r < n_out; ++r) {
+      const std::string what = "n_in " + std::to_string(n_in) + " token " + std::to_string(t) + " row " +
+                               std::to_string(r) + " misalign " + std::to_string(misalign);
+      const size_t at = static_cast<size_t>(t * n_out + r);
+      if (r < row_begin || r >= row_end) {
+        EXPECT_EQ(y_fast[at], kSentinel) << "wrote outside its rows: " << what;
+        continue;
+      }
+      float abs_terms = 0.0f;
+      for (int64_t i = 0; i < n_in; ++i) abs_terms += std::fabs(w_exact[r * n_in + i] * x[misalign + t * n_in + i]);
+      ExpectCloseToSum(y_fast[at], y_ref[at], abs_terms, what);
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, MatMulFloatWeightsMatchReference) {
+  for (Weights type : {Weights::kF32, Weights::kF16, Weights::kBf16}) {
+    for (int64_t n_in : {1, 7, 8, 9, 17, 64, 172}) {
+      for (int64_t n_tokens : {1, 2, 3, 5}) {
+        for (int misalign : {0, 1, 3}) CheckMatMul(*avx2_, type, n_in, 11, n_tokens, 0, 11, misalign, rng_);
+      }
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, MatMulQ8_0MatchesReference) {
+  for (int64_t n_in : {32, 64, 96, 256}) {
+    for (int64_t n_tokens : {1, 2, 3, 5}) {
+      for (int misalign : {0, 1, 5}) CheckMatMul(*avx2_, Weights::kQ8_0, n_in, 9, n_tokens, 0, 9, misalign, rng_);
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, MatMulWritesOnlyItsRowRange) {
+  CheckMatMul(*avx2_, Weights::kF32, 40, 13, 3, 3, 10, 0, rng_);
+  CheckMatMul(*avx2_, Weights::kQ8_0, 64, 13, 3, 5, 6, 0, rng_);
+}
+
+TEST_F(Avx2KernelTest, QuantizeQ8ActIsBitIdentical) {
+  for (int64_t n : {32, 64, 320}) {
+    for (int misalign : kMisalignments) {
+      std::vector<float> x = RandomFloats(rng_, static_cast<size_t>(n) + 8, 3.0f);
+      // A zero block checks the d = 0 path; an exact half checks round-half-even.
+      if (n >= 64) std::fill(x.begin() + misalign + 32, x.begin() + misalign + 64, 0.0f);
+      x[misalign] = 127.0f;
+      x[misalign + 1] = 2.5f;
+      std::vector<BlockQ8Act> ref(static_cast<size_t>(n / 32)), fast(ref.size());
+      Scalar().quantize_q8_act(x.data() + misalign, n, ref.data());
+      avx2_->quantize_q8_act(x.data() + misalign, n, fast.data());
+      for (size_t b = 0; b < ref.size(); ++b) {
+        EXPECT_EQ(ref[b].d, fast[b].d) << "block " << b;
+        EXPECT_EQ(0, std::memcmp(ref[b].qs, fast[b].qs, 32)) << "block " << b;
+      }
+      EXPECT_EQ(ref[0].qs[1], 2) << "2.5 must round to even";
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, RmsNormMatchesReference) {
+  for (int64_t n : kLengths) {
+    for (int misalign : kMisalignments) {
+      const std::vector<float> x = RandomFloats(rng_, n + 8), w = RandomFloats(rng_, n + 8);
+      std::vector<float> ref(n), fast(n);
+      Scalar().rms_norm(x.data() + misalign, w.data() + misalign, n, 1e-5f, ref.data());
+      avx2_->rms_norm(x.data() + misalign, w.data() + misalign, n, 1e-5f, fast.data());
+      // Only the sum of squares is reordered: relative error of a few ulp in the scale.
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(fast[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-7f) << n << " " << i;
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, RopeMatchesReferenceForBothLayouts) {
+  for (bool neox : {false, true}) {
+    for (int head_dim : {2, 8, 16, 24, 64, 128}) {
+      for (int misalign : kMisalignments) {
+        const int n_head = 3;
+        const int half = head_dim / 2;
+        std::vector<float> x = RandomFloats(rng_, n_head * head_dim + 8);
+        std::vector<float> cos(half + 8), sin(half + 8);
+        for (int i = 0; i < half; ++i) {
+          cos[misalign + i] = std::cos(0.37f * (i + 1));
+          sin[misalign + i] = std::sin(0.37f * (i + 1));
+        }
+        std::vector<float> ref(x), fast(x);
+        Scalar().rope(ref.data() + misalign, n_head, head_dim, head_dim, cos.data() + misalign, sin.data() + misalign, neox);
+        avx2_->rope(fast.data() + misalign, n_head, head_dim, head_dim, cos.data() + misalign, sin.data() + misalign, neox);
+        // The vector body rounds like the reference; the compiler may fuse a*c - b*s into one FMA
+        // in the AVX2 file's scalar tail, which skips one product rounding: 1 ulp of |a| + |b|.
+        for (int h = 0; h < n_head; ++h) {
+          for (int i = 0; i < head_dim; ++i) {
+            const int at = misalign + h * head_dim + i;
+            const int partner = neox ? (i < half ? at + half : at - half) : (i % 2 == 0 ? at + 1 : at - 1);
+            const float bound = 2.4e-7f * (std::fabs(x[at]) + std::fabs(x[partner]));
+            EXPECT_NEAR(fast[at], ref[at], bound) << "neox " << neox << " head_dim " << head_dim << " i " << i;
+          }
+        }
+        EXPECT_NE(ref, x) << "rotation changed nothing";
+      }
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, SoftmaxAndExpMatchReference) {
+  for (int64_t n : kLengths) {
+    for (int misalign : kMisalignments) {
+      std::vector<float> x = RandomFloats(rng_, n + 8, 8.0f);
+      x[misalign] = -100.0f;  // exercises the clamp at the bottom of the exp range
+      std::vector<float> ref(x), fast(x);
+      // The vector exp is a degree-7 polynomial with ~2 ulp error; probabilities in [0, 1] then
+      // agree to 1e-6 absolute, and each to 1e-5 relative when not tiny.
+      Scalar().softmax(ref.data() + misalign, n);
+      avx2_->softmax(fast.data() + misalign, n);
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_NEAR(fast[misalign + i], ref[misalign + i], 1e-5f * ref[misalign + i] + 1e-6f) << n << " " << i;
+      }
+      std::vector<float> e_ref(x), e_fast(x);
+      const float s_ref = Scalar().exp_shift_sum(e_ref.data() + misalign, n, 1.5f);
+      const float s_fast = avx2_->exp_shift_sum(e_fast.data() + misalign, n, 1.5f);
+      EXPECT_NEAR(s_fast, s_ref, 1e-5f * s_ref + 1e-30f);  // clamp: exp(-101.5) gives 4e-38, not 8e-45
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_NEAR(e_fast[misalign + i], e_ref[misalign + i], 1e-5f * e_ref[misalign + i] + 1e-30f);
+      }
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, SiluMulMatchesReference) {
+  for (int64_t n : kLengths) {
+    for (int misalign : kMisalignments) {
+      const std::vector<float> g = RandomFloats(rng_, n + 8, 6.0f), u = RandomFloats(rng_, n + 8);
+      std::vector<float> ref(n), fast(n);
+      Scalar().silu_mul(g.data() + misalign, u.data() + misalign, n, ref.data());
+      avx2_->silu_mul(g.data() + misalign, u.data() + misalign, n, fast.data());
+      // exp error of ~2 ulp passes through 1/(1+e) with no growth: 1e-5 relative.
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(fast[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-7f);
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, HalfConversionsAreBitIdentical) {
+  std::vector<float> special = {0.0f, -0.0f, 1.0f, 65504.0f, 65520.0f, 1e-8f, 5.96e-8f, 6.1e-5f, -3.0e-6f,
+                                INFINITY, -INFINITY, 0.333333f, 1.0009766f, 2049.0f};
+  for (int64_t n : kLengths) {
+    for (int misalign : kMisalignments) {
+      std::vector<float> x = RandomFloats(rng_, n + 8, 100.0f);
+      for (size_t i = 0; i < special.size() && i < static_cast<size_t>(n); ++i) x[misalign + i] = special[i];
+      std::vector<uint16_t> h_ref(n + 8), h_fast(n + 8);
+      Scalar().f32_to_f16(x.data() + misalign, n, h_ref.data() + misalign);
+      avx2_->f32_to_f16(x.data() + misalign, n, h_fast.data() + misalign);
+      EXPECT_EQ(h_ref, h_fast) << "n " << n;
+      std::vector<float> f_ref(n), f_fast(n);
+      Scalar().f16_to_f32(h_ref.data() + misalign, n, f_ref.data());
+      avx2_->f16_to_f32(h_ref.data() + misalign, n, f_fast.data());
+      EXPECT_EQ(0, std::memcmp(f_ref.data(), f_fast.data(), n * 4)) << "n " << n;
+    }
+  }
+  // Every f16 bit pattern (NaNs compared by NaN-ness: payload rules differ only in quiet bits).
+  std::vector<uint16_t> all(65536);
+  for (int i = 0; i < 65536; ++i) all[i] = static_cast<uint16_t>(i);
+  std::vector<float> ref(65536), fast(65536);
+  Scalar().f16_to_f32(all.data(), 65536, ref.data());
+  avx2_->f16_to_f32(all.data(), 65536, fast.data());
+  for (int i = 0; i < 65536; ++i) {
+    if (std::isnan(ref[i])) {
+      EXPECT_TRUE(std::isnan(fast[i])) << i;
+    } else {
+      EXPECT_EQ(std::memcmp(&ref[i], &fast[i], 4), 0) << i;
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, AttentionHelpersMatchReference) {
+  for (int64_t n : kLengths) {
+    for (int misalign : kMisalignments) {
+      const std::vector<float> a = RandomFloats(rng_, n + 8), b = RandomFloats(rng_, n + 8);
+      std::vector<uint16_t> bh(n + 8);
+      float abs_terms = 0, abs_terms_h = 0;
+      for (int64_t i = 0; i < n + 8; ++i) bh[i] = F32ToF16(b[i]);
+      for (int64_t i = 0; i < n; ++i) {
+        abs_terms += std::fabs(a[misalign + i] * b[misalign + i]);
+        abs_terms_h += std::fabs(a[misalign + i] * F16ToF32(bh[misalign + i]));
+      }
+      ExpectCloseToSum(avx2_->dot_f32(a.data() + misalign, b.data() + misalign, n),
+                       Scalar().dot_f32(a.data() + misalign, b.data() + misalign, n), abs_terms, "dot_f32");
+      ExpectCloseToSum(avx2_->dot_f32_f16(a.data() + misalign, bh.data() + misalign, n),
+                       Scalar().dot_f32_f16(a.data() + misalign, bh.data() + misalign, n), abs_terms_h, "dot_f32_f16");
+
+      // axpy: one FMA per element instead of multiply then add: at most 1 ulp apart.
+      std::vector<float> y_ref(b.begin(), b.begin() + n), y_fast(y_ref);
+      Scalar().axpy_f32(0.7f, a.data() + misalign, n, y_ref.data());
+      avx2_->axpy_f32(0.7f, a.data() + misalign, n, y_fast.data());
+      Scalar().axpy_f16(-1.3f, bh.data() + misalign, n, y_ref.data());
+      avx2_->axpy_f16(-1.3f, bh.data() + misalign, n, y_fast.data());
+      Scalar().scale(y_ref.data(), n, 0.25f);
+      avx2_->scale(y_fast.data(), n, 0.25f);
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y_fast[i], y_ref[i], 1e-6f * (std::fabs(y_ref[i]) + 1.0f));
+    }
+  }
+}
+
+TEST(KernelsTest, ScalarQ8ProductEqualsDequantizedProduct) {
+  // The reference itself against a plain f32 product of dequantized values.
+  std::mt19937 rng(7);
+  const int64_t n_in = 64;
+  std::vector<float> w = RandomFloats(rng, n_in), x = RandomFloats(rng, n_in);
+  std::vector<uint8_t> wq(2 * kQ8_0BlockBytes);
+  for (int b = 0; b < 2; ++b) {
+    const uint16_t d = F32ToF16(0.01f);
+    std::memcpy(wq.data() + b * kQ8_0BlockBytes, &d, 2);
+    for (int i = 0; i < 32; ++i) {
+      wq[b * kQ8_0BlockBytes + 2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(std::nearbyint(w[b * 32 + i] / F16ToF32(d)), -127.0f, 127.0f)));
+    }
+  }
+  std::vector<float> w_deq(n_in);
+  ASSERT_TRUE(DequantizeRow(static_cast<uint32_t>(gguf::TensorType::kQ8_0), wq.data(), n_in, w_deq.data()));
+  std::vector<BlockQ8Act> xq(2);
+  ScalarKernels().quantize_q8_act(x.data(), n_in, xq.data());
+  float want = 0;
+  for (int64_t i = 0; i < n_in; ++i) want += w_deq[i] * xq[i / 32].d * xq[i / 32].qs[i % 32];
+  MatMulArgs args;
+  args.w = wq.data();
+  args.w_row_bytes = wq.size();
+  args.n_in = n_in;
+  args.x = xq.data();
+  args.x_row_bytes = 2 * sizeof(BlockQ8Act);
+  args.n_tokens = 1;
+  float y = 0;
+  args.y = &y;
+  args.ldy = 1;
+  args.row_end = 1;
+  ScalarKernels().matmul_q8_0(args);
+  EXPECT_NEAR(y, want, 1e-5f * (std::fabs(want) + 1.0f));
+}
+
+TEST(KernelsTest, BestKernelsIsAvx2WhenTheCpuHasIt) {
+  if (Avx2Kernels() != nullptr && std::getenv("SPARKV_KERNELS") == nullptr) {
+    EXPECT_EQ(BestKernels().name, "avx2");
+  } else {
+    EXPECT_EQ(BestKernels().name, "scalar");
+  }
+}
+
+}  // namespace
+}  // namespace sparkv::kernels
