@@ -1,0 +1,434 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "common/log.h"
+
+namespace sparkv {
+namespace {
+
+// Keys per attention tile: the scores of one tile for every query head of a KV group stay in L1,
+// and the online softmax rescales the accumulators once per tile rather than once per key.
+constexpr int32_t kKeyTile = 64;
+
+// Multiply-adds below which a matrix product runs on the calling thread: waking the pool costs
+// more than the product (tiny models, single-token heads).
+constexpr int64_t kMinParallelMacs = 1 << 15;
+
+std::string ShapeText(const WeightView& w) {
+  return "[" + std::to_string(w.n_in()) + ", " + std::to_string(w.n_out()) + "]";
+}
+
+Status CheckMatrix(const WeightView& w, const char* name, int32_t layer, int64_t n_in, int64_t n_out) {
+  const std::string where = std::string(name) + (layer >= 0 ? " of layer " + std::to_string(layer) : "");
+  if (!w.present()) return InvalidArgumentError("model has no " + where);
+  if (w.n_in() != n_in || w.n_out() != n_out) {
+    return InvalidArgumentError(where + " has shape " + ShapeText(w) + ", expected [" +
+                                std::to_string(n_in) + ", " + std::to_string(n_out) + "]");
+  }
+  switch (w.type()) {
+    case gguf::TensorType::kF32:
+    case gguf::TensorType::kF16:
+    case gguf::TensorType::kBF16:
+      return Status::Ok();
+    case gguf::TensorType::kQ8_0:
+      if (n_in % kernels::kQ8BlockSize != 0) {
+        return InvalidArgumentError(where + " is Q8_0 with " + std::to_string(n_in) +
+                                    " inputs, not a multiple of 32");
+      }
+      return Status::Ok();
+    default:
+      return UnsupportedError(where + " has weight type " + std::to_string(static_cast<int>(w.type())) +
+                              "; the engine runs F32, F16, BF16 and Q8_0: requantize the model");
+  }
+}
+
+Status CheckVector(const WeightView& w, const char* name, int32_t layer, int64_t n, bool optional) {
+  const std::string where = std::string(name) + (layer >= 0 ? " of layer " + std::to_string(layer) : "");
+  if (!w.present()) return optional ? Status::Ok() : InvalidArgumentError("model has no " + where);
+  if (w.type() != gguf::TensorType::kF32 || w.info->n_elements() != n) {
+    return UnsupportedError(where + " must be " + std::to_string(n) + " f32 values");
+  }
+  return Status::Ok();
+}
+
+Status CheckModel(const Model& model) {
+  const HParams& hp = model.hparams();
+  if (hp.n_embd <= 0 || hp.n_layer <= 0 || hp.n_head <= 0 || hp.n_head_kv <= 0 || hp.head_dim <= 0 ||
+      hp.n_ff <= 0 || hp.n_vocab <= 0) {
+    return InvalidArgumentError("model hyperparameters must be positive");
+  }
+  if (hp.n_head % hp.n_head_kv != 0) {
+    return InvalidArgumentError("n_head " + std::to_string(hp.n_head) + " is not a multiple of n_head_kv " +
+                                std::to_string(hp.n_head_kv));
+  }
+  if (hp.n_rot <= 0 || hp.n_rot % 2 != 0 || hp.n_rot > hp.head_dim) {
+    return UnsupportedError("n_rot " + std::to_string(hp.n_rot) + " must be even and at most head_dim " +
+                            std::to_string(hp.head_dim));
+  }
+  const int64_t n_q = int64_t{hp.n_head} * hp.head_dim;
+  const int64_t n_kv = hp.n_embd_kv();
+  if (static_cast<int64_t>(model.layers().size()) != hp.n_layer) {
+    return InvalidArgumentError("model has " + std::to_string(model.layers().size()) + " layers, n_layer says " +
+                                std::to_string(hp.n_layer));
+  }
+  SPARKV_RETURN_IF_ERROR(CheckMatrix(model.token_embedding(), "token embedding", -1, hp.n_embd, hp.n_vocab));
+  SPARKV_RETURN_IF_ERROR(CheckMatrix(model.output(), "output", -1, hp.n_embd, hp.n_vocab));
+  SPARKV_RETURN_IF_ERROR(CheckVector(model.output_norm(), "output norm", -1, hp.n_embd, false));
+  for (int32_t l = 0; l < hp.n_layer; ++l) {
+    const LayerWeights& w = model.layers()[l];
+    SPARKV_RETURN_IF_ERROR(CheckVector(w.attn_norm, "attn_norm", l, hp.n_embd, false));
+    SPARKV_RETURN_IF_ERROR(CheckVector(w.ffn_norm, "ffn_norm", l, hp.n_embd, false));
+    SPARKV_RETURN_IF_ERROR(CheckVector(w.bq, "bq", l, n_q, true));
+    SPARKV_RETURN_IF_ERROR(CheckVector(w.bk, "bk", l, n_kv, true));
+    SPARKV_RETURN_IF_ERROR(CheckVector(w.bv, "bv", l, n_kv, true));
+    SPARKV_RETURN_IF_ERROR(CheckMatrix(w.wq, "wq", l, hp.n_embd, n_q));
+    SPARKV_RETURN_IF_ERROR(CheckMatrix(w.wk, "wk", l, hp.n_embd, n_kv));
+    SPARKV_RETURN_IF_ERROR(CheckMatrix(w.wv, "wv", l, hp.n_embd, n_kv));
+    SPARKV_RETURN_IF_ERROR(CheckMatrix(w.wo, "wo", l, n_q, hp.n_embd));
+    SPARKV_RETURN_IF_ERROR(CheckMatrix(w.w_gate, "w_gate", l, hp.n_embd, hp.n_ff));
+    SPARKV_RETURN_IF_ERROR(CheckMatrix(w.w_up, "w_up", l, hp.n_embd, hp.n_ff));
+    SPARKV_RETURN_IF_ERROR(CheckMatrix(w.w_down, "w_down", l, hp.n_ff, hp.n_embd));
+  }
+  return Status::Ok();
+}
+
+const float* F32Data(const WeightView& w) { return reinterpret_cast<const float*>(w.data); }
+
+}  // namespace
+
+Engine::Engine(const Model& model, const EngineOptions& options)
+    : model_(model), hp_(model.hparams()), options_(options), k_(kernels::BestKernels()), pool_(options.n_threads) {}
+
+Result<std::unique_ptr<Engine>> Engine::Create(const Model& model, EngineOptions options) {
+  SPARKV_RETURN_IF_ERROR(CheckModel(model));
+  const HParams& hp = model.hparams();
+  if (options.n_positions <= 0) options.n_positions = hp.n_ctx_train;
+  if (options.n_positions <= 0) {
+    return InvalidArgumentError("EngineOptions.n_positions is 0 and the model states no n_ctx_train; set it");
+  }
+  if (options.n_batch <= 0) {
+    return InvalidArgumentError("EngineOptions.n_batch " + std::to_string(options.n_batch) + " must be positive");
+  }
+  if (options.n_threads < 0) {
+    return InvalidArgumentError("EngineOptions.n_threads " + std::to_string(options.n_threads) +
+                                " must be 0 (every core) or positive");
+  }
+
+  std::unique_ptr<Engine> engine(new Engine(model, options));
+  options.n_threads = engine->pool_.n_threads();
+  engine->options_ = options;
+  KvCacheShape shape;
+  shape.n_layer = hp.n_layer;
+  shape.n_head_kv = hp.n_head_kv;
+  shape.head_dim = hp.head_dim;
+  shape.n_positions = options.n_positions;
+  shape.elem = options.kv_type;
+  SPARKV_ASSIGN_OR_RETURN(engine->cache_, KvCache::Create(shape));
+
+  Engine& e = *engine;
+  e.n_q_ = hp.n_head * hp.head_dim;
+  e.n_kv_ = hp.n_embd_kv();
+  e.n_rep_ = hp.n_head / hp.n_head_kv;
+  const size_t b = static_cast<size_t>(options.n_batch);
+  const size_t width = static_cast<size_t>(std::max(hp.n_embd, e.n_q_));
+  e.x_.resize(b * hp.n_embd);
+  e.xn_.resize(b * width);
+  e.q_.resize(b * e.n_q_);
+  e.kv_.resize(2 * b * e.n_kv_);
+  e.att_.resize(b * e.n_q_);
+  e.gate_.resize(b * hp.n_ff);
+  e.up_.resize(b * hp.n_ff);
+  const size_t max_in = std::max(width, static_cast<size_t>(hp.n_ff));
+  e.q8_.resize(b * ((max_in + kernels::kQ8BlockSize - 1) / kernels::kQ8BlockSize));
+
+  // Angles in double: pos * theta^(-2i/n_rot) loses digits in f32 at large positions.
+  const int32_t half = hp.n_rot / 2;
+  e.rope_cos_.resize(static_cast<size_t>(options.n_positions) * half);
+  e.rope_sin_.resize(static_cast<size_t>(options.n_positions) * half);
+  for (int32_t p = 0; p < options.n_positions; ++p) {
+    for (int32_t i = 0; i < half; ++i) {
+      const double angle = p * std::pow(static_cast<double>(hp.rope_theta), -2.0 * i / hp.n_rot);
+      e.rope_cos_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(angle));
+      e.rope_sin_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(angle));
+    }
+  }
+  e.attn_scratch_.resize(static_cast<size_t>(e.pool_.n_threads()));
+  for (auto& s : e.attn_scratch_) s.resize(static_cast<size_t>(e.n_rep_) * (kKeyTile + hp.head_dim + 2));
+
+  SPARKV_LOG_INFO("engine: %d layers, n_embd %d, %d threads, %s kernels, KV cache %d positions %s (%zu bytes), "
+                  "scratch %zu bytes",
+                  hp.n_layer, hp.n_embd, e.pool_.n_threads(), std::string(e.k_.name).c_str(),
+                  options.n_positions, options.kv_type == KvElemType::kF16 ? "f16" : "f32",
+                  e.cache_->total_bytes(), e.scratch_bytes());
+  return engine;
+}
+
+size_t Engine::scratch_bytes() const {
+  size_t n = (x_.size() + xn_.size() + q_.size() + kv_.size() + att_.size() + gate_.size() + up_.size() +
+              rope_cos_.size() + rope_sin_.size()) * sizeof(float) +
+             q8_.size() * sizeof(kernels::BlockQ8Act);
+  for (const auto& s : attn_scratch_) n += s.size() * sizeof(float);
+  return n;
+}
+
+void Engine::MatMul(const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
+                    int64_t ldy) {
+  const int64_t n_in = w.n_in();
+  const int64_t n_out = w.n_out();
+  kernels::MatMulArgs args;
+  args.w = w.data;
+  args.w_row_bytes = w.row_bytes();
+  args.n_in = n_in;
+  args.n_tokens = n_tokens;
+  args.y = y;
+  args.ldy = ldy;
+  void (*kernel)(const kernels::MatMulArgs&) = nullptr;
+  switch (w.type()) {
+    case gguf::TensorType::kF32: kernel = k_.matmul_f32; break;
+    case gguf::TensorType::kF16: kernel = k_.matmul_f16; break;
+    case gguf::TensorType::kBF16: kernel = k_.matmul_bf16; break;
+    default: kernel = k_.matmul_q8_0; break;  // Create admitted no other type
+  }
+  if (w.type() == gguf::TensorType::kQ8_0) {
+    const int64_t n_blocks = n_in / kernels::kQ8BlockSize;
+    for (int64_t t = 0; t < n_tokens; ++t) k_.quantize_q8_act(x + t * x_stride, n_in, &q8_[t * n_blocks]);
+    args.x = q8_.data();
+    args.x_row_bytes = n_blocks * sizeof(kernels::BlockQ8Act);
+  } else {
+    args.x = x;
+    args.x_row_bytes = x_stride * sizeof(float);
+  }
+
+  // Rows go to threads in blocks of 4, the SIMD kernels' row tile.
+  const int64_t n_row_blocks = (n_out + 3) / 4;
+  const int64_t macs_per_block = 4 * n_in * n_tokens;
+  const int64_t grain = std::max<int64_t>(1, kMinParallelMacs / std::max<int64_t>(macs_per_block, 1));
+  pool_.ParallelFor(n_row_blocks, grain, [&](int64_t begin, int64_t end) {
+    kernels::MatMulArgs part = args;
+    part.row_begin = begin * 4;
+    part.row_end = std::min(n_out, end * 4);
+    kernel(part);
+  });
+}
+
+// Causal attention for the n tokens of a micro-batch at positions [pos, pos + n): token t attends
+// to keys [0, pos + t], already in the cache. One work item is one (token, KV head) pair, so each
+// K/V row is read once for all n_rep query heads sharing it. Softmax is computed online over key
+// tiles (running max and sum, accumulators rescaled when the max grows), in f32.
+void Engine::Attention(int32_t layer, int32_t n, Position pos) {
+  const int32_t head_dim = hp_.head_dim;
+  const int32_t n_rep = n_rep_;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const bool f16 = cache_->shape().elem == KvElemType::kF16;
+  const size_t elem_bytes = KvElemBytes(cache_->shape().elem);
+
+  pool_.ParallelFor(int64_t{n} * hp_.n_head_kv, 1, [&](int64_t begin, int64_t end, int worker) {
+    float* scores = attn_scratch_[worker].data();   // [n_rep][kKeyTile]
+    float* acc = scores + n_rep * kKeyTile;        // [n_rep][head_dim]
+    float* max = acc + n_rep * head_dim;           // [n_rep]
+    float* sum = max + n_rep;                      // [n_rep]
+    for (int64_t item = begin; item < end; ++item) {
+      const int32_t t = static_cast<int32_t>(item / hp_.n_head_kv);
+      const int32_t g = static_cast<int32_t>(item % hp_.n_head_kv);
+      const int32_t n_keys = pos + t + 1;
+      const float* q = q_.data() + static_cast<size_t>(t) * n_q_ + static_cast<size_t>(g) * n_rep * head_dim;
+      const size_t head_offset = static_cast<size_t>(g) * head_dim * elem_bytes;
+      std::fill(acc, acc + n_rep * head_dim, 0.0f);
+      std::fill(max, max + n_rep, -std::numeric_limits<float>::infinity());
+      std::fill(sum, sum + n_rep, 0.0f);
+
+      for (int32_t j0 = 0; j0 < n_keys; j0 += kKeyTile) {
+        const int32_t nj = std::min(kKeyTile, n_keys - j0);
+        for (int32_t j = 0; j < nj; ++j) {
+          const uint8_t* key = cache_->k_row(layer, j0 + j) + head_offset;
+          for (int32_t r = 0; r < n_rep; ++r) {
+            const float* qr = q + r * head_dim;
+            const float dot = f16 ? k_.dot_f32_f16(qr, reinterpret_cast<const uint16_t*>(key), head_dim)
+                                  : k_.dot_f32(qr, reinterpret_cast<const float*>(key), head_dim);
+            scores[r * kKeyTile + j] = dot * scale;
+          }
+        }
+        for (int32_t r = 0; r < n_rep; ++r) {
+          float* s = scores + r * kKeyTile;
+          const float tile_max = *std::max_element(s, s + nj);
+          if (tile_max > max[r]) {
+            // exp(-inf) = 0 clears the empty accumulators on the first tile.
+            const float correction = std::exp(max[r] - tile_max);
+            sum[r] *= correction;
+            k_.scale(acc + r * head_dim, head_dim, correction);
+            max[r] = tile_max;
+          }
+          sum[r] += k_.exp_shift_sum(s, nj, max[r]);
+        }
+        for (int32_t j = 0; j < nj; ++j) {
+          const uint8_t* value = cache_->v_row(layer, j0 + j) + head_offset;
+          for (int32_t r = 0; r < n_rep; ++r) {
+            const float p = scores[r * kKeyTile + j];
+            if (f16) {
+              k_.axpy_f16(p, reinterpret_cast<const uint16_t*>(value), head_dim, acc + r * head_dim);
+            } else {
+              k_.axpy_f32(p, reinterpret_cast<const float*>(value), head_dim, acc + r * head_dim);
+            }
+          }
+        }
+      }
+
+      float* out = att_.data() + static_cast<size_t>(t) * n_q_ + static_cast<size_t>(g) * n_rep * head_dim;
+      for (int32_t r = 0; r < n_rep; ++r) {
+        std::memcpy(out + r * head_dim, acc + r * head_dim, head_dim * sizeof(float));
+        k_.scale(out + r * head_dim, head_dim, 1.0f / sum[r]);
+      }
+    }
+  });
+}
+
+void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos) {
+  const int32_t n_embd = hp_.n_embd;
+  const int32_t n_ff = hp_.n_ff;
+  const int32_t half = hp_.n_rot / 2;
+  const bool neox = hp_.rope_layout == RopeLayout::kNeox;
+  const WeightView& emb = model_.token_embedding();
+  float* k_new = kv_.data();                                  // [n][n_kv]
+  float* v_new = kv_.data() + static_cast<size_t>(options_.n_batch) * n_kv_;  // [n][n_kv]
+
+  // Embedding rows (row per token in the GGUF layout).
+  for (int32_t t = 0; t < n; ++t) {
+    kernels::DequantizeRow(static_cast<uint32_t>(emb.type()), emb.data + static_cast<size_t>(tokens[t]) * emb.row_bytes(),
+                           n_embd, x_.data() + static_cast<size_t>(t) * n_embd);
+  }
+
+  for (int32_t l = 0; l < hp_.n_layer; ++l) {
+    const LayerWeights& w = model_.layers()[l];
+
+    // Attention block: norm, Q/K/V projections, RoPE, new rows into the cache, attention, output
+    // projection added to the residual.
+    for (int32_t t = 0; t < n; ++t) {
+      k_.rms_norm(x_.data() + static_cast<size_t>(t) * n_embd, F32Data(w.attn_norm), n_embd, hp_.rms_eps,
+                  xn_.data() + static_cast<size_t>(t) * n_embd);
+    }
+    MatMul(w.wq, xn_.data(), n_embd, n, q_.data(), n_q_);
+    MatMul(w.wk, xn_.data(), n_embd, n, k_new, n_kv_);
+    MatMul(w.wv, xn_.data(), n_embd, n, v_new, n_kv_);
+    for (int32_t t = 0; t < n; ++t) {
+      float* q = q_.data() + static_cast<size_t>(t) * n_q_;
+      float* k = k_new + static_cast<size_t>(t) * n_kv_;
+      float* v = v_new + static_cast<size_t>(t) * n_kv_;
+      if (w.bq.present()) k_.axpy_f32(1.0f, F32Data(w.bq), n_q_, q);
+      if (w.bk.present()) k_.axpy_f32(1.0f, F32Data(w.bk), n_kv_, k);
+      if (w.bv.present()) k_.axpy_f32(1.0f, F32Data(w.bv), n_kv_, v);
+      const float* cos = rope_cos_.data() + static_cast<size_t>(pos + t) * half;
+      const float* sin = rope_sin_.data() + static_cast<size_t>(pos + t) * half;
+      k_.rope(q, hp_.n_head, hp_.head_dim, hp_.n_rot, cos, sin, neox);
+      k_.rope(k, hp_.n_head_kv, hp_.head_dim, hp_.n_rot, cos, sin, neox);
+      if (cache_->shape().elem == KvElemType::kF16) {
+        k_.f32_to_f16(k, n_kv_, reinterpret_cast<uint16_t*>(cache_->k_row(l, pos + t)));
+        k_.f32_to_f16(v, n_kv_, reinterpret_cast<uint16_t*>(cache_->v_row(l, pos + t)));
+      } else {
+        std::memcpy(cache_->k_row(l, pos + t), k, n_kv_ * sizeof(float));
+        std::memcpy(cache_->v_row(l, pos + t), v, n_kv_ * sizeof(float));
+      }
+    }
+    Attention(l, n, pos);
+    MatMul(w.wo, att_.data(), n_q_, n, xn_.data(), n_embd);
+    for (int32_t t = 0; t < n; ++t) {
+      k_.axpy_f32(1.0f, xn_.data() + static_cast<size_t>(t) * n_embd, n_embd, x_.data() + static_cast<size_t>(t) * n_embd);
+    }
+
+    // Feed-forward block: norm, SiLU(gate) * up, down projection added to the residual.
+    for (int32_t t = 0; t < n; ++t) {
+      k_.rms_norm(x_.data() + static_cast<size_t>(t) * n_embd, F32Data(w.ffn_norm), n_embd, hp_.rms_eps,
+                  xn_.data() + static_cast<size_t>(t) * n_embd);
+    }
+    MatMul(w.w_gate, xn_.data(), n_embd, n, gate_.data(), n_ff);
+    MatMul(w.w_up, xn_.data(), n_embd, n, up_.data(), n_ff);
+    k_.silu_mul(gate_.data(), up_.data(), static_cast<int64_t>(n) * n_ff, gate_.data());
+    MatMul(w.w_down, gate_.data(), n_ff, n, xn_.data(), n_embd);
+    for (int32_t t = 0; t < n; ++t) {
+      k_.axpy_f32(1.0f, xn_.data() + static_cast<size_t>(t) * n_embd, n_embd, x_.data() + static_cast<size_t>(t) * n_embd);
+    }
+  }
+}
+
+void Engine::Logits(const std::vector<int32_t>& rows, const std::vector<int32_t>& out_index, float* out) {
+  const int32_t n_embd = hp_.n_embd;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    float* normed = xn_.data() + i * n_embd;
+    k_.rms_norm(x_.data() + static_cast<size_t>(rows[i]) * n_embd, F32Data(model_.output_norm()), n_embd,
+                hp_.rms_eps, normed);
+  }
+  // Consecutive output rows share one product, so the classifier streams once for them.
+  size_t i = 0;
+  while (i < rows.size()) {
+    size_t j = i + 1;
+    while (j < rows.size() && out_index[j] == out_index[j - 1] + 1) ++j;
+    MatMul(model_.output(), xn_.data() + i * n_embd, n_embd, static_cast<int64_t>(j - i),
+           out + static_cast<size_t>(out_index[i]) * hp_.n_vocab, hp_.n_vocab);
+    i = j;
+  }
+}
+
+Status Engine::PrefillWithLogits(std::span<const TokenId> tokens, Position begin, std::span<const Position> wanted,
+                                 std::vector<float>* out) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return InvalidArgumentError("prefill needs at least one token");
+  if (begin < 0 || begin + n > cache_->n_positions()) {
+    return InvalidArgumentError("prefill of positions [" + std::to_string(begin) + ", " + std::to_string(begin + n) +
+                                ") does not fit the KV cache of " + std::to_string(cache_->n_positions()) +
+                                " positions; raise EngineOptions.n_positions");
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= hp_.n_vocab) {
+      return InvalidArgumentError("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                                  " is outside the vocabulary [0, " + std::to_string(hp_.n_vocab) + ")");
+    }
+  }
+  for (const Position p : wanted) {
+    if (p < begin || p >= begin + n) {
+      return InvalidArgumentError("logits wanted at position " + std::to_string(p) + ", outside the prefill [" +
+                                  std::to_string(begin) + ", " + std::to_string(begin + n) + ")");
+    }
+  }
+  const int32_t missing = cache_->FirstNotResident(0, begin);
+  if (missing != begin) {
+    return InvalidArgumentError("prefill from position " + std::to_string(begin) + " needs positions [0, " +
+                                std::to_string(begin) + ") resident, but position " + std::to_string(missing) +
+                                " is not: prefill or stream it first");
+  }
+
+  if (out != nullptr) out->assign(wanted.size() * static_cast<size_t>(hp_.n_vocab), 0.0f);
+  std::vector<int32_t> rows, out_index;
+  for (int64_t b0 = 0; b0 < n; b0 += options_.n_batch) {
+    const int32_t nb = static_cast<int32_t>(std::min<int64_t>(options_.n_batch, n - b0));
+    const Position pos = begin + static_cast<Position>(b0);
+    ForwardBatch(tokens.data() + b0, nb, pos);
+    cache_->MarkResident(pos, pos + nb);
+
+    rows.clear();
+    out_index.clear();
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      if (wanted[i] >= pos && wanted[i] < pos + nb) {
+        rows.push_back(wanted[i] - pos);
+        out_index.push_back(static_cast<int32_t>(i));
+      }
+    }
+    if (out != nullptr && !rows.empty()) Logits(rows, out_index, out->data());
+  }
+  return Status::Ok();
+}
+
+Status Engine::Prefill(std::span<const TokenId> tokens, Position begin, std::vector<float>* last_logits) {
+  if (last_logits == nullptr) return PrefillWithLogits(tokens, begin, {}, nullptr);
+  const Position last = begin + static_cast<Position>(tokens.size()) - 1;
+  return PrefillWithLogits(tokens, begin, std::span<const Position>(&last, 1), last_logits);
+}
+
+Status Engine::Decode(TokenId token, Position pos, std::vector<float>* logits) {
+  return Prefill(std::span<const TokenId>(&token, 1), pos, logits);
+}
+
+}  // namespace sparkv
