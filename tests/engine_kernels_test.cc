@@ -326,6 +326,59 @@ TEST_F(Avx2KernelTest, AttentionHelpersMatchReference) {
   }
 }
 
+TEST_F(Avx2KernelTest, AttentionTilesMatchReference) {
+  // One tile of keys for a group of query heads, with rows strided as in the cache (other KV
+  // heads in between). Same reordered-sum bound as the products: 1e-5 of the sum of |terms|.
+  for (int head_dim : {4, 8, 12, 64, 128}) {
+    for (int n_q : {1, 2, 7}) {
+      for (int n_keys : {1, 5, 64}) {
+        const int64_t stride = 3 * head_dim + 4;
+        const std::vector<float> q = RandomFloats(rng_, n_q * head_dim);
+        const std::vector<float> kf = RandomFloats(rng_, n_keys * stride);
+        std::vector<uint16_t> kh(kf.size());
+        for (size_t i = 0; i < kf.size(); ++i) kh[i] = F32ToF16(kf[i]);
+        const int ld = 70;
+        for (bool f16 : {false, true}) {
+          std::vector<float> ref(n_q * ld, 0.0f), fast(n_q * ld, 0.0f);
+          if (f16) {
+            Scalar().attn_scores_f16(q.data(), n_q, head_dim, kh.data(), stride, n_keys, 0.125f, ref.data(), ld);
+            avx2_->attn_scores_f16(q.data(), n_q, head_dim, kh.data(), stride, n_keys, 0.125f, fast.data(), ld);
+          } else {
+            Scalar().attn_scores_f32(q.data(), n_q, head_dim, kf.data(), stride, n_keys, 0.125f, ref.data(), ld);
+            avx2_->attn_scores_f32(q.data(), n_q, head_dim, kf.data(), stride, n_keys, 0.125f, fast.data(), ld);
+          }
+          for (int r = 0; r < n_q; ++r) {
+            for (int j = 0; j < n_keys; ++j) {
+              float abs_terms = 0;
+              for (int d = 0; d < head_dim; ++d) abs_terms += std::fabs(0.125f * q[r * head_dim + d] * kf[j * stride + d]);
+              ExpectCloseToSum(fast[r * ld + j], ref[r * ld + j], abs_terms * 1.01f, "scores");
+            }
+          }
+
+          // Values: probabilities in [0, 1] times V rows into existing accumulators.
+          std::vector<float> p(n_q * ld);
+          for (float& x : p) x = std::uniform_real_distribution<float>(0.0f, 1.0f)(rng_);
+          std::vector<float> acc_ref = RandomFloats(rng_, n_q * head_dim), acc_fast(acc_ref);
+          if (f16) {
+            Scalar().attn_values_f16(p.data(), n_q, ld, kh.data(), stride, n_keys, head_dim, acc_ref.data());
+            avx2_->attn_values_f16(p.data(), n_q, ld, kh.data(), stride, n_keys, head_dim, acc_fast.data());
+          } else {
+            Scalar().attn_values_f32(p.data(), n_q, ld, kf.data(), stride, n_keys, head_dim, acc_ref.data());
+            avx2_->attn_values_f32(p.data(), n_q, ld, kf.data(), stride, n_keys, head_dim, acc_fast.data());
+          }
+          for (int r = 0; r < n_q; ++r) {
+            for (int d = 0; d < head_dim; ++d) {
+              float abs_terms = 1.0f;
+              for (int j = 0; j < n_keys; ++j) abs_terms += std::fabs(p[r * ld + j] * kf[j * stride + d]);
+              ExpectCloseToSum(acc_fast[r * head_dim + d], acc_ref[r * head_dim + d], abs_terms, "values");
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(KernelsTest, ScalarQ8ProductEqualsDequantizedProduct) {
   // The reference itself against a plain f32 product of dequantized values.
   std::mt19937 rng(7);

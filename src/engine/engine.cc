@@ -17,7 +17,7 @@ constexpr int32_t kKeyTile = 64;
 
 // Multiply-adds below which a matrix product runs on the calling thread: waking the pool costs
 // more than the product (tiny models, single-token heads).
-constexpr int64_t kMinParallelMacs = 1 << 15;
+constexpr int64_t kMinParallelMacs = 1 << 17;
 
 std::string ShapeText(const WeightView& w) {
   return "[" + std::to_string(w.n_in()) + ", " + std::to_string(w.n_out()) + "]";
@@ -65,6 +65,10 @@ Status CheckModel(const Model& model) {
   if (hp.n_head % hp.n_head_kv != 0) {
     return InvalidArgumentError("n_head " + std::to_string(hp.n_head) + " is not a multiple of n_head_kv " +
                                 std::to_string(hp.n_head_kv));
+  }
+  if (hp.head_dim > kernels::kMaxHeadDim) {
+    return UnsupportedError("head_dim " + std::to_string(hp.head_dim) + " exceeds the attention kernels' limit of " +
+                            std::to_string(kernels::kMaxHeadDim));
   }
   if (hp.n_rot <= 0 || hp.n_rot % 2 != 0 || hp.n_rot > hp.head_dim) {
     return UnsupportedError("n_rot " + std::to_string(hp.n_rot) + " must be even and at most head_dim " +
@@ -227,7 +231,10 @@ void Engine::Attention(int32_t layer, int32_t n, Position pos) {
   const bool f16 = cache_->shape().elem == KvElemType::kF16;
   const size_t elem_bytes = KvElemBytes(cache_->shape().elem);
 
-  pool_.ParallelFor(int64_t{n} * hp_.n_head_kv, 1, [&](int64_t begin, int64_t end, int worker) {
+  // Items of the last token cost the most; keep chunks above the pool's break-even work.
+  const int64_t macs_per_item = 2 * int64_t{pos + n} * n_rep * head_dim;
+  const int64_t grain = std::max<int64_t>(1, kMinParallelMacs / std::max<int64_t>(macs_per_item, 1));
+  pool_.ParallelFor(int64_t{n} * hp_.n_head_kv, grain, [&](int64_t begin, int64_t end, int worker) {
     float* scores = attn_scratch_[worker].data();   // [n_rep][kKeyTile]
     float* acc = scores + n_rep * kKeyTile;        // [n_rep][head_dim]
     float* max = acc + n_rep * head_dim;           // [n_rep]
@@ -244,14 +251,14 @@ void Engine::Attention(int32_t layer, int32_t n, Position pos) {
 
       for (int32_t j0 = 0; j0 < n_keys; j0 += kKeyTile) {
         const int32_t nj = std::min(kKeyTile, n_keys - j0);
-        for (int32_t j = 0; j < nj; ++j) {
-          const uint8_t* key = cache_->k_row(layer, j0 + j) + head_offset;
-          for (int32_t r = 0; r < n_rep; ++r) {
-            const float* qr = q + r * head_dim;
-            const float dot = f16 ? k_.dot_f32_f16(qr, reinterpret_cast<const uint16_t*>(key), head_dim)
-                                  : k_.dot_f32(qr, reinterpret_cast<const float*>(key), head_dim);
-            scores[r * kKeyTile + j] = dot * scale;
-          }
+        const uint8_t* keys = cache_->k_row(layer, j0) + head_offset;
+        const uint8_t* values = cache_->v_row(layer, j0) + head_offset;
+        if (f16) {
+          k_.attn_scores_f16(q, n_rep, head_dim, reinterpret_cast<const uint16_t*>(keys), n_kv_, nj, scale, scores,
+                             kKeyTile);
+        } else {
+          k_.attn_scores_f32(q, n_rep, head_dim, reinterpret_cast<const float*>(keys), n_kv_, nj, scale, scores,
+                             kKeyTile);
         }
         for (int32_t r = 0; r < n_rep; ++r) {
           float* s = scores + r * kKeyTile;
@@ -265,16 +272,12 @@ void Engine::Attention(int32_t layer, int32_t n, Position pos) {
           }
           sum[r] += k_.exp_shift_sum(s, nj, max[r]);
         }
-        for (int32_t j = 0; j < nj; ++j) {
-          const uint8_t* value = cache_->v_row(layer, j0 + j) + head_offset;
-          for (int32_t r = 0; r < n_rep; ++r) {
-            const float p = scores[r * kKeyTile + j];
-            if (f16) {
-              k_.axpy_f16(p, reinterpret_cast<const uint16_t*>(value), head_dim, acc + r * head_dim);
-            } else {
-              k_.axpy_f32(p, reinterpret_cast<const float*>(value), head_dim, acc + r * head_dim);
-            }
-          }
+        if (f16) {
+          k_.attn_values_f16(scores, n_rep, kKeyTile, reinterpret_cast<const uint16_t*>(values), n_kv_, nj, head_dim,
+                             acc);
+        } else {
+          k_.attn_values_f32(scores, n_rep, kKeyTile, reinterpret_cast<const float*>(values), n_kv_, nj, head_dim,
+                             acc);
         }
       }
 

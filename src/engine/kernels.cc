@@ -165,6 +165,38 @@ void Scale(float* x, int64_t n, float alpha) {
   for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
 }
 
+template <typename T, typename Dot>
+void AttnScores(const float* q, int n_q, int head_dim, const T* k, int64_t k_stride, int n_keys, float scale,
+                float* scores, int ld, Dot dot) {
+  for (int j = 0; j < n_keys; ++j) {
+    for (int r = 0; r < n_q; ++r) scores[r * ld + j] = scale * dot(q + r * head_dim, k + j * k_stride, head_dim);
+  }
+}
+
+void AttnScoresF32(const float* q, int n_q, int head_dim, const float* k, int64_t k_stride, int n_keys, float scale,
+                   float* scores, int ld) {
+  AttnScores(q, n_q, head_dim, k, k_stride, n_keys, scale, scores, ld, DotF32);
+}
+
+void AttnScoresF16(const float* q, int n_q, int head_dim, const uint16_t* k, int64_t k_stride, int n_keys,
+                   float scale, float* scores, int ld) {
+  AttnScores(q, n_q, head_dim, k, k_stride, n_keys, scale, scores, ld, DotF32F16);
+}
+
+void AttnValuesF32(const float* p, int n_q, int ld, const float* v, int64_t v_stride, int n_keys, int head_dim,
+                   float* acc) {
+  for (int j = 0; j < n_keys; ++j) {
+    for (int r = 0; r < n_q; ++r) AxpyF32(p[r * ld + j], v + j * v_stride, head_dim, acc + r * head_dim);
+  }
+}
+
+void AttnValuesF16(const float* p, int n_q, int ld, const uint16_t* v, int64_t v_stride, int n_keys, int head_dim,
+                   float* acc) {
+  for (int j = 0; j < n_keys; ++j) {
+    for (int r = 0; r < n_q; ++r) AxpyF16(p[r * ld + j], v + j * v_stride, head_dim, acc + r * head_dim);
+  }
+}
+
 const KernelTable kScalarTable = {
     .name = "scalar",
     .matmul_f32 = MatMulF32,
@@ -184,6 +216,10 @@ const KernelTable kScalarTable = {
     .axpy_f32 = AxpyF32,
     .axpy_f16 = AxpyF16,
     .scale = Scale,
+    .attn_scores_f32 = AttnScoresF32,
+    .attn_scores_f16 = AttnScoresF16,
+    .attn_values_f32 = AttnValuesF32,
+    .attn_values_f16 = AttnValuesF16,
 };
 
 // AVX2, FMA and F16C in the CPU, and the OS saving YMM state on context switches.

@@ -73,7 +73,22 @@ struct KernelTable {
   void (*axpy_f32)(float alpha, const float* x, int64_t n, float* y);   // y += alpha * x
   void (*axpy_f16)(float alpha, const uint16_t* x, int64_t n, float* y);
   void (*scale)(float* x, int64_t n, float alpha);                      // x *= alpha
+
+  // Attention over one tile of keys for the n_q query heads that share a KV head.
+  // scores[r * ld + j] = scale * dot(q[r], key j), q: [n_q][head_dim], key j at k + j * k_stride.
+  void (*attn_scores_f32)(const float* q, int n_q, int head_dim, const float* k, int64_t k_stride,
+                          int n_keys, float scale, float* scores, int ld);
+  void (*attn_scores_f16)(const float* q, int n_q, int head_dim, const uint16_t* k, int64_t k_stride,
+                          int n_keys, float scale, float* scores, int ld);
+  // acc[r] += sum over j of p[r * ld + j] * value j, acc: [n_q][head_dim], value j at v + j * v_stride.
+  void (*attn_values_f32)(const float* p, int n_q, int ld, const float* v, int64_t v_stride, int n_keys,
+                          int head_dim, float* acc);
+  void (*attn_values_f16)(const float* p, int n_q, int ld, const uint16_t* v, int64_t v_stride,
+                          int n_keys, int head_dim, float* acc);
 };
+
+// Largest head_dim the attention kernels take (they convert one f16 row into a stack buffer).
+inline constexpr int kMaxHeadDim = 512;
 
 // The reference implementation; runs everywhere.
 const KernelTable& ScalarKernels();

@@ -395,6 +395,89 @@ void Scale(float* x, int64_t n, float alpha) {
   for (; i < n; ++i) x[i] *= alpha;
 }
 
+// Row j of K or V as f32: f16 rows are converted once into `buffer` and then reused by every
+// query head of the group.
+inline const float* RowAsFloat(const float* row, int, float*) { return row; }
+inline const float* RowAsFloat(const uint16_t* row, int head_dim, float* buffer) {
+  F16ToF32Row(row, head_dim, buffer);
+  return buffer;
+}
+
+// The 8 horizontal sums of a[0..7] as one vector: lane i = sum of a[i]'s lanes.
+inline __m256 Reduce8(const __m256* a) {
+  const __m256 s01 = _mm256_hadd_ps(a[0], a[1]);
+  const __m256 s23 = _mm256_hadd_ps(a[2], a[3]);
+  const __m256 s45 = _mm256_hadd_ps(a[4], a[5]);
+  const __m256 s67 = _mm256_hadd_ps(a[6], a[7]);
+  const __m256 s0123 = _mm256_hadd_ps(s01, s23);  // low half: a0..a3 of lanes 0-3, high: lanes 4-7
+  const __m256 s4567 = _mm256_hadd_ps(s45, s67);
+  const __m256 low = _mm256_permute2f128_ps(s0123, s4567, 0x20);
+  const __m256 high = _mm256_permute2f128_ps(s0123, s4567, 0x31);
+  return _mm256_add_ps(low, high);
+}
+
+// Scores for 8 keys at a time: the 8 rows are converted once, then each query head keeps 8
+// accumulators and one Reduce8 gives its 8 scores, instead of 8 separate horizontal sums.
+template <typename T>
+void AttnScores(const float* q, int n_q, int head_dim, const T* k, int64_t k_stride, int n_keys, float scale,
+                float* scores, int ld) {
+  alignas(32) float buffer[8 * kMaxHeadDim];
+  int j = 0;
+  if (head_dim % 8 == 0) {
+    const __m256 s = _mm256_set1_ps(scale);
+    for (; j + 8 <= n_keys; j += 8) {
+      const float* rows[8];
+      for (int jj = 0; jj < 8; ++jj) rows[jj] = RowAsFloat(k + (j + jj) * k_stride, head_dim, buffer + jj * head_dim);
+      for (int r = 0; r < n_q; ++r) {
+        const float* qr = q + r * head_dim;
+        __m256 acc[8];
+        for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm256_setzero_ps();
+        for (int d = 0; d < head_dim; d += 8) {
+          const __m256 qv = _mm256_loadu_ps(qr + d);
+          for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(rows[jj] + d), acc[jj]);
+        }
+        _mm256_storeu_ps(scores + r * ld + j, _mm256_mul_ps(s, Reduce8(acc)));
+      }
+    }
+  }
+  for (; j < n_keys; ++j) {
+    const float* key = RowAsFloat(k + j * k_stride, head_dim, buffer);
+    for (int r = 0; r < n_q; ++r) scores[r * ld + j] = scale * DotF32(q + r * head_dim, key, head_dim);
+  }
+}
+
+// For each 8-wide column block of the head: the block of every key's row is converted once, then
+// each query head accumulates over the keys in registers (two chains to hide FMA latency).
+template <typename T>
+void AttnValues(const float* p, int n_q, int ld, const T* v, int64_t v_stride, int n_keys, int head_dim, float* acc) {
+  alignas(32) float buffer[kMaxHeadDim];
+  if (head_dim % 8 != 0 || n_keys > 64) {
+    for (int j = 0; j < n_keys; ++j) {
+      const float* value = RowAsFloat(v + j * v_stride, head_dim, buffer);
+      for (int r = 0; r < n_q; ++r) AxpyF32(p[r * ld + j], value, head_dim, acc + r * head_dim);
+    }
+    return;
+  }
+  __m256 column[64];  // [n_keys] one 8-wide block of each value row
+  for (int d = 0; d < head_dim; d += 8) {
+    for (int j = 0; j < n_keys; ++j) {
+      column[j] = _mm256_loadu_ps(RowAsFloat(v + j * v_stride + d, 8, buffer));
+    }
+    for (int r = 0; r < n_q; ++r) {
+      const float* pr = p + r * ld;
+      __m256 a0 = _mm256_loadu_ps(acc + r * head_dim + d);
+      __m256 a1 = _mm256_setzero_ps();
+      int j = 0;
+      for (; j + 2 <= n_keys; j += 2) {
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(pr[j]), column[j], a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(pr[j + 1]), column[j + 1], a1);
+      }
+      if (j < n_keys) a0 = _mm256_fmadd_ps(_mm256_set1_ps(pr[j]), column[j], a0);
+      _mm256_storeu_ps(acc + r * head_dim + d, _mm256_add_ps(a0, a1));
+    }
+  }
+}
+
 const KernelTable kAvx2Table = {
     .name = "avx2",
     .matmul_f32 = MatMulF32,
@@ -414,6 +497,10 @@ const KernelTable kAvx2Table = {
     .axpy_f32 = AxpyF32,
     .axpy_f16 = AxpyF16,
     .scale = Scale,
+    .attn_scores_f32 = AttnScores<float>,
+    .attn_scores_f16 = AttnScores<uint16_t>,
+    .attn_values_f32 = AttnValues<float>,
+    .attn_values_f16 = AttnValues<uint16_t>,
 };
 
 }  // namespace
