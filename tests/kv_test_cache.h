@@ -80,6 +80,20 @@ class TestKvCache {
     }
   }
 
+  // Values from integer arithmetic only, so the bytes are the same with every standard library
+  // (std::normal_distribution's output is not specified). Range about [-4, 4].
+  void FillPattern(uint32_t seed) {
+    uint32_t state = seed * 2654435761u + 1;
+    for (int32_t l = 0; l < shape_.n_layer; ++l) {
+      for (bool is_v : {false, true}) {
+        for (int64_t i = 0; i < n_elements_per_block(); ++i) {
+          state = state * 1664525u + 1013904223u;
+          Set(l, is_v, i, static_cast<float>(static_cast<int32_t>(state >> 20) - 2048) / 512.0f);
+        }
+      }
+    }
+  }
+
   // Every byte of every block, padding included, to check that a failed decode wrote nothing.
   std::vector<uint8_t> AllBytes() const {
     std::vector<uint8_t> all;

@@ -1,0 +1,106 @@
+// The seed corpora of the blob and manifest fuzzers (tests/fuzz/corpus/blob, .../manifest) are
+// generated here. The test fails when the committed seeds differ from what this build writes, so
+// a format change cannot leave the fuzzers starting from stale inputs. To regenerate them, run
+// this test with SPARKV_WRITE_FUZZ_CORPUS=1 and commit the files.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <numeric>
+
+#include "common/file_util.h"
+#include "kv/blob.h"
+#include "kv/chunk_key.h"
+#include "kv/format.h"
+#include "kv_test_cache.h"
+#include "store/manifest.h"
+
+namespace sparkv {
+namespace {
+
+using Seeds = std::map<std::string, std::string>;  // file name -> bytes
+
+const Hash128 kFingerprint{0x5eed, 0xf00d};
+
+Seeds BlobSeeds() {
+  Seeds seeds;
+  for (const Codec* codec : AllCodecs()) {
+    for (KvElemType elem : {KvElemType::kF16, KvElemType::kF32}) {
+      // Small enough for the fuzzer to mutate quickly; 40 wide so q8 has a short second group.
+      testing::TestKvCache cache(elem, 2, 1, 40, 16, 19);
+      cache.FillPattern(7);
+      Result<std::vector<uint8_t>> blob =
+          EncodeBlob(*codec, BlobIdentity{kFingerprint, Hash128{1, 2}, 16, 19}, cache.slice());
+      EXPECT_TRUE(blob.ok()) << blob.status().ToString();
+      if (!blob.ok()) continue;
+      const std::string name = std::string(codec->name()) + (elem == KvElemType::kF16 ? "_from_f16" : "_from_f32");
+      seeds[name + ".skv"] = std::string(blob->begin(), blob->end());
+    }
+  }
+  return seeds;
+}
+
+Seeds ManifestSeeds() {
+  Seeds seeds;
+  for (int32_t n_tokens : {5, 40}) {
+    Manifest manifest;
+    manifest.format_version = kFormatVersion;
+    manifest.model_fingerprint = kFingerprint;
+    manifest.model_name = "stories260K";
+    manifest.chunk_tokens = 16;
+    manifest.n_tokens = n_tokens;
+    std::vector<int32_t> tokens(static_cast<size_t>(n_tokens));
+    std::iota(tokens.begin(), tokens.end(), 1);
+    const auto chunks = SplitIntoChunks(n_tokens, 16);
+    const auto keys = ChunkKeys(RootKey(kFingerprint, 16), tokens, chunks);
+    for (size_t j = 0; j < chunks.size(); ++j) {
+      ManifestChunk chunk{chunks[j].index, chunks[j].begin, chunks[j].end, keys[j], {}};
+      chunk.levels["f16"] = LevelEntry{4000 + j, Hash128{j, 16}};
+      chunk.levels["q8"] = LevelEntry{2200 + j, Hash128{j, 8}};
+      manifest.chunks.push_back(chunk);
+    }
+    manifest.context_key = keys.back();
+    seeds["context_" + std::to_string(n_tokens) + ".json"] = ToJson(manifest);
+  }
+  return seeds;
+}
+
+std::filesystem::path CorpusDir(const std::string& name) {
+  return std::filesystem::path(__FILE__).parent_path() / "fuzz" / "corpus" / name;
+}
+
+void CheckOrWrite(const std::string& name, const Seeds& seeds) {
+  const std::filesystem::path dir = CorpusDir(name);
+  if (std::getenv("SPARKV_WRITE_FUZZ_CORPUS") != nullptr) {
+    ASSERT_TRUE(CreateDirectories(dir.string()).ok());
+    for (const auto& [file, bytes] : seeds) {
+      ASSERT_TRUE(WriteFileAtomic((dir / file).string(), std::string_view(bytes)).ok());
+    }
+  }
+  for (const auto& [file, bytes] : seeds) {
+    Result<std::string> committed = ReadFileToString((dir / file).string());
+    ASSERT_TRUE(committed.ok()) << committed.status().ToString()
+                                << " (run with SPARKV_WRITE_FUZZ_CORPUS=1 to write the seeds)";
+    EXPECT_EQ(*committed, bytes) << (dir / file) << " is stale: run with SPARKV_WRITE_FUZZ_CORPUS=1";
+  }
+}
+
+TEST(FuzzCorpus, BlobSeedsAreCurrentAndValid) {
+  const Seeds seeds = BlobSeeds();
+  ASSERT_EQ(seeds.size(), 2 * AllCodecs().size());
+  for (const auto& [file, bytes] : seeds) {
+    const std::span<const uint8_t> blob(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    EXPECT_TRUE(VerifyBlob(blob).ok()) << file;
+  }
+  CheckOrWrite("blob", seeds);
+}
+
+TEST(FuzzCorpus, ManifestSeedsAreCurrentAndValid) {
+  const Seeds seeds = ManifestSeeds();
+  for (const auto& [file, json] : seeds) EXPECT_TRUE(ParseManifest(json).ok()) << file;
+  CheckOrWrite("manifest", seeds);
+}
+
+}  // namespace
+}  // namespace sparkv
