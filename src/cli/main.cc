@@ -1,12 +1,31 @@
 // The `sparkv` command: one subcommand per role (convert, ingest, serve, run, demo, ...).
 #include <CLI/CLI.hpp>
 
-#include <cstdio>
+#include "cli/commands.h"
+#include "common/log.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"SparKV: load a reused context's KV cache by streaming and computing at once"};
+  CLI::App app{"SparKV: load a reused context's KV cache by streaming and computing at once.\n"
+               "Start with `sparkv demo`; `sparkv SUBCOMMAND --help` lists each subcommand's flags."};
   app.set_version_flag("--version", "sparkv 0.1.0");
   app.require_subcommand(1);
+  sparkv::SetLogLevel(sparkv::LogLevel::kInfo);
+  app.add_option("--log-level", "Log verbosity: debug, info, warn, error or off (default: info)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
+      ->each([](const std::string& text) {
+        sparkv::LogLevel level;
+        if (sparkv::ParseLogLevel(text, &level)) sparkv::SetLogLevel(level);
+      });
+
+  int exit_code = 0;
+  sparkv::cli::AddDemoCommand(app, &exit_code);
+  sparkv::cli::AddRunCommand(app, &exit_code);
+  sparkv::cli::AddIngestCommand(app, &exit_code);
+  sparkv::cli::AddServeCommand(app, &exit_code);
+  sparkv::cli::AddProfileCommand(app, &exit_code);
+  sparkv::cli::AddConvertCommand(app, &exit_code);
+  sparkv::cli::AddMakeModelCommand(app, &exit_code);
+
   CLI11_PARSE(app, argc, argv);
-  return 0;
+  return exit_code;
 }

@@ -1,0 +1,76 @@
+#include "cli/cli_util.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include "common/file_util.h"
+#include "model/tokenizer.h"
+
+namespace sparkv::cli {
+
+int ReportError(const Status& status) {
+  if (status.ok()) return 0;
+  std::fprintf(stderr, "sparkv: error: %s\n", status.ToString().c_str());
+  return 1;
+}
+
+std::string CacheDir() {
+  if (const char* dir = std::getenv("SPARKV_CACHE"); dir != nullptr && *dir != '\0') return dir;
+  if (const char* dir = std::getenv("XDG_CACHE_HOME"); dir != nullptr && *dir != '\0') return std::string(dir) + "/sparkv";
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') return std::string(home) + "/.cache/sparkv";
+  return "/tmp/sparkv-cache";
+}
+
+Result<std::vector<TokenId>> ReadTokenFile(const std::string& path) {
+  SPARKV_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  std::vector<TokenId> tokens;
+  std::istringstream stream(text);
+  std::string word;
+  while (stream >> word) {
+    char* end = nullptr;
+    const long value = std::strtol(word.c_str(), &end, 10);
+    if (end == word.c_str() || *end != '\0' || value < 0 || value > (1L << 30)) {
+      return InvalidArgumentError("token file '" + path + "': '" + word + "' at index " +
+                                  std::to_string(tokens.size()) + " is not a token id (expected whitespace-separated "
+                                  "non-negative integers)");
+    }
+    tokens.push_back(static_cast<TokenId>(value));
+  }
+  if (tokens.empty()) return InvalidArgumentError("token file '" + path + "' holds no token ids");
+  return tokens;
+}
+
+Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::string& path) {
+  SPARKV_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model.vocab()));
+  std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_bos=*/true);
+  if (tokens.size() <= 1) return InvalidArgumentError("text file '" + path + "' is empty");
+  return tokens;
+}
+
+Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string& text) {
+  SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model.vocab()));
+  std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_bos=*/false);
+  if (tokens.empty()) return InvalidArgumentError("the query '" + text + "' tokenizes to nothing; give a non-empty --query");
+  return tokens;
+}
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> items;
+  std::string item;
+  std::istringstream stream(text);
+  while (std::getline(stream, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+Result<std::unique_ptr<Engine>> MakeEngine(const Model& model, int n_threads, int32_t n_positions) {
+  EngineOptions options;
+  options.n_threads = n_threads;
+  options.n_positions = n_positions;
+  return Engine::Create(model, options);
+}
+
+}  // namespace sparkv::cli

@@ -1,0 +1,36 @@
+// Helpers shared by the subcommands: inputs, engines, cache folders and error reporting.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "model/model.h"
+#include "sparkv/status.h"
+
+namespace sparkv::cli {
+
+// Prints "sparkv: error: <status>" to stderr and returns exit code 1 (0 for an ok status).
+int ReportError(const Status& status);
+
+// The folder for profiles and demo files: $SPARKV_CACHE, else $XDG_CACHE_HOME/sparkv, else
+// ~/.cache/sparkv.
+std::string CacheDir();
+
+// Whitespace-separated token ids from a file.
+Result<std::vector<TokenId>> ReadTokenFile(const std::string& path);
+
+// Tokenizes the contents of `path` with the model's vocabulary, BOS first.
+Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::string& path);
+
+// Tokenizes `text` without BOS (a query continues the context).
+Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string& text);
+
+// Parses a comma-separated list, dropping empty items.
+std::vector<std::string> SplitList(const std::string& text);
+
+// Creates an engine whose KV cache holds `n_positions` positions.
+Result<std::unique_ptr<Engine>> MakeEngine(const Model& model, int n_threads, int32_t n_positions);
+
+}  // namespace sparkv::cli

@@ -1,0 +1,167 @@
+// `sparkv run` and `sparkv profile`: the device side.
+#include <cstdio>
+#include <memory>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "cli/report.h"
+#include "kv/chunk_key.h"
+#include "plan/planner.h"
+#include "runtime/profiler.h"
+#include "runtime/session.h"
+
+namespace sparkv::cli {
+
+void AddRunCommand(CLI::App& app, int* exit_code) {
+  struct Flags {
+    std::string model;
+    std::string server;
+    std::string text;
+    std::string tokens;
+    std::string query = "\n";
+    std::string query_tokens;
+    std::string strategy = "hybrid";
+    std::string levels = "f16";
+    int32_t chunk_tokens = kDefaultChunkTokens;
+    int32_t n_generate = 16;
+    int threads = 0;
+    float temperature = 0.0f;
+    float top_p = 1.0f;
+    uint64_t seed = 0;
+    std::string profile;
+    double timeout_s = 60.0;
+    double bandwidth_mbit = 0.0;
+    bool json = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  std::string strategies = "local, stream, hybrid";
+  for (const std::string& name : PlannerNames()) {
+    if (name != "local" && name != "stream") strategies += ", " + name;
+  }
+  CLI::App* command = app.add_subcommand(
+      "run", "Load a context's KV (streaming and computing at once), prefill the query and generate");
+  command->add_option("--model", flags->model, "GGUF model")->required()->check(CLI::ExistingFile);
+  command->add_option("--server", flags->server, "Base URL of the store, e.g. http://127.0.0.1:8080");
+  auto* text = command->add_option("--text", flags->text, "Context as a UTF-8 text file")->check(CLI::ExistingFile);
+  auto* tokens = command->add_option("--tokens", flags->tokens, "Context as whitespace-separated token ids (BOS first)")
+                     ->check(CLI::ExistingFile);
+  text->excludes(tokens);
+  auto* query = command->add_option("--query", flags->query, "Query text appended after the context (default: a newline)");
+  auto* query_tokens = command->add_option("--query-tokens", flags->query_tokens, "Query as whitespace-separated token ids");
+  query->excludes(query_tokens);
+  command->add_option("--strategy", flags->strategy, "How to load the context: " + strategies)->capture_default_str();
+  command->add_option("--levels", flags->levels, "Codec levels the plan may stream, comma-separated (f16 is lossless)")
+      ->capture_default_str();
+  command->add_option("--chunk-tokens", flags->chunk_tokens, "Tokens per chunk; must match the ingest")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxChunkTokens));
+  command->add_option("-n,--n-generate", flags->n_generate, "Tokens to generate, the first included")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str();
+  command->add_option("--temperature", flags->temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
+  command->add_option("--top-p", flags->top_p, "Nucleus sampling mass in (0, 1]")->capture_default_str();
+  command->add_option("--seed", flags->seed, "Sampling seed")->capture_default_str();
+  command->add_option("--profile", flags->profile, "Saved device profile (JSON); default: measured once and cached");
+  command->add_option("--timeout", flags->timeout_s, "Seconds before an HTTP request is abandoned")->capture_default_str();
+  command->add_option("--bandwidth-mbit", flags->bandwidth_mbit,
+                      "Bandwidth to plan with, Mbit/s; 0 = measure with a short probe")
+      ->capture_default_str();
+  command->add_flag("--json", flags->json, "Print one JSON object instead of text");
+
+  command->callback([flags, exit_code] {
+    if (flags->text.empty() == flags->tokens.empty()) {
+      *exit_code = ReportError(InvalidArgumentError("give the context with exactly one of --text FILE or --tokens FILE"));
+      return;
+    }
+    Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
+    if (!model.ok()) return void(*exit_code = ReportError(model.status()));
+    Result<std::vector<TokenId>> context =
+        flags->tokens.empty() ? TokenizeTextFile(**model, flags->text) : ReadTokenFile(flags->tokens);
+    if (!context.ok()) return void(*exit_code = ReportError(context.status()));
+    Result<std::vector<TokenId>> query_ids = std::vector<TokenId>();
+    if (!flags->query_tokens.empty()) {
+      query_ids = std::vector<TokenId>();
+      std::istringstream stream(flags->query_tokens);
+      long id;
+      while (stream >> id) query_ids->push_back(static_cast<TokenId>(id));
+      if (query_ids->empty() || !stream.eof()) {
+        query_ids = InvalidArgumentError("--query-tokens '" + flags->query_tokens + "' is not a list of token ids");
+      }
+    } else {
+      query_ids = TokenizeQuery(**model, flags->query);
+    }
+    if (!query_ids.ok()) return void(*exit_code = ReportError(query_ids.status()));
+
+    const int64_t n_positions = static_cast<int64_t>(context->size() + query_ids->size()) + flags->n_generate;
+    Result<std::unique_ptr<Engine>> engine = MakeEngine(**model, flags->threads, static_cast<int32_t>(n_positions));
+    if (!engine.ok()) return void(*exit_code = ReportError(engine.status()));
+
+    ProfileOptions profile_options;
+    profile_options.chunk_tokens = flags->chunk_tokens;
+    Result<Profile> profile = flags->profile.empty()
+                                  ? LoadOrMeasureProfile(CacheDir() + "/profiles", **model, **engine, profile_options)
+                                  : LoadProfile(flags->profile);
+    if (!profile.ok()) return void(*exit_code = ReportError(profile.status()));
+
+    RunOptions options;
+    options.server_url = flags->server;
+    options.strategy = flags->strategy;
+    options.levels = SplitList(flags->levels);
+    options.chunk_tokens = flags->chunk_tokens;
+    options.n_generate = flags->n_generate;
+    options.sampling = {flags->temperature, flags->top_p, flags->seed};
+    options.timeout_s = flags->timeout_s;
+    options.bandwidth_hint_mbit = flags->bandwidth_mbit;
+    Result<RunReport> report = RunRequest(**model, **engine, *profile, *context, *query_ids, options);
+    if (!report.ok()) return void(*exit_code = ReportError(report.status()));
+
+    const std::string generated = GeneratedText(**model, *report);
+    if (flags->json) {
+      std::printf("%s\n", RunReportJson(*report, generated).dump().c_str());
+    } else {
+      PrintRunReport(*report, generated);
+    }
+  });
+}
+
+void AddProfileCommand(CLI::App& app, int* exit_code) {
+  struct Flags {
+    std::string model;
+    int threads = 0;
+    int32_t chunk_tokens = kDefaultChunkTokens;
+    int32_t max_position = 2048;
+    std::string out;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand(
+      "profile", "Measure this device's prefill and blob decode costs and fit the planner's cost model");
+  command->add_option("--model", flags->model, "GGUF model")->required()->check(CLI::ExistingFile);
+  command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str();
+  command->add_option("--chunk-tokens", flags->chunk_tokens, "Chunk size the profile is for")->capture_default_str();
+  command->add_option("--max-position", flags->max_position, "Largest context position to measure at")
+      ->capture_default_str()
+      ->check(CLI::Range(64, 1 << 20));
+  command->add_option("-o,--output", flags->out, "Profile JSON to write; default: print it");
+  command->callback([flags, exit_code] {
+    Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
+    if (!model.ok()) return void(*exit_code = ReportError(model.status()));
+    Result<std::unique_ptr<Engine>> engine = MakeEngine(**model, flags->threads, flags->max_position);
+    if (!engine.ok()) return void(*exit_code = ReportError(engine.status()));
+    ProfileOptions options;
+    options.chunk_tokens = flags->chunk_tokens;
+    FitReport fit;
+    Result<Profile> profile = MeasureProfile(**model, **engine, options, &fit);
+    if (!profile.ok()) return void(*exit_code = ReportError(profile.status()));
+    std::printf("prefill cost t(b, e) = (e - b) * (%.4g + %.4g * (b + e) / 2) + %.4g s; fit rms %.3g s, max error %.1f%%\n",
+                profile->compute.a, profile->compute.c, profile->compute.d, fit.rms_seconds,
+                100.0 * fit.max_relative_error);
+    if (flags->out.empty()) {
+      std::printf("%s\n", ProfileToJson(*profile).c_str());
+    } else {
+      *exit_code = ReportError(SaveProfile(*profile, flags->out));
+    }
+  });
+}
+
+}  // namespace sparkv::cli

@@ -1,0 +1,104 @@
+// `sparkv ingest` and `sparkv serve`: the server side.
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "common/log.h"
+#include "kv/chunk_key.h"
+#include "net/server.h"
+#include "runtime/ingest.h"
+
+namespace sparkv::cli {
+
+void AddIngestCommand(CLI::App& app, int* exit_code) {
+  struct Flags {
+    std::string model;
+    std::string text;
+    std::string tokens;
+    std::string store;
+    int32_t chunk_tokens = kDefaultChunkTokens;
+    std::string codecs = "f16,q8";
+    int threads = 0;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand(
+      "ingest", "Prefill a context and write its KV chunks, at every codec level, into a store");
+  command->add_option("--model", flags->model, "GGUF model, the same file the devices run")->required()->check(CLI::ExistingFile);
+  auto* text = command->add_option("--text", flags->text, "Context as a UTF-8 text file")->check(CLI::ExistingFile);
+  auto* tokens = command->add_option("--tokens", flags->tokens, "Context as whitespace-separated token ids (BOS first)")
+                     ->check(CLI::ExistingFile);
+  text->excludes(tokens);
+  command->add_option("--store", flags->store, "Store folder to write (created if missing)")->required();
+  command->add_option("--chunk-tokens", flags->chunk_tokens, "Tokens per chunk; devices must use the same")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxChunkTokens));
+  command->add_option("--codecs", flags->codecs, "Comma-separated codec levels to encode: f16, q8")->capture_default_str();
+  command->add_option("--threads", flags->threads, "Prefill threads (0 = every core)")->capture_default_str();
+  command->callback([flags, exit_code] {
+    if (flags->text.empty() == flags->tokens.empty()) {
+      *exit_code = ReportError(InvalidArgumentError("give the context with exactly one of --text FILE or --tokens FILE"));
+      return;
+    }
+    Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
+    if (!model.ok()) return void(*exit_code = ReportError(model.status()));
+    Result<std::vector<TokenId>> context =
+        flags->tokens.empty() ? TokenizeTextFile(**model, flags->text) : ReadTokenFile(flags->tokens);
+    if (!context.ok()) return void(*exit_code = ReportError(context.status()));
+    Result<std::unique_ptr<Engine>> engine =
+        MakeEngine(**model, flags->threads, static_cast<int32_t>(context->size()));
+    if (!engine.ok()) return void(*exit_code = ReportError(engine.status()));
+
+    IngestOptions options;
+    options.chunk_tokens = flags->chunk_tokens;
+    options.codecs = SplitList(flags->codecs);
+    Result<IngestReport> report = IngestContext(**model, **engine, *context, options, flags->store);
+    if (!report.ok()) return void(*exit_code = ReportError(report.status()));
+
+    std::printf("context %s: %d tokens in %zu chunks of %d, prefill %.2f s\n",
+                report->manifest.context_key.Hex().c_str(), report->manifest.n_tokens, report->manifest.chunks.size(),
+                report->manifest.chunk_tokens, report->prefill_s);
+    for (const auto& [codec, bytes] : report->bytes_per_codec) {
+      std::printf("  %-6s %10.2f MiB  (%.1f bytes per token)\n", codec.c_str(), bytes / 1048576.0,
+                  static_cast<double>(bytes) / report->manifest.n_tokens);
+    }
+  });
+}
+
+void AddServeCommand(CLI::App& app, int* exit_code) {
+  auto options = std::make_shared<ServerOptions>();
+  CLI::App* command = app.add_subcommand("serve", "Serve a store over HTTP until interrupted (Ctrl-C)");
+  command->add_option("--store", options->root, "Store folder written by `sparkv ingest`")->required()->check(CLI::ExistingDirectory);
+  command->add_option("--host", options->host, "Address to listen on")->capture_default_str();
+  command->add_option("--port", options->port, "Port; 0 picks a free one")->capture_default_str()->check(CLI::Range(0, 65535));
+  command->add_option("--rate", options->rate_mbit, "Pace response bodies to this many Mbit/s; 0 = unlimited")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--trace", options->trace_path, "Pace by a mahimahi trace file instead of --rate")
+      ->check(CLI::ExistingFile);
+  command->add_option("--rtt-ms", options->rtt_ms, "Delay before the first byte of each response, ms")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  command->callback([options, exit_code] {
+    // Block the stop signals in every thread, so that this one can wait for them.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    Result<std::unique_ptr<StoreServer>> server = StoreServer::Start(*options);
+    if (!server.ok()) return void(*exit_code = ReportError(server.status()));
+    std::printf("serving %s at %s\n", options->root.c_str(), (*server)->base_url().c_str());
+    std::fflush(stdout);
+
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    SPARKV_LOG_INFO("received signal %d, stopping", signal_number);
+    (*server)->Stop();
+  });
+}
+
+}  // namespace sparkv::cli

@@ -1,0 +1,95 @@
+#include "cli/report.h"
+
+#include <cstdio>
+
+#include "model/tokenizer.h"
+
+namespace sparkv::cli {
+
+nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
+  nlohmann::json chunks = nlohmann::json::array();
+  for (size_t j = 0; j < report.load.chunks.size(); ++j) {
+    const ChunkOutcome& chunk = report.load.chunks[j];
+    nlohmann::json entry = {{"index", j},
+                            {"path", chunk.streamed ? "stream" : "compute"},
+                            {"planned", chunk.planned_stream ? "stream" : "compute"},
+                            {"fell_back", chunk.fell_back},
+                            {"resident_s", chunk.resident_s}};
+    if (chunk.planned_stream) {
+      entry["codec"] = chunk.codec;
+      entry["bytes"] = chunk.bytes;
+      entry["transfer_start_s"] = chunk.transfer_start_s;
+      entry["transfer_end_s"] = chunk.transfer_end_s;
+      entry["decode_s"] = chunk.decode_s;
+    }
+    if (!chunk.streamed) {
+      entry["compute_start_s"] = chunk.compute_start_s;
+      entry["compute_end_s"] = chunk.compute_end_s;
+    }
+    if (!chunk.error.empty()) entry["error"] = chunk.error;
+    chunks.push_back(std::move(entry));
+  }
+  return {
+      {"strategy", report.strategy},
+      {"planner", report.planner},
+      {"server", report.server},
+      {"ttft_s", report.ttft_s},
+      {"predicted_ttft_s", report.predicted_ttft_s},
+      {"breakdown",
+       {{"manifest_s", report.manifest_s},
+        {"probe_s", report.probe_s},
+        {"plan_s", report.plan_s},
+        {"load_s", report.load_s},
+        {"stream_busy_s", report.load.stream_busy_s},
+        {"compute_busy_s", report.load.compute_busy_s},
+        {"decode_busy_s", report.load.decode_busy_s},
+        {"query_prefill_s", report.query_prefill_s},
+        {"first_token_s", report.first_token_s}}},
+      {"bandwidth_estimate_mbit", report.bandwidth_estimate_bps * 8 / 1e6},
+      {"n_context", report.n_context},
+      {"n_query", report.n_query},
+      {"chunks", report.n_chunks},
+      {"stream_bytes", report.load.stream_bytes + report.probe_bytes},
+      {"chunks_streamed", report.load.n_streamed},
+      {"chunks_computed", report.load.n_computed},
+      {"chunks_fallback", report.load.n_fallback},
+      {"tokens", report.tokens},
+      {"text", text},
+      {"decode_tokens_per_s", report.decode_tokens_per_s},
+      {"warnings", report.warnings},
+      {"chunk_timeline", chunks},
+  };
+}
+
+void PrintRunReport(const RunReport& report, const std::string& text) {
+  std::printf("strategy %s (planner %s): TTFT %.3f s (plan predicted %.3f s)\n", report.strategy.c_str(),
+              report.planner.c_str(), report.ttft_s, report.predicted_ttft_s);
+  std::printf("  context %d tokens in %d chunks, query %d tokens\n", report.n_context, report.n_chunks, report.n_query);
+  std::printf("  manifest       %8.3f s\n", report.manifest_s);
+  if (report.probe_s > 0) {
+    std::printf("  probe          %8.3f s  (%.2f Mbit/s estimated)\n", report.probe_s,
+                report.bandwidth_estimate_bps * 8 / 1e6);
+  }
+  std::printf("  load           %8.3f s  (both paths until every chunk is resident)\n",
+              report.load_s - report.manifest_s - report.probe_s - report.plan_s);
+  std::printf("    streamed     %8d chunks, %.2f MiB in %.3f s of transfers (decode %.3f s)\n", report.load.n_streamed,
+              (report.load.stream_bytes + report.probe_bytes) / 1048576.0, report.load.stream_busy_s,
+              report.load.decode_busy_s);
+  std::printf("    computed     %8d chunks in %.3f s of prefill%s\n", report.load.n_computed, report.load.compute_busy_s,
+              report.load.n_fallback > 0 ? (" (" + std::to_string(report.load.n_fallback) + " after stream failures)").c_str() : "");
+  std::printf("  query prefill  %8.3f s\n", report.query_prefill_s);
+  std::printf("  first token    %8.3f s\n", report.first_token_s);
+  for (const std::string& warning : report.warnings) std::printf("  warning: %s\n", warning.c_str());
+  std::printf("generated %zu tokens (%.1f tokens/s after the first): %s\n", report.tokens.size(),
+              report.decode_tokens_per_s, text.c_str());
+}
+
+std::string GeneratedText(const Model& model, const RunReport& report) {
+  Result<Tokenizer> tokenizer = Tokenizer::Create(model.vocab());
+  std::string ids;
+  for (TokenId id : report.tokens) ids += (ids.empty() ? "" : " ") + std::to_string(id);
+  if (!tokenizer.ok()) return ids;
+  return tokenizer->Decode(report.tokens);
+}
+
+}  // namespace sparkv::cli

@@ -1,0 +1,50 @@
+// Where the stream path gets manifests and blobs: an HTTP server (sparkv serve, nginx, a CDN)
+// or, for tests and offline use, a store folder on disk.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/hash.h"
+#include "sparkv/status.h"
+
+namespace sparkv {
+
+struct FetchedBytes {
+  std::string bytes;
+  double seconds = 0.0;             // request start to last byte
+  double first_byte_seconds = 0.0;  // request start to first byte
+};
+
+// Called as bytes arrive with the count so far and seconds since the request started; returning
+// false cancels the transfer (it then fails with kCancelled).
+using ProgressFunction = std::function<bool(size_t bytes_so_far, double seconds)>;
+
+class BlobSource {
+ public:
+  virtual ~BlobSource() = default;
+
+  // A short name for logs and reports, e.g. the base URL.
+  virtual std::string Describe() const = 0;
+
+  virtual Result<FetchedBytes> FetchManifest(const Hash128& context_key) = 0;
+
+  // Fetches blob `codec` of chunk `chunk_key`. `max_bytes` bounds the body (a longer body is
+  // corruption); `range_end` > 0 asks for bytes [0, range_end) only.
+  virtual Result<FetchedBytes> FetchBlob(const Hash128& chunk_key, std::string_view codec, uint64_t max_bytes,
+                                         uint64_t range_end, const ProgressFunction& on_progress) = 0;
+};
+
+struct HttpSourceOptions {
+  double timeout_s = 60.0;         // per request, including the body
+  double connect_timeout_s = 3.0;
+};
+
+// A source over HTTP with one kept-alive connection. `base_url` is e.g. "http://127.0.0.1:8080".
+// NOTE: not thread-safe; each path that fetches owns its own source.
+std::unique_ptr<BlobSource> MakeHttpSource(std::string base_url, HttpSourceOptions options = {});
+
+}  // namespace sparkv

@@ -1,0 +1,86 @@
+// The two-path loader: makes every chunk of a context resident in the engine's KV cache, the
+// planned ones by streaming (fetch a blob, verify it, decode it into cache rows) and the rest by
+// local prefill, with both paths running at the same time.
+//
+// Correctness never depends on the network. Prefill of a chunk needs every earlier chunk
+// resident; when the stream path fails for a chunk (transfer error, timeout, bad checksum, wrong
+// fingerprint or key, short body) the compute path computes it instead, so the cache always ends
+// up with exactly the KV a full local prefill would produce (bit-exact with the f16 codec on an
+// f16 cache).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/hash.h"
+#include "engine/engine.h"
+#include "kv/chunk_key.h"
+#include "plan/plan.h"
+#include "runtime/blob_source.h"
+#include "sparkv/status.h"
+
+namespace sparkv {
+
+// One chunk of the load, with the path the plan chose for it.
+struct LoadChunk {
+  ChunkRange range;
+  Hash128 key;
+  bool stream = false;
+  std::string codec;   // stream only: the level to fetch
+  uint64_t bytes = 0;  // stream only: blob size from the manifest
+};
+
+// What happened to one chunk, times in seconds since the load started.
+struct ChunkOutcome {
+  bool planned_stream = false;
+  bool streamed = false;     // the chunk became resident through the stream path
+  bool fell_back = false;    // planned to stream, computed after the stream path failed
+  std::string codec;
+  uint64_t bytes = 0;        // bytes received for this chunk (also for failed transfers)
+  double transfer_start_s = 0.0;
+  double transfer_end_s = 0.0;
+  double decode_s = 0.0;     // stream only: CPU seconds of verify and decode
+  double compute_start_s = 0.0;  // computed chunks only
+  double compute_end_s = 0.0;
+  double resident_s = 0.0;   // rows marked resident
+  std::string error;         // why the stream path failed, empty otherwise
+};
+
+struct LoadReport {
+  std::vector<ChunkOutcome> chunks;  // [n_chunks]
+  double all_resident_s = 0.0;
+  uint64_t stream_bytes = 0;
+  double stream_busy_s = 0.0;   // sum of transfer times
+  double compute_busy_s = 0.0;  // sum of prefill times
+  double decode_busy_s = 0.0;   // sum of blob verify and decode times
+  int32_t n_streamed = 0;
+  int32_t n_computed = 0;
+  int32_t n_fallback = 0;
+};
+
+struct LoaderOptions {
+  // After a transport failure (refused, reset, timed out), the remaining streamed chunks go to the
+  // compute path at once instead of each waiting for its own failure.
+  bool abandon_stream_after_transport_error = true;
+};
+
+class Loader {
+ public:
+  // `source` may be null when no chunk streams. The engine's KV cache must be empty over the
+  // context's positions.
+  Loader(Engine* engine, BlobSource* source, const Hash128& model_fingerprint, LoaderOptions options = {});
+
+  // Loads `chunks` (contiguous from position 0) of `tokens`. Returns an error only when the
+  // compute path itself fails (a bug or a broken model), never because of the network.
+  Result<LoadReport> Load(std::span<const TokenId> tokens, std::span<const LoadChunk> chunks);
+
+ private:
+  Engine* engine_;
+  BlobSource* source_;
+  Hash128 fingerprint_;
+  LoaderOptions options_;
+};
+
+}  // namespace sparkv

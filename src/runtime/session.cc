@@ -1,0 +1,245 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/log.h"
+#include "kv/blob.h"
+#include "kv/chunk_key.h"
+#include "plan/planner.h"
+#include "runtime/blob_source.h"
+#include "store/manifest.h"
+
+namespace sparkv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Bytes fetched to estimate bandwidth before planning: large enough to span many TCP segments and
+// pacing intervals, small enough to cost little of the stream path's time.
+constexpr uint64_t kProbeBytes = 128 * 1024;
+
+// Fetches and checks the manifest against what this device computed. Chunks whose key differs are
+// not offered to the stream path.
+Result<Manifest> FetchCheckedManifest(BlobSource& source, const Model& model, const std::vector<ChunkRange>& chunks,
+                                      const std::vector<Hash128>& keys, int32_t chunk_tokens) {
+  SPARKV_ASSIGN_OR_RETURN(FetchedBytes fetched, source.FetchManifest(keys.back()));
+  SPARKV_ASSIGN_OR_RETURN(Manifest manifest, ParseManifest(fetched.bytes));
+  if (manifest.model_fingerprint != model.fingerprint()) {
+    return MismatchError("the server's manifest is for model " + manifest.model_fingerprint.Hex() +
+                         ", this device runs " + model.fingerprint().Hex() +
+                         " (ingest the context with the same GGUF)");
+  }
+  if (manifest.chunk_tokens != chunk_tokens || manifest.chunks.size() != chunks.size()) {
+    return MismatchError("the server's manifest has " + std::to_string(manifest.chunks.size()) + " chunks of " +
+                         std::to_string(manifest.chunk_tokens) + " tokens, this request has " +
+                         std::to_string(chunks.size()) + " of " + std::to_string(chunk_tokens) +
+                         " (pass the same --chunk-tokens as the ingest)");
+  }
+  for (size_t j = 0; j < chunks.size(); ++j) {
+    const ManifestChunk& entry = manifest.chunks[j];
+    if (entry.key != keys[j] || entry.begin != chunks[j].begin || entry.end != chunks[j].end) {
+      return MismatchError("manifest chunk " + std::to_string(j) + " has key " + entry.key.Hex() + " over [" +
+                           std::to_string(entry.begin) + ", " + std::to_string(entry.end) + "), expected " +
+                           keys[j].Hex() + " over [" + std::to_string(chunks[j].begin) + ", " +
+                           std::to_string(chunks[j].end) + ")");
+    }
+  }
+  return manifest;
+}
+
+std::string PlannerFor(const std::string& strategy) {
+  // The end-to-end hybrid is the best single split (compute a prefix, stream the suffix).
+  if (strategy == "hybrid") return "split";
+  return strategy;
+}
+
+}  // namespace
+
+int CodecQualityRank(const std::string& codec) {
+  if (codec == "f16") return 0;
+  if (codec == "q8") return 1;
+  return 2;
+}
+
+Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& profile,
+                             std::span<const TokenId> context, std::span<const TokenId> query,
+                             const RunOptions& options) {
+  const HParams& hp = model.hparams();
+  if (context.empty() || query.empty()) {
+    return InvalidArgumentError("a request needs at least one context token and one query token");
+  }
+  for (std::span<const TokenId> part : {context, query}) {
+    for (size_t i = 0; i < part.size(); ++i) {
+      if (part[i] < 0 || part[i] >= hp.n_vocab) {
+        return InvalidArgumentError("token " + std::to_string(part[i]) + " at index " + std::to_string(i) +
+                                    " is outside the model's vocabulary [0, " + std::to_string(hp.n_vocab) + ")");
+      }
+    }
+  }
+  const int64_t needed = static_cast<int64_t>(context.size() + query.size()) + options.n_generate;
+  if (needed > engine.kv_cache().n_positions()) {
+    return InvalidArgumentError("context, query and generated tokens need " + std::to_string(needed) +
+                                " KV positions, the engine has " + std::to_string(engine.kv_cache().n_positions()));
+  }
+  if (options.chunk_tokens <= 0 || options.chunk_tokens > kMaxChunkTokens) {
+    return InvalidArgumentError("chunk size " + std::to_string(options.chunk_tokens) + " is outside [1, " +
+                                std::to_string(kMaxChunkTokens) + "]");
+  }
+  const Planner* planner = FindPlanner(PlannerFor(options.strategy));
+  if (planner == nullptr) {
+    std::string names = "hybrid";
+    for (const std::string& name : PlannerNames()) names += ", " + name;
+    return InvalidArgumentError("unknown strategy '" + options.strategy + "'; known: " + names);
+  }
+
+  RunReport report;
+  report.strategy = options.strategy;
+  report.planner = std::string(planner->name());
+  report.server = options.server_url;
+  report.n_context = static_cast<int32_t>(context.size());
+  report.n_query = static_cast<int32_t>(query.size());
+  engine.kv_cache().Clear();
+
+  // The request starts here: everything below counts toward TTFT.
+  const Clock::time_point start = Clock::now();
+  const std::vector<ChunkRange> chunks = SplitIntoChunks(report.n_context, options.chunk_tokens);
+  const std::vector<Hash128> keys = ChunkKeys(RootKey(model.fingerprint(), options.chunk_tokens), context, chunks);
+  report.n_chunks = static_cast<int32_t>(chunks.size());
+
+  // Manifest: which levels exist for each chunk and their sizes.
+  std::unique_ptr<BlobSource> source;
+  std::optional<Manifest> manifest;
+  const bool wants_network = options.strategy != "local";
+  if (wants_network && options.server_url.empty()) {
+    report.warnings.push_back("no --server given: every chunk is computed locally");
+  } else if (wants_network) {
+    HttpSourceOptions source_options;
+    source_options.timeout_s = options.timeout_s;
+    source = MakeHttpSource(options.server_url, source_options);
+    Result<Manifest> fetched = FetchCheckedManifest(*source, model, chunks, keys, options.chunk_tokens);
+    if (fetched.ok()) {
+      manifest = std::move(fetched).value();
+    } else {
+      report.warnings.push_back("manifest " + keys.back().Hex() + " from " + options.server_url +
+                                " unusable, computing every chunk: " + fetched.status().ToString());
+      SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
+    }
+  }
+  report.manifest_s = SecondsSince(start);
+
+  // Plan input: per chunk, the allowed levels the manifest lists.
+  PlanInput input;
+  input.compute = profile.compute;
+  input.decode_on_spare_core = profile.decode_on_spare_core;
+  input.query_seconds = profile.compute.ChunkSeconds(report.n_context, report.n_context + report.n_query) +
+                        profile.compute.ChunkSeconds(report.n_context + report.n_query,
+                                                     report.n_context + report.n_query + 1);
+  for (size_t j = 0; j < chunks.size(); ++j) {
+    ChunkSpec spec{chunks[j].index, chunks[j].begin, chunks[j].end, {}};
+    if (manifest) {
+      for (const std::string& codec : options.levels) {
+        auto level = manifest->chunks[j].levels.find(codec);
+        if (level == manifest->chunks[j].levels.end()) continue;
+        const DecodeCost* decode = profile.FindDecode(codec);
+        const double decode_seconds = decode != nullptr ? decode->Seconds(level->second.bytes) : 0.0;
+        spec.levels.push_back({codec, level->second.bytes, decode_seconds, CodecQualityRank(codec)});
+      }
+    }
+    input.chunks.push_back(std::move(spec));
+  }
+
+  // Bandwidth: a hint, or a short probe of a blob the plan is likely to stream.
+  double bandwidth = options.bandwidth_hint_mbit * 1e6 / 8.0;
+  double overhead = 0.0;
+  if (manifest && bandwidth <= 0.0 && !input.chunks.back().levels.empty()) {
+    const Clock::time_point probe_start = Clock::now();
+    const LevelOption& level = input.chunks.back().levels.front();
+    const uint64_t probe_end = std::min<uint64_t>(kProbeBytes, level.bytes);
+    Result<FetchedBytes> probe = source->FetchBlob(keys.back(), level.codec, probe_end, probe_end, ProgressFunction());
+    if (probe.ok() && probe->seconds > probe->first_byte_seconds) {
+      report.probe_bytes = probe->bytes.size();
+      overhead = probe->first_byte_seconds;
+      bandwidth = static_cast<double>(probe->bytes.size()) / (probe->seconds - probe->first_byte_seconds);
+    } else {
+      const std::string why = probe.ok() ? "the probe returned too fast to time" : probe.status().ToString();
+      report.warnings.push_back("bandwidth probe failed, computing every chunk: " + why);
+      SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
+      manifest.reset();
+      for (ChunkSpec& spec : input.chunks) spec.levels.clear();
+    }
+    report.probe_s = SecondsSince(probe_start);
+  }
+  report.bandwidth_estimate_bps = bandwidth;
+  input.bandwidth = BandwidthModel::Constant(bandwidth > 0.0 ? bandwidth : 1.0);
+  input.request_overhead_s = overhead;
+
+  // Plan. Without a usable manifest every chunk is computed, whatever the strategy.
+  const Clock::time_point plan_start = Clock::now();
+  std::vector<LoadChunk> load_chunks(chunks.size());
+  const bool can_stream = manifest.has_value() && bandwidth > 0.0;
+  Result<Plan> plan = SolvePlan(can_stream ? planner->name() : std::string_view("local"), input);
+  if (!plan.ok()) return plan.status().WithContext("planning failed");
+  if (can_stream && options.strategy == "stream") {
+    for (size_t j = 0; j < chunks.size(); ++j) {
+      if (plan->decisions[j].path != Decision::Path::kStream) {
+        report.warnings.push_back("chunk " + std::to_string(j) + " has no allowed level on the server; computing it");
+      }
+    }
+  }
+  report.predicted_ttft_s = plan->predicted.ttft_s + report.manifest_s + report.probe_s;
+  for (size_t j = 0; j < chunks.size(); ++j) {
+    load_chunks[j].range = chunks[j];
+    load_chunks[j].key = keys[j];
+    const Decision& decision = plan->decisions[j];
+    if (decision.path == Decision::Path::kStream) {
+      const LevelOption& level = input.chunks[j].levels[decision.level];
+      load_chunks[j].stream = true;
+      load_chunks[j].codec = level.codec;
+      load_chunks[j].bytes = level.bytes;
+    }
+  }
+  report.plan_s = SecondsSince(plan_start);
+  SPARKV_LOG_INFO("plan %s: %d of %zu chunks streamed, predicted TTFT %.3f s at %.2f Mbit/s", report.planner.c_str(),
+                  plan->predicted.n_streamed, chunks.size(), report.predicted_ttft_s, bandwidth * 8 / 1e6);
+
+  // Load both paths at once.
+  Loader loader(&engine, source.get(), model.fingerprint());
+  SPARKV_ASSIGN_OR_RETURN(report.load, loader.Load(context, load_chunks));
+  report.load_s = SecondsSince(start);
+  for (const ChunkOutcome& outcome : report.load.chunks) {
+    if (outcome.fell_back) report.warnings.push_back("stream path fell back to compute: " + outcome.error);
+  }
+
+  // Query prefill and the first token end the TTFT.
+  std::vector<float> logits;
+  const Clock::time_point query_start = Clock::now();
+  SPARKV_RETURN_IF_ERROR(engine.Prefill(query, report.n_context, &logits));
+  report.query_prefill_s = SecondsSince(query_start);
+  Sampler sampler(options.sampling);
+  const Clock::time_point sample_start = Clock::now();
+  TokenId token = sampler.Sample(logits);
+  report.first_token_s = SecondsSince(sample_start);
+  report.ttft_s = SecondsSince(start);
+  report.tokens.push_back(token);
+
+  // Generation after the first token is outside TTFT.
+  const Clock::time_point decode_start = Clock::now();
+  Position position = report.n_context + report.n_query;
+  for (int32_t i = 1; i < options.n_generate && token != model.vocab().eos_id; ++i) {
+    SPARKV_RETURN_IF_ERROR(engine.Decode(token, position++, &logits));
+    token = sampler.Sample(logits);
+    report.tokens.push_back(token);
+  }
+  const double decode_seconds = SecondsSince(decode_start);
+  if (report.tokens.size() > 1 && decode_seconds > 0) {
+    report.decode_tokens_per_s = static_cast<double>(report.tokens.size() - 1) / decode_seconds;
+  }
+  return report;
+}
+
+}  // namespace sparkv
