@@ -106,7 +106,7 @@ const float* F32Data(const WeightView& w) { return reinterpret_cast<const float*
 }  // namespace
 
 Engine::Engine(const Model& model, const EngineOptions& options)
-    : model_(model), hp_(model.hparams()), options_(options), k_(kernels::BestKernels()), pool_(options.n_threads) {}
+    : model_(model), hp_(model.hparams()), options_(options), k_(options.kernels != nullptr ? *options.kernels : kernels::BestKernels()), pool_(options.n_threads) {}
 
 Result<std::unique_ptr<Engine>> Engine::Create(const Model& model, EngineOptions options) {
   SPARKV_RETURN_IF_ERROR(CheckModel(model));

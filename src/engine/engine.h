@@ -27,6 +27,8 @@ struct EngineOptions {
   // Tokens per forward pass inside a prefill; bounds scratch memory. Larger batches reuse each
   // weight row for more tokens. Default: 64.
   int32_t n_batch = 64;
+  // Kernel table to run. Default: nullptr = kernels::BestKernels(); tests pass ScalarKernels().
+  const kernels::KernelTable* kernels = nullptr;
 };
 
 class Engine {
