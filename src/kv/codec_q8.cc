@@ -8,10 +8,10 @@
 // f32 rounding), i.e. about absmax(group) / 254. The last group of a row may be shorter.
 #include <algorithm>
 #include <cmath>
-#include <cfloat>
 #include <string>
 
 #include "kv/codec.h"
+#include "common/f16.h"
 #include "kv/row_convert.h"
 
 namespace sparkv {
@@ -52,14 +52,15 @@ class Q8CodecImpl final : public Codec {
           for (int64_t g = 0; g < n_groups; ++g) {
             const int64_t begin = g * kGroup;
             const int64_t end = std::min(begin + kGroup, width);
-            Result<uint16_t> scale =
+            const uint16_t scale =
                 QuantizeGroup(row.data() + begin, end - begin, quants + t * width + begin);
-            if (!scale.ok()) {
-              return scale.status().WithContext("q8 encode of layer " + std::to_string(l) +
-                                                (kv == 0 ? " K" : " V") + " row " +
-                                                std::to_string(source.begin + t));
+            if (scale >= kF16Infinity) {
+              return InvalidArgumentError(
+                  "q8 encode of layer " + std::to_string(l) + (kv == 0 ? " K" : " V") + " row " +
+                  std::to_string(source.begin + t) + ": " +
+                  UnencodableReason(row.data() + begin, end - begin));
             }
-            std::memcpy(scales + (t * n_groups + g) * 2, &scale.value(), 2);
+            std::memcpy(scales + (t * n_groups + g) * 2, &scale, 2);
           }
         }
         out += shape.n_tokens * (n_groups * 2 + width);
@@ -125,34 +126,48 @@ class Q8CodecImpl final : public Codec {
   }
 
  private:
-  // Writes n quants for values [n] f32 and returns the group's f16 scale.
-  static Result<uint16_t> QuantizeGroup(const float* values, int64_t n, int8_t* quants) {
-    float absmax = 0.0f;
+  // Writes n quants for values [n] f32 and returns the group's f16 scale, or a value >=
+  // kF16Infinity when the group holds NaN or infinity or its absmax is past 127 * 65504.
+  static uint16_t QuantizeGroup(const float* values, int64_t n, int8_t* quants) {
+    // For non-negative floats the bit patterns order like the values, and NaN and infinity sort
+    // above every finite value; an integer max is exact and vectorizes without fast-math.
+    uint32_t absmax_bits = 0;
     for (int64_t i = 0; i < n; ++i) {
-      const float magnitude = std::fabs(values[i]);
-      if (!(magnitude <= FLT_MAX)) {
-        return InvalidArgumentError("element " + std::to_string(i) +
-                                    " of the group is not finite; q8 encodes finite values only");
-      }
-      absmax = std::max(absmax, magnitude);
+      uint32_t bits;
+      std::memcpy(&bits, &values[i], 4);
+      absmax_bits = std::max(absmax_bits, bits & 0x7fffffffu);
     }
+    if (absmax_bits > 0x7f7fffffu) return kF16Infinity;  // above FLT_MAX: NaN or infinity
+    float absmax;
+    std::memcpy(&absmax, &absmax_bits, 4);
 
     // Round the scale up to the next f16 so that absmax / scale <= 127 after rounding.
     const float wanted = absmax / 127.0f;
     uint16_t h = F32ToF16(wanted);
     if (F16ToF32(h) < wanted) ++h;  // positive f16 bit patterns increase with their value
-    if (h >= kF16Infinity) {
-      return InvalidArgumentError("group absmax " + std::to_string(absmax) +
-                                  " exceeds 127 * 65504, past the range of an f16 scale");
-    }
+    if (h >= kF16Infinity) return kF16Infinity;
 
     const float scale = F16ToF32(h);
     const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+    // Adding and subtracting 1.5 * 2^23 rounds |x| < 2^22 to the nearest integer, ties to even,
+    // in the default rounding mode: nearbyint without a library call.
+    constexpr float kRound = 12582912.0f;
     for (int64_t i = 0; i < n; ++i) {
-      const float q = std::nearbyint(values[i] * inverse);
+      const float q = (values[i] * inverse + kRound) - kRound;
       quants[i] = static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
     }
     return h;
+  }
+
+  // Why QuantizeGroup rejected values [n] f32, for the error message.
+  static std::string UnencodableReason(const float* values, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (!std::isfinite(values[i])) {
+        return "element " + std::to_string(i) + " of its group is " + std::to_string(values[i]) +
+               "; q8 encodes finite values only";
+      }
+    }
+    return "a group's absmax exceeds 127 * 65504, past the range of an f16 scale";
   }
 
   static std::string HexU16(uint16_t value) {

@@ -1,67 +1,62 @@
-// Row conversions between cache rows (f32 or f16, possibly unaligned) and codec buffers, shared by
-// the codecs. Scalar, through the reference conversions of common/f16.h.
-// NOTE: f16 <-> f32 conversion dominates the f16 codec on f32 caches; an F16C path in a
-// *_avx2.cc file with a run-time CPU check is the next step if the codec benchmark shows it.
+// Bulk f16 <-> f32 conversion for the codecs, and row copies between cache rows (f32 or f16,
+// possibly unaligned) and codec buffers. Every pointer is a byte pointer because cache rows and
+// payload offsets need not be aligned to their element size.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
-#include "common/f16.h"
 #include "common/kv_slice.h"
 
 namespace sparkv::internal {
 
+// f16: [n] binary16; f32: [n] float. Both little-endian bytes. Uses F16C when the CPU has it,
+// otherwise the scalar reference; both round to nearest even and agree on every non-NaN value.
+void ConvertF16ToF32(const uint8_t* f16, int64_t n, uint8_t* f32);
+void ConvertF32ToF16(const uint8_t* f32, int64_t n, uint8_t* f16);
+
+// The scalar references, through common/f16.h.
+void ConvertF16ToF32Scalar(const uint8_t* f16, int64_t n, uint8_t* f32);
+void ConvertF32ToF16Scalar(const uint8_t* f32, int64_t n, uint8_t* f16);
+
+// True when ConvertF16ToF32 and ConvertF32ToF16 use F16C on this CPU.
+bool HasF16cConversion();
+
 // row: [n] elements of `elem`; out: [n] f32.
 inline void RowToF32(KvElemType elem, const uint8_t* row, int64_t n, float* out) {
+  auto* out_bytes = reinterpret_cast<uint8_t*>(out);
   if (elem == KvElemType::kF32) {
-    std::memcpy(out, row, static_cast<size_t>(n) * sizeof(float));
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    uint16_t h;
-    std::memcpy(&h, row + 2 * i, 2);
-    out[i] = F16ToF32(h);
+    std::memcpy(out_bytes, row, static_cast<size_t>(n) * sizeof(float));
+  } else {
+    ConvertF16ToF32(row, n, out_bytes);
   }
 }
 
-// row: [n] elements of `elem`; out: [n] f16, little-endian bytes.
+// row: [n] elements of `elem`; out: [n] f16 bytes.
 inline void RowToF16(KvElemType elem, const uint8_t* row, int64_t n, uint8_t* out) {
   if (elem == KvElemType::kF16) {
     std::memcpy(out, row, static_cast<size_t>(n) * 2);
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    float f;
-    std::memcpy(&f, row + 4 * i, 4);
-    const uint16_t h = F32ToF16(f);
-    std::memcpy(out + 2 * i, &h, 2);
+  } else {
+    ConvertF32ToF16(row, n, out);
   }
 }
 
-// f16: [n] f16, little-endian bytes; row: [n] elements of `elem`.
+// f16: [n] f16 bytes; row: [n] elements of `elem`.
 inline void F16ToRow(const uint8_t* f16, int64_t n, KvElemType elem, uint8_t* row) {
   if (elem == KvElemType::kF16) {
     std::memcpy(row, f16, static_cast<size_t>(n) * 2);
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    uint16_t h;
-    std::memcpy(&h, f16 + 2 * i, 2);
-    const float f = F16ToF32(h);
-    std::memcpy(row + 4 * i, &f, 4);
+  } else {
+    ConvertF16ToF32(f16, n, row);
   }
 }
 
 // values: [n] f32; row: [n] elements of `elem` (f16 rounds to nearest even).
 inline void F32ToRow(const float* values, int64_t n, KvElemType elem, uint8_t* row) {
+  const auto* value_bytes = reinterpret_cast<const uint8_t*>(values);
   if (elem == KvElemType::kF32) {
-    std::memcpy(row, values, static_cast<size_t>(n) * sizeof(float));
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const uint16_t h = F32ToF16(values[i]);
-    std::memcpy(row + 2 * i, &h, 2);
+    std::memcpy(row, value_bytes, static_cast<size_t>(n) * sizeof(float));
+  } else {
+    ConvertF32ToF16(value_bytes, n, row);
   }
 }
 
