@@ -1,0 +1,24 @@
+#include "net/pacer.h"
+
+#include <algorithm>
+
+namespace sparkv {
+
+Pacer::Pacer(Link link) : link_(std::move(link)), origin_(Clock::now()) {
+  const double two_ms_of_bytes = link_.mean_bytes_per_s() * 0.002;
+  piece_bytes_ = static_cast<size_t>(
+      std::clamp(two_ms_of_bytes, double{Link::kPacketBytes}, 64.0 * 1024.0));
+}
+
+Pacer::Clock::time_point Pacer::Reserve(size_t n_bytes) {
+  const double now_s = std::chrono::duration<double>(Clock::now() - origin_).count();
+  double finish_s = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    finish_s = link_.Send(&cursor_, now_s - kIdleSlackS, n_bytes);
+  }
+  return origin_ + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(finish_s));
+}
+
+}  // namespace sparkv
