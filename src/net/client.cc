@@ -1,0 +1,232 @@
+#include "net/client.h"
+
+#include <curl/curl.h>
+#include <strings.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "common/log.h"
+
+namespace sparkv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// libcurl requires curl_global_init before any handle exists and is not thread-safe itself.
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (code != CURLE_OK) {
+      SPARKV_LOG_ERROR("curl_global_init failed: %s", curl_easy_strerror(code));
+      std::abort();
+    }
+  });
+}
+
+// State shared with the libcurl callbacks for one request.
+struct Transfer {
+  const GetOptions* options = nullptr;
+  HttpResponse* response = nullptr;
+  Clock::time_point start;
+  Clock::time_point last_progress_call;
+  bool cancelled = false;
+  bool too_large = false;
+
+  double SecondsSinceStart() const {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  // Returns false when the caller asked to cancel.
+  bool ReportProgress() {
+    last_progress_call = Clock::now();
+    if (!options->on_progress) return true;
+    if (!options->on_progress(response->body.size(), SecondsSinceStart())) cancelled = true;
+    return !cancelled;
+  }
+};
+
+size_t OnBody(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t n_bytes = size * count;
+  if (transfer->response->body.size() + n_bytes > transfer->options->max_bytes) {
+    transfer->too_large = true;
+    return CURL_WRITEFUNC_ERROR;
+  }
+  transfer->response->body.append(data, n_bytes);
+  return transfer->ReportProgress() ? n_bytes : CURL_WRITEFUNC_ERROR;
+}
+
+// Gives on_progress a chance to cancel while no bytes arrive (a stalled or slow server).
+int OnTick(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* transfer = static_cast<Transfer*>(user);
+  if (Clock::now() - transfer->last_progress_call < std::chrono::seconds(1)) return 0;
+  return transfer->ReportProgress() ? 0 : 1;
+}
+
+// Keeps the ETag and Content-Range of the final response; a status line (after a 100 Continue,
+// for instance) starts a new header block.
+size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t n_bytes = size * count;
+  std::string_view line(data, n_bytes);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+
+  if (line.substr(0, 5) == "HTTP/") {
+    transfer->response->etag.clear();
+    transfer->response->content_range.clear();
+    return n_bytes;
+  }
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return n_bytes;
+  const std::string_view name = line.substr(0, colon);
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+
+  auto is = [name](const char* wanted) {
+    return name.size() == std::strlen(wanted) && strncasecmp(name.data(), wanted, name.size()) == 0;
+  };
+  if (is("ETag")) transfer->response->etag = std::string(value);
+  if (is("Content-Range")) transfer->response->content_range = std::string(value);
+  return n_bytes;
+}
+
+Status CurlError(CURLcode code, const Transfer& transfer, const char* detail,
+                 const std::string& method_url, const GetOptions& options) {
+  const std::string what = std::string(curl_easy_strerror(code)) +
+                           (detail[0] != '\0' ? std::string(" (") + detail + ")" : std::string());
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return TimeoutError(method_url + " timed out (connect limit " +
+                          std::to_string(options.connect_timeout_s) + " s, total limit " +
+                          std::to_string(options.timeout_s) + " s): " + what);
+    case CURLE_ABORTED_BY_CALLBACK:
+      return CancelledError(method_url + " cancelled by the caller after " +
+                            std::to_string(transfer.response->body.size()) + " bytes");
+    case CURLE_WRITE_ERROR:
+      if (transfer.cancelled) {
+        return CancelledError(method_url + " cancelled by the caller after " +
+                              std::to_string(transfer.response->body.size()) + " bytes");
+      }
+      if (transfer.too_large) {
+        return CorruptionError(method_url + ": body exceeds the expected maximum of " +
+                               std::to_string(options.max_bytes) + " bytes");
+      }
+      return UnavailableError(method_url + ": " + what);
+    case CURLE_FILESIZE_EXCEEDED:
+      return CorruptionError(method_url + ": the announced body exceeds the expected maximum of " +
+                             std::to_string(options.max_bytes) + " bytes");
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return InvalidArgumentError(method_url + ": " + what + "; pass an http:// URL");
+    default:
+      // Refused, unresolved, reset, or a body cut short: the server is not there (any more).
+      return UnavailableError(method_url + ": " + what);
+  }
+}
+
+}  // namespace
+
+HttpClient::HttpClient() {
+  InitCurlOnce();
+  curl_ = curl_easy_init();
+  if (curl_ == nullptr) {
+    SPARKV_LOG_ERROR("curl_easy_init failed (out of memory?)");
+    std::abort();
+  }
+}
+
+HttpClient::~HttpClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
+
+Result<HttpResponse> HttpClient::Get(const std::string& url, const GetOptions& options) {
+  return Perform(url, options, /*head=*/false);
+}
+
+Result<HttpResponse> HttpClient::Head(const std::string& url, const GetOptions& options) {
+  return Perform(url, options, /*head=*/true);
+}
+
+Result<HttpResponse> HttpClient::Perform(const std::string& url, const GetOptions& options,
+                                         bool head) {
+  CURL* curl = static_cast<CURL*>(curl_);
+  HttpResponse response;
+  Transfer transfer;
+  transfer.options = &options;
+  transfer.response = &response;
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+
+  // Every option is set on every request: the handle keeps options between requests, and only
+  // its connection cache is meant to carry over.
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM for timeouts; threads are safe
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options.timeout_s * 1000));
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options.connect_timeout_s * 1000));
+  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_bytes));
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  if (head) {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  }
+  curl_easy_setopt(curl, CURLOPT_RANGE, options.range.empty() ? nullptr : options.range.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnTick);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
+
+  curl_slist* headers = nullptr;
+  if (!options.if_none_match.empty()) {
+    headers = curl_slist_append(headers, ("If-None-Match: " + options.if_none_match).c_str());
+  }
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+
+  transfer.start = Clock::now();
+  transfer.last_progress_call = transfer.start;
+  const CURLcode code = curl_easy_perform(curl);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  curl_slist_free_all(headers);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+
+  if (code != CURLE_OK) {
+    Status status = CurlError(code, transfer, error_buffer, (head ? "HEAD " : "GET ") + url, options);
+    SPARKV_LOG_DEBUG("%s", status.ToString().c_str());
+    return status;
+  }
+
+  long status_code = 0;
+  curl_off_t total_us = 0;
+  curl_off_t first_byte_us = 0;
+  long n_connects = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status_code);
+  curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME_T, &total_us);
+  curl_easy_getinfo(curl, CURLINFO_STARTTRANSFER_TIME_T, &first_byte_us);
+  curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &n_connects);
+  response.status = static_cast<int>(status_code);
+  response.n_new_connections = n_connects;
+  response.stats.bytes = response.body.size();
+  response.stats.seconds = static_cast<double>(total_us) / 1e6;
+  response.stats.first_byte_seconds = static_cast<double>(first_byte_us) / 1e6;
+
+  const bool not_modified_ok = response.status == 304 && !options.if_none_match.empty();
+  if ((response.status >= 200 && response.status < 300) || not_modified_ok) return response;
+
+  // The body of an error response is short text from the server explaining the error.
+  std::string detail = response.body.substr(0, 200);
+  while (!detail.empty() && (detail.back() == '\n' || detail.back() == '\r')) detail.pop_back();
+  const std::string message = (head ? "HEAD " : "GET ") + url + " returned HTTP " +
+                              std::to_string(response.status) +
+                              (detail.empty() ? std::string() : ": " + detail);
+  if (response.status == 404) return NotFoundError(message);
+  return UnavailableError(message);
+}
+
+}  // namespace sparkv
