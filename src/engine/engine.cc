@@ -77,7 +77,7 @@ Status CheckModel(const Model& model) {
   const int64_t n_q = int64_t{hp.n_head} * hp.head_dim;
   const int64_t n_kv = hp.n_embd_kv();
   if (static_cast<int64_t>(model.layers().size()) != hp.n_layer) {
-    return InvalidArgumentError("model has " + std::to_string(model.layers().size()) + " layers, n_layer says " +
+    return InvalidArgumentError("model has " + std::to_string(model.layers().size()) + " layers but n_layer is " +
                                 std::to_string(hp.n_layer));
   }
   SPARKV_RETURN_IF_ERROR(CheckMatrix(model.token_embedding(), "token embedding", -1, hp.n_embd, hp.n_vocab));
@@ -290,7 +290,7 @@ void Engine::Attention(int32_t layer, int32_t n, Position pos) {
   });
 }
 
-void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos) {
+void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs) {
   const int32_t n_embd = hp_.n_embd;
   const int32_t n_ff = hp_.n_ff;
   const int32_t half = hp_.n_rot / 2;
@@ -336,6 +336,9 @@ void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos) {
         std::memcpy(cache_->v_row(l, pos + t), v, n_kv_ * sizeof(float));
       }
     }
+    // The last layer's K/V rows are all the cache needs; its attention and feed-forward only
+    // feed the logits.
+    if (l == hp_.n_layer - 1 && !need_outputs) break;
     Attention(l, n, pos);
     MatMul(w.wo, att_.data(), n_q_, n, xn_.data(), n_embd);
     for (int32_t t = 0; t < n; ++t) {
@@ -408,9 +411,6 @@ Status Engine::PrefillWithLogits(std::span<const TokenId> tokens, Position begin
   for (int64_t b0 = 0; b0 < n; b0 += options_.n_batch) {
     const int32_t nb = static_cast<int32_t>(std::min<int64_t>(options_.n_batch, n - b0));
     const Position pos = begin + static_cast<Position>(b0);
-    ForwardBatch(tokens.data() + b0, nb, pos);
-    cache_->MarkResident(pos, pos + nb);
-
     rows.clear();
     out_index.clear();
     for (size_t i = 0; i < wanted.size(); ++i) {
@@ -419,7 +419,10 @@ Status Engine::PrefillWithLogits(std::span<const TokenId> tokens, Position begin
         out_index.push_back(static_cast<int32_t>(i));
       }
     }
-    if (out != nullptr && !rows.empty()) Logits(rows, out_index, out->data());
+    const bool need_outputs = out != nullptr && !rows.empty();
+    ForwardBatch(tokens.data() + b0, nb, pos, need_outputs);
+    cache_->MarkResident(pos, pos + nb);
+    if (need_outputs) Logits(rows, out_index, out->data());
   }
   return Status::Ok();
 }

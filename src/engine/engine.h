@@ -65,8 +65,9 @@ class Engine {
  private:
   Engine(const Model& model, const EngineOptions& options);
 
-  // One micro-batch of n tokens at positions [pos, pos + n).
-  void ForwardBatch(const TokenId* tokens, int32_t n, Position pos);
+  // One micro-batch of n tokens at positions [pos, pos + n). Without need_outputs the last layer
+  // stops after writing its K/V rows, and x_ is not the final hidden state.
+  void ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs);
   // y[t][r] = w[r] . x[t] for every output row r, over the thread pool.
   void MatMul(const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
               int64_t ldy);

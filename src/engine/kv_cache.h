@@ -1,9 +1,9 @@
 // The device's KV cache: per layer a K and a V matrix of [n_positions][n_head_kv * head_dim]
 // elements (f16 by default, f32 optional), allocated once, plus a record of which positions hold
 // valid rows. Rows arrive by two paths: the engine's prefill, and codecs decoding streamed chunks
-// straight into a KvSlice. The residency record is guarded by a mutex so a network thread can
-// mark rows while the compute thread reads it; the rows themselves are not locked, so writers of
-// one range and readers of another must keep their ranges disjoint.
+// straight into a KvSlice. A mutex guards the residency record, so a network thread can mark rows
+// while the compute thread reads it. The rows themselves are not locked: a writer of one range and
+// a reader of another must keep their ranges disjoint.
 #pragma once
 
 #include <cstddef>

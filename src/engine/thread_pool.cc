@@ -6,7 +6,7 @@ namespace sparkv {
 namespace {
 
 // Spin iterations before a thread falls back to a futex wait. A forward pass issues ParallelFor
-// calls back to back, so a short spin catches the next job without a syscall; a longer one would
+// calls back to back, so a short spin catches the next job without a syscall. A longer spin would
 // burn a core that other processes on a small machine need.
 constexpr int kSpinIterations = 4000;
 

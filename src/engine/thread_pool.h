@@ -1,6 +1,6 @@
-// A fixed set of worker threads that split index ranges between them. Threads are created once;
-// a ParallelFor call wakes them (after a short spin, through a futex wait), so a call costs a few
-// microseconds, not a thread creation.
+// A fixed set of worker threads that split index ranges between them. Threads are created once.
+// A ParallelFor call wakes them after a short spin or through a futex wait, so a call costs
+// microseconds rather than a thread creation.
 #pragma once
 
 #include <atomic>
@@ -21,9 +21,9 @@ class ThreadPool {
 
   int n_threads() const { return n_threads_; }
 
-  // Calls fn(begin, end) or fn(begin, end, worker) over disjoint ranges that cover [0, n), each
-  // at least `grain` long except the last; worker is in [0, n_threads()) and names the thread, so
-  // callers can index per-thread scratch. Returns when every range is done.
+  // Calls fn(begin, end) or fn(begin, end, worker) over disjoint ranges that cover [0, n). Each
+  // range is at least `grain` long except the last. `worker` is in [0, n_threads()) and names the
+  // thread, so callers can index per-thread scratch. Returns when every range is done.
   // REQUIRES: not called from inside fn, and from one thread at a time.
   template <typename Fn>
   void ParallelFor(int64_t n, int64_t grain, Fn&& fn) {
