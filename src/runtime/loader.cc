@@ -82,9 +82,14 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
         outcome.transfer_start_s = SecondsSince(start);
         // A blob is the header plus a payload no larger than the manifest's size; a longer body
         // is rejected while it arrives.
-        Result<FetchedBytes> fetched =
-            source_->FetchBlob(chunk.key, chunk.codec, chunk.bytes, 0, ProgressFunction());
+        size_t received = 0;
+        const ProgressFunction on_progress = [&received](size_t bytes_so_far, double) {
+          received = bytes_so_far;
+          return true;
+        };
+        Result<FetchedBytes> fetched = source_->FetchBlob(chunk.key, chunk.codec, chunk.bytes, 0, on_progress);
         outcome.transfer_end_s = SecondsSince(start);
+        outcome.bytes = received;
         if (!fetched.ok()) {
           status = fetched.status();
         } else {

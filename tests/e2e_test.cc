@@ -1,0 +1,310 @@
+// End-to-end tests: a real `sparkv serve` process on loopback, the device side on the real
+// stories260K model, and failures injected into the server and the store.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/file_util.h"
+#include "kv/chunk_key.h"
+#include "runtime/ingest.h"
+#include "runtime/loader.h"
+#include "runtime/profiler.h"
+#include "runtime/session.h"
+#include "store/store.h"
+#include "test_support.h"
+
+namespace sparkv {
+namespace {
+
+constexpr int32_t kChunkTokens = 64;
+
+// A `sparkv serve` child process; killed when the object goes away.
+class ServeProcess {
+ public:
+  ServeProcess(const std::string& store, double rate_mbit) {
+    int out_pipe[2];
+    EXPECT_EQ(::pipe(out_pipe), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out_pipe[1], STDOUT_FILENO);
+      ::close(out_pipe[0]);
+      const std::string rate = std::to_string(rate_mbit);
+      const std::string binary = testing::SparkvBinary();
+      ::execl(binary.c_str(), binary.c_str(), "--log-level", "warn", "serve", "--store", store.c_str(), "--port", "0",
+              "--rate", rate.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out_pipe[1]);
+
+    // The server prints "serving <store> at <url>" once it listens.
+    FILE* out = ::fdopen(out_pipe[0], "r");
+    char line[512] = {0};
+    if (std::fgets(line, sizeof(line), out) != nullptr) {
+      const std::string text(line);
+      const size_t at = text.rfind(" at ");
+      if (at != std::string::npos) url_ = text.substr(at + 4, text.find_last_not_of("\n") - at - 3);
+    }
+    std::fclose(out);
+    EXPECT_FALSE(url_.empty()) << "sparkv serve printed no URL";
+  }
+
+  ~ServeProcess() { Kill(); }
+
+  const std::string& url() const { return url_; }
+
+  void Kill() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string url_;
+};
+
+std::vector<TokenId> GoldenContext() {
+  std::ifstream golden(testing::DataPath("golden/stories260K.llamacpp.kvf32.txt"));
+  std::string line;
+  std::getline(golden, line);
+  std::istringstream stream(line);
+  std::vector<TokenId> tokens;
+  TokenId id;
+  while (stream >> id) tokens.push_back(id);
+  return tokens;
+}
+
+// Shared fixture: the model, an engine, a profile and a store with f16 and q8 blobs of the
+// golden 201-token context, chunked by 64.
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = std::move(Model::Load(testing::Stories260KGguf())).value();
+    context_ = GoldenContext();
+    ASSERT_EQ(context_.size(), 201u);
+    query_ = {403, 261};
+    EngineOptions options;
+    options.n_threads = 2;
+    options.n_positions = 512;
+    engine_ = std::move(Engine::Create(*model_, options)).value();
+
+    IngestOptions ingest;
+    ingest.chunk_tokens = kChunkTokens;
+    ingest.codecs = {"f16", "q8"};
+    Result<IngestReport> report = IngestContext(*model_, *engine_, context_, ingest, store_dir_.path());
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    manifest_ = report->manifest;
+
+    ProfileOptions profile_options;
+    profile_options.chunk_tokens = kChunkTokens;
+    profile_ = std::move(MeasureProfile(*model_, *engine_, profile_options, nullptr)).value();
+  }
+
+  RunReport Run(const std::string& server, const std::string& strategy, const std::string& level, int32_t n_generate,
+                double bandwidth_hint_mbit = 0.0) {
+    RunOptions options;
+    options.bandwidth_hint_mbit = bandwidth_hint_mbit;
+    options.server_url = server;
+    options.strategy = strategy;
+    options.levels = {level};
+    options.chunk_tokens = kChunkTokens;
+    options.n_generate = n_generate;
+    options.timeout_s = 10;
+    Result<RunReport> report = RunRequest(*model_, *engine_, profile_, context_, query_, options);
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    return report.ok() ? std::move(report).value() : RunReport();
+  }
+
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Engine> engine_;
+  std::vector<TokenId> context_;
+  std::vector<TokenId> query_;
+  testing::TempDir store_dir_;
+  Manifest manifest_;
+  Profile profile_;
+};
+
+TEST_F(EndToEndTest, F16StreamAndHybridMatchLocalTokens) {
+  ServeProcess server(store_dir_.path(), 0);
+  const RunReport local = Run("", "local", "f16", 64);
+  const RunReport stream = Run(server.url(), "stream", "f16", 64);
+  const RunReport hybrid = Run(server.url(), "hybrid", "f16", 64);
+
+  ASSERT_EQ(local.tokens.size(), 64u);
+  EXPECT_EQ(local.load.n_streamed, 0);
+  EXPECT_EQ(stream.load.n_streamed, 4);
+  EXPECT_EQ(stream.load.n_fallback, 0);
+  EXPECT_GT(stream.load.stream_bytes, 0u);
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(hybrid.tokens, local.tokens);
+  EXPECT_EQ(hybrid.load.n_fallback, 0);
+}
+
+TEST_F(EndToEndTest, MixedPlanMatchesLocalLogits) {
+  ServeProcess server(store_dir_.path(), 0);
+  const std::vector<ChunkRange> chunks = SplitIntoChunks(static_cast<int32_t>(context_.size()), kChunkTokens);
+  const std::vector<Hash128> keys = ChunkKeys(RootKey(model_->fingerprint(), kChunkTokens), context_, chunks);
+
+  // Chunks 1 and 3 stream, 0 and 2 are computed: each path waits on the other.
+  std::vector<LoadChunk> plan(chunks.size());
+  for (size_t j = 0; j < chunks.size(); ++j) {
+    plan[j].range = chunks[j];
+    plan[j].key = keys[j];
+    plan[j].stream = j % 2 == 1;
+    plan[j].codec = "f16";
+    plan[j].bytes = manifest_.chunks[j].levels.at("f16").bytes;
+  }
+  std::unique_ptr<BlobSource> source = MakeHttpSource(server.url());
+  engine_->kv_cache().Clear();
+  Loader loader(engine_.get(), source.get(), model_->fingerprint());
+  Result<LoadReport> report = loader.Load(context_, plan);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->n_streamed, 2);
+  EXPECT_EQ(report->n_computed, 2);
+  std::vector<float> mixed_logits;
+  ASSERT_TRUE(engine_->Prefill(query_, static_cast<Position>(context_.size()), &mixed_logits).ok());
+
+  engine_->kv_cache().Clear();
+  ASSERT_TRUE(engine_->Prefill(context_, 0, nullptr).ok());
+  std::vector<float> local_logits;
+  ASSERT_TRUE(engine_->Prefill(query_, static_cast<Position>(context_.size()), &local_logits).ok());
+  ASSERT_EQ(mixed_logits.size(), local_logits.size());
+  // f16 blobs of an f16 cache are lossless, so the logits agree exactly.
+  for (size_t i = 0; i < local_logits.size(); ++i) EXPECT_EQ(mixed_logits[i], local_logits[i]) << "logit " << i;
+}
+
+TEST_F(EndToEndTest, Q8StreamAgreesWithLocalOnMostTokens) {
+  ServeProcess server(store_dir_.path(), 0);
+  const RunReport local = Run("", "local", "f16", 64);
+  const RunReport stream = Run(server.url(), "stream", "q8", 64);
+  ASSERT_EQ(stream.load.n_streamed, 4);
+  ASSERT_EQ(local.tokens.size(), 64u);
+
+  // Share of positions where the greedy continuations agree, up to the first divergence and
+  // overall; q8 is lossy, so this is a measurement with a loose floor, not an identity.
+  size_t agree = 0;
+  for (size_t i = 0; i < std::min(local.tokens.size(), stream.tokens.size()); ++i) agree += local.tokens[i] == stream.tokens[i];
+  const double share = static_cast<double>(agree) / 64.0;
+  RecordProperty("q8_top1_agreement_of_64", std::to_string(share));
+  std::printf("q8 stream: %zu of 64 greedy tokens agree with local (%.1f%%)\n", agree, 100.0 * share);
+  EXPECT_GE(share, 0.5);
+}
+
+TEST_F(EndToEndTest, ServerKilledMidTransferFallsBackToCompute) {
+  const RunReport local = Run("", "local", "f16", 16);
+  // At 0.05 Mbit/s one 13 KB blob takes about two seconds, so the kill lands mid-transfer.
+  ServeProcess server(store_dir_.path(), 0.05);
+  std::thread killer([&server] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    server.Kill();
+  });
+  // The bandwidth hint skips the probe, so the kill hits the loader's first blob transfer.
+  const RunReport stream = Run(server.url(), "stream", "f16", 16, 0.05);
+  killer.join();
+
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(stream.load.n_streamed + stream.load.n_computed, 4);
+  EXPECT_EQ(stream.load.n_fallback, 4);
+  ASSERT_FALSE(stream.load.chunks.empty());
+  EXPECT_GT(stream.load.chunks[0].bytes, 0u) << "the transfer was cut before any byte arrived";
+  EXPECT_FALSE(stream.load.chunks[0].error.empty());
+  EXPECT_FALSE(stream.warnings.empty());
+}
+
+TEST_F(EndToEndTest, FlippedByteBlobIsRejectedAndRecomputed) {
+  // Damage one byte in the payload of chunk 2's f16 blob.
+  Store store(store_dir_.path());
+  const std::string path = store.BlobPath(manifest_.chunks[2].key, "f16");
+  std::string bytes = std::move(ReadFileToString(path)).value();
+  bytes[bytes.size() / 2] ^= 0x40;
+  ASSERT_TRUE(WriteFileAtomic(path, bytes).ok());
+
+  ServeProcess server(store_dir_.path(), 0);
+  const RunReport local = Run("", "local", "f16", 32);
+  const RunReport stream = Run(server.url(), "stream", "f16", 32);
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(stream.load.n_fallback, 1);
+  ASSERT_EQ(stream.load.chunks.size(), 4u);
+  EXPECT_TRUE(stream.load.chunks[2].fell_back);
+  EXPECT_NE(stream.load.chunks[2].error.find("checksum"), std::string::npos) << stream.load.chunks[2].error;
+  EXPECT_TRUE(stream.load.chunks[3].streamed);
+}
+
+TEST_F(EndToEndTest, RefusedConnectionComputesEverything) {
+  // A port the kernel just handed out and that was closed again has no listener.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int port = ntohs(address.sin_port);
+  ::close(fd);
+
+  const RunReport local = Run("", "local", "f16", 16);
+  const RunReport stream = Run("http://127.0.0.1:" + std::to_string(port), "stream", "f16", 16);
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(stream.load.n_streamed, 0);
+  ASSERT_FALSE(stream.warnings.empty());
+  EXPECT_NE(stream.warnings[0].find("manifest"), std::string::npos);
+}
+
+TEST_F(EndToEndTest, ManifestForAnotherModelIsNotUsed) {
+  // Rewrite the manifest with another fingerprint, as a server with a different model would.
+  Manifest lying = manifest_;
+  lying.model_fingerprint.low ^= 1;
+  Store store(store_dir_.path());
+  ASSERT_TRUE(store.WriteManifest(lying).ok());
+
+  ServeProcess server(store_dir_.path(), 0);
+  const RunReport local = Run("", "local", "f16", 16);
+  const RunReport stream = Run(server.url(), "stream", "f16", 16);
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(stream.load.n_streamed, 0);
+  ASSERT_FALSE(stream.warnings.empty());
+  EXPECT_NE(stream.warnings[0].find("mismatch"), std::string::npos) << stream.warnings[0];
+}
+
+TEST_F(EndToEndTest, RunCommandPrintsJsonReport) {
+  ServeProcess server(store_dir_.path(), 0);
+  testing::TempDir dir;
+  std::ofstream(dir.File("context.txt")) << [&] {
+    std::string text;
+    for (TokenId id : context_) text += std::to_string(id) + " ";
+    return text;
+  }();
+  const std::string command = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
+                              " --tokens " + dir.File("context.txt") + " --query-tokens '403 261' --server " +
+                              server.url() + " --chunk-tokens 64 --strategy hybrid -n 8 --json";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  ASSERT_EQ(::pclose(pipe), 0) << output;
+
+  const nlohmann::json report = nlohmann::json::parse(output);
+  EXPECT_EQ(report["strategy"], "hybrid");
+  EXPECT_GT(report["ttft_s"].get<double>(), 0.0);
+  EXPECT_EQ(report["chunks_streamed"].get<int>() + report["chunks_computed"].get<int>(), 4);
+  EXPECT_TRUE(report.contains("stream_bytes"));
+  EXPECT_EQ(report["tokens"].size(), 8u);
+}
+
+}  // namespace
+}  // namespace sparkv
