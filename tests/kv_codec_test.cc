@@ -39,7 +39,7 @@ TEST(CodecRegistry, UnknownNameOrIdIsNotFound) {
   EXPECT_EQ(FindCodec(static_cast<CodecId>(999)), nullptr);
 }
 
-TEST(CodecRegistry, AllCodecsHaveUniqueAscendingIdsAndPathSafeNames) {
+TEST(CodecRegistry, UniqueAscendingIdsAndSafeNames) {
   std::set<std::string_view> names;
   int previous_id = 0;
   for (const Codec* codec : AllCodecs()) {
@@ -78,7 +78,7 @@ TEST(F16Codec, RoundTripIsBitExactOnF16Caches) {
   }
 }
 
-TEST(F16Codec, F32CachesRoundToNearestF16InEitherDestination) {
+TEST(F16Codec, F32CacheRoundsToNearestF16) {
   for (KvElemType destination_elem : kElemTypes) {
     TestKvCache source(KvElemType::kF32, 2, 3, 7, 0, 17);
     source.FillRandom(12);
@@ -158,7 +158,7 @@ TEST(Q8Codec, ErrorStaysWithinTheStatedBound) {
   }
 }
 
-TEST(Q8Codec, PayloadIsAboutEightAndAHalfBitsPerElement) {
+TEST(Q8Codec, PayloadSizesMatchTheLayout) {
   const KvShape shape{22, 4, 64, 256};
   const double n_elements = 2.0 * shape.n_layer * static_cast<double>(shape.block_elements());
   EXPECT_EQ(Q8Codec().MaxPayloadBytes(shape), static_cast<uint64_t>(n_elements * (1 + 2.0 / 32)));
@@ -201,7 +201,7 @@ TEST(Q8Codec, RejectsValuesItCannotRepresent) {
   }
 }
 
-TEST(Codecs, DecodeRejectsWrongPayloadSizeAndLeavesDestinationUntouched) {
+TEST(Codecs, DecodeRejectsWrongPayloadSize) {
   for (const Codec* codec : AllCodecs()) {
     TestKvCache source(KvElemType::kF16, 2, 2, 9, 0, 5);
     source.FillRandom(15);

@@ -75,7 +75,7 @@ TEST(StoreOpen, CreatesTheRootAndRejectsAFile) {
   EXPECT_EQ(Store::Open("").status().code(), ErrorCode::kInvalidArgument);
 }
 
-TEST(StoreBlobs, WriteThenReadGivesTheSameBytesAndDigest) {
+TEST(StoreBlobs, WriteThenReadRoundTrips) {
   TempDir dir;
   Store store(dir.path());
   const Hash128 key{1, 2};
@@ -154,7 +154,7 @@ TEST(StoreBlobs, InvalidOrMisfiledBlobsAreNotWritten) {
   EXPECT_FALSE(std::filesystem::exists(store.BlobPath(key, "f16")));
 }
 
-TEST(StoreBlobs, ConcurrentWritersAgreeOnOneFileAndLeaveNoTemporaries) {
+TEST(StoreBlobs, ConcurrentWritersAgreeOnOneFile) {
   TempDir dir;
   Store store(dir.path());
   const Hash128 key{11, 12};

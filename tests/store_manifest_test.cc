@@ -76,7 +76,7 @@ TEST(Manifest, JsonUsesTheDocumentedFieldNames) {
 }
 
 TEST(Manifest, UnknownFieldsAndLevelsAreKept) {
-  // A newer writer may add fields and codec levels; this build reads what it knows.
+  // A newer writer may add fields and codec levels, and this build reads the ones it supports.
   Json json = Json::parse(ToJson(SampleManifest()));
   json["created_by"] = "a later version";
   json["chunks"][0]["levels"]["q4"] = Json{{"bytes", 1500}, {"digest", (Hash128{9, 9}).Hex()}};

@@ -77,7 +77,7 @@ Result<std::vector<uint8_t>> EncodeBlob(const Codec& codec, const BlobIdentity& 
                                         const KvSlice& source);
 
 // Parses and checks the header at the start of `bytes` (the payload may be absent): size, magic,
-// version, header checksum, reserved fields, a codec this build knows, a sane shape and a payload
+// version, header checksum, reserved fields, a codec this build supports, a sane shape and a payload
 // size within the codec's bound. Corruption for damaged bytes, Unsupported for a newer version or
 // an unknown codec id.
 Result<BlobHeader> ParseBlobHeader(std::span<const uint8_t> bytes);

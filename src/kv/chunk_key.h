@@ -27,7 +27,7 @@ struct ChunkRange {
   bool operator==(const ChunkRange&) const = default;
 };
 
-// Cuts positions [0, n_tokens) into chunks of `chunk_tokens`; the last one holds the remainder.
+// Cuts positions [0, n_tokens) into chunks of `chunk_tokens`; the last one contains the remainder.
 // Returns no chunks when n_tokens <= 0 or chunk_tokens <= 0.
 std::vector<ChunkRange> SplitIntoChunks(int32_t n_tokens, int32_t chunk_tokens);
 
@@ -37,7 +37,7 @@ Hash128 RootKey(const Hash128& model_fingerprint, int32_t chunk_tokens);
 // key(j) = XXH3-128(key(j-1) || tokens[chunks[j].begin, chunks[j].end) as int32 little-endian),
 // one key per chunk, in order. The context key is the last one.
 // REQUIRES: chunks are contiguous from 0 and lie inside `tokens`, as SplitIntoChunks returns
-// them; this is checked always and a violation aborts, since it is a bug in the caller.
+// them. A violation is a bug in the caller, so it is always checked and aborts.
 std::vector<Hash128> ChunkKeys(const Hash128& root, std::span<const int32_t> tokens,
                                std::span<const ChunkRange> chunks);
 

@@ -40,12 +40,12 @@ struct KvShape {
 
 KvShape ShapeOf(const KvSlice& slice);
 
-// Checks that every dimension is positive and within the limits above. `what` names the shape in
+// Checks that every dimension is positive and within the limits above. `label` names the shape in
 // the message, e.g. "blob header".
-Status CheckShape(const KvShape& shape, std::string_view what);
+Status CheckShape(const KvShape& shape, std::string_view label);
 
 // CheckShape plus: begin >= 0, one non-null K and V pointer per layer.
-Status CheckSlice(const KvSlice& slice, std::string_view what);
+Status CheckSlice(const KvSlice& slice, std::string_view label);
 
 class Codec {
  public:
@@ -72,7 +72,7 @@ class Codec {
 // Registry. Returns nullptr for an unknown name or id.
 const Codec* FindCodec(std::string_view name);
 const Codec* FindCodec(CodecId id);
-// Every codec this build knows, in ascending id order.
+// Returns every codec of this build, in ascending id order.
 std::span<const Codec* const> AllCodecs();
 
 // The codecs, for the registry; each lives in its own codec_<name>.cc.

@@ -4,7 +4,7 @@
 //   scales [n_tokens][n_groups] f16 little-endian, n_groups = ceil(row_width / kGroup)
 //   quants [n_tokens][row_width] int8 in [-127, 127]
 // Element i of group g decodes to quants[i] * scale[g]. The encoder picks the smallest f16 scale
-// s >= absmax / 127, so |q| <= 127 holds and the error per element is at most s / 2 (plus one
+// s >= absmax / 127, so |q| <= 127 and the error per element is at most s / 2 (plus one
 // f32 rounding), i.e. about absmax(group) / 254. The last group of a row may be shorter.
 #include <algorithm>
 #include <cmath>
@@ -127,10 +127,10 @@ class Q8CodecImpl final : public Codec {
 
  private:
   // Writes n quants for values [n] f32 and returns the group's f16 scale, or a value >=
-  // kF16Infinity when the group holds NaN or infinity or its absmax is past 127 * 65504.
+  // kF16Infinity when the group contains NaN or infinity or its absmax is past 127 * 65504.
   static uint16_t QuantizeGroup(const float* values, int64_t n, int8_t* quants) {
     // For non-negative floats the bit patterns order like the values, and NaN and infinity sort
-    // above every finite value; an integer max is exact and vectorizes without fast-math.
+    // above every finite value. So an integer max is exact, and it vectorizes without fast-math.
     uint32_t absmax_bits = 0;
     for (int64_t i = 0; i < n; ++i) {
       uint32_t bits;
@@ -142,9 +142,9 @@ class Q8CodecImpl final : public Codec {
     std::memcpy(&absmax, &absmax_bits, 4);
 
     // Round the scale up to the next f16 so that absmax / scale <= 127 after rounding.
-    const float wanted = absmax / 127.0f;
-    uint16_t h = F32ToF16(wanted);
-    if (F16ToF32(h) < wanted) ++h;  // positive f16 bit patterns increase with their value
+    const float minimum_scale = absmax / 127.0f;
+    uint16_t h = F32ToF16(minimum_scale);
+    if (F16ToF32(h) < minimum_scale) ++h;  // positive f16 bit patterns increase with their value
     if (h >= kF16Infinity) return kF16Infinity;
 
     const float scale = F16ToF32(h);
@@ -159,7 +159,7 @@ class Q8CodecImpl final : public Codec {
     return h;
   }
 
-  // Why QuantizeGroup rejected values [n] f32, for the error message.
+  // Explains why QuantizeGroup rejected values [n] f32, for the error message.
   static std::string UnencodableReason(const float* values, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
       if (!std::isfinite(values[i])) {

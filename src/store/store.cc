@@ -19,7 +19,7 @@ Result<LevelEntry> StoredEntry(const std::string& path, const Hash128& chunk_key
   Result<BlobHeader> header = VerifyBlob(file.bytes());
   if (!header.ok()) return header.status().WithContext(path);
   if (header->identity.chunk_key != chunk_key || header->codec != codec) {
-    return CorruptionError(path + ": holds chunk " + header->identity.chunk_key.Hex() + " codec " +
+    return CorruptionError(path + ": contains chunk " + header->identity.chunk_key.Hex() + " codec " +
                            std::to_string(static_cast<int>(header->codec)) +
                            ", not what its path names");
   }

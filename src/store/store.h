@@ -38,7 +38,7 @@ class Store {
   // Stores a whole blob as BlobPath(chunk_key, codec_name) after checking it (VerifyBlob) and that
   // its header names the same chunk key and codec (Mismatch otherwise). If a valid blob is already
   // stored there it is kept, and the returned entry describes the stored file, which the caller
-  // lists in its manifest; an invalid stored file is replaced. Safe against concurrent writers in
+  // lists in its manifest. An invalid stored file is replaced. Safe against concurrent writers in
   // any processes: exactly one file wins and every writer gets its entry.
   Result<LevelEntry> WriteBlob(const Hash128& chunk_key, std::string_view codec_name,
                                std::span<const uint8_t> blob);
