@@ -35,7 +35,10 @@ std::string KeyFor(const std::string& text) {
 }
 
 std::string QuotedEtag(const std::string& bytes) {
-  return "\"" + Hash128Of(bytes.data(), bytes.size()).Hex() + "\"";
+  std::string etag = "\"";
+  etag += Hash128Of(bytes.data(), bytes.size()).Hex();
+  etag += '"';
+  return etag;
 }
 
 // Sends `request` as is on a fresh connection and returns everything the server sends back
