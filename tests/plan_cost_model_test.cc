@@ -1,0 +1,251 @@
+// Cost model: compute-cost fit, bandwidth integration, decode costs, profile files.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/file_util.h"
+#include "plan/cost_model.h"
+#include "test_support.h"
+
+namespace sparkv {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Prefill timings of chunks of several lengths at several positions, as a profiler would take.
+std::vector<ComputeSample> SamplesFrom(const ComputeCost& truth, double noise, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> n01(0.0, 1.0);
+  std::vector<ComputeSample> samples;
+  for (int32_t len : {32, 64, 128, 256, 512}) {
+    for (int32_t begin = 0; begin + len <= 4096; begin += 768) {
+      const double t = truth.ChunkSeconds(begin, begin + len);
+      samples.push_back({begin, begin + len, std::max(0.0, t * (1.0 + noise * n01(rng)))});
+    }
+  }
+  return samples;
+}
+
+TEST(ComputeCostTest, ChunkSecondsFollowsTheFormula) {
+  const ComputeCost cost{1e-3, 1e-6, 0.02};
+  // (e - b) * (a + c * (b + e) / 2) + d for [256, 512): 256 * (1e-3 + 1e-6 * 384) + 0.02.
+  EXPECT_DOUBLE_EQ(cost.ChunkSeconds(256, 512), 256 * (1e-3 + 1e-6 * 384) + 0.02);
+  EXPECT_GT(cost.ChunkSeconds(3840, 4096), cost.ChunkSeconds(0, 256));  // attention grows
+}
+
+TEST(FitComputeCostTest, RecoversCoefficientsFromExactSamples) {
+  const ComputeCost truth{4e-4, 3e-8, 0.015};
+  FitReport report;
+  Result<ComputeCost> fit = FitComputeCost(SamplesFrom(truth, 0.0, 1), &report);
+  ASSERT_TRUE(fit.ok()) << fit.status().ToString();
+  EXPECT_NEAR(fit->a, truth.a, truth.a * 1e-6);
+  EXPECT_NEAR(fit->c, truth.c, truth.c * 1e-6);
+  EXPECT_NEAR(fit->d, truth.d, truth.d * 1e-6);
+  EXPECT_LT(report.max_relative_error, 1e-6);
+  EXPECT_GT(report.n_samples, 3);
+}
+
+TEST(FitComputeCostTest, RecoversCoefficientsFromNoisySamples) {
+  const ComputeCost truth{4e-4, 3e-8, 0.015};
+  FitReport report;
+  Result<ComputeCost> fit = FitComputeCost(SamplesFrom(truth, 0.02, 7), &report);
+  ASSERT_TRUE(fit.ok()) << fit.status().ToString();
+  EXPECT_NEAR(fit->a, truth.a, truth.a * 0.05);
+  EXPECT_NEAR(fit->c, truth.c, truth.c * 0.25);
+  EXPECT_NEAR(fit->d, truth.d, truth.d * 0.5);
+  EXPECT_GT(report.rms_seconds, 0.0);
+  EXPECT_LT(report.max_relative_error, 0.1);
+}
+
+TEST(FitComputeCostTest, KeepsCoefficientsNonNegative) {
+  // No attention term and no fixed cost: noise would push an unconstrained fit below zero for
+  // some seeds; the constrained one must stay at or above it.
+  const ComputeCost truth{5e-4, 0.0, 0.0};
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    Result<ComputeCost> fit = FitComputeCost(SamplesFrom(truth, 0.05, seed), nullptr);
+    ASSERT_TRUE(fit.ok()) << fit.status().ToString();
+    EXPECT_GE(fit->a, 0.0);
+    EXPECT_GE(fit->c, 0.0);
+    EXPECT_GE(fit->d, 0.0);
+    EXPECT_NEAR(fit->a, truth.a, truth.a * 0.1);
+  }
+}
+
+TEST(FitComputeCostTest, RejectsTooFewOrDegenerateOrBrokenSamples) {
+  std::vector<ComputeSample> two = {{0, 64, 0.1}, {64, 128, 0.1}};
+  EXPECT_EQ(FitComputeCost(two, nullptr).status().code(), ErrorCode::kInvalidArgument);
+
+  // The same range timed three times cannot separate a, c and d.
+  std::vector<ComputeSample> same = {{0, 64, 0.1}, {0, 64, 0.11}, {0, 64, 0.09}};
+  EXPECT_EQ(FitComputeCost(same, nullptr).status().code(), ErrorCode::kInvalidArgument);
+
+  std::vector<ComputeSample> empty_range = SamplesFrom({1e-3, 0, 0}, 0, 1);
+  empty_range[2].end = empty_range[2].begin;
+  EXPECT_EQ(FitComputeCost(empty_range, nullptr).status().code(), ErrorCode::kInvalidArgument);
+
+  std::vector<ComputeSample> nan_time = SamplesFrom({1e-3, 0, 0}, 0, 1);
+  nan_time[0].seconds = std::nan("");
+  EXPECT_EQ(FitComputeCost(nan_time, nullptr).status().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(BandwidthModelTest, ConstantRateTakesBytesOverRate) {
+  const BandwidthModel bw = BandwidthModel::Constant(1e6);
+  EXPECT_DOUBLE_EQ(bw.FinishTime(2.0, 500000), 2.0 + 500000 / 1e6);
+  EXPECT_DOUBLE_EQ(bw.FinishTime(2.0, 0), 2.0);
+  EXPECT_DOUBLE_EQ(bw.RateAt(100.0), 1e6);
+}
+
+TEST(BandwidthModelTest, DefaultAndZeroRateNeverDeliver) {
+  EXPECT_EQ(BandwidthModel().FinishTime(0.0, 1), kInf);
+  EXPECT_EQ(BandwidthModel::Constant(0.0).FinishTime(0.0, 1), kInf);
+}
+
+TEST(BandwidthModelTest, StepsIntegrateAcrossRateChanges) {
+  // 1000 B/s until 1 s, then 4000 B/s.
+  const BandwidthModel bw = BandwidthModel::Steps({{0.0, 1000}, {1.0, 4000}}).value();
+  // 2000 B from 0: 1000 B by 1 s, the other 1000 B at 4000 B/s take 0.25 s.
+  EXPECT_DOUBLE_EQ(bw.FinishTime(0.0, 2000), 1.25);
+  // Entirely after the step.
+  EXPECT_DOUBLE_EQ(bw.FinishTime(2.0, 2000), 2.5);
+  // Starting half way through the slow step.
+  EXPECT_DOUBLE_EQ(bw.FinishTime(0.5, 500), 1.0);
+  EXPECT_DOUBLE_EQ(bw.BytesBetween(0.5, 1.5), 500 + 2000);
+}
+
+TEST(BandwidthModelTest, OutageDelaysAndTrailingOutageNeverDelivers) {
+  const BandwidthModel outage =
+      BandwidthModel::Steps({{0.0, 1000}, {1.0, 0.0}, {3.0, 1000}}).value();
+  // 1000 B by 1 s, nothing until 3 s, then 500 B more.
+  EXPECT_DOUBLE_EQ(outage.FinishTime(0.0, 1500), 3.5);
+  EXPECT_DOUBLE_EQ(outage.FinishTime(1.5, 100), 3.1);
+
+  const BandwidthModel dead = BandwidthModel::Steps({{0.0, 1000}, {1.0, 0.0}}).value();
+  EXPECT_DOUBLE_EQ(dead.FinishTime(0.0, 1000), 1.0);
+  EXPECT_EQ(dead.FinishTime(0.0, 1001), kInf);
+}
+
+TEST(BandwidthModelTest, LoopingTraceRepeats) {
+  // 1000 B/s for 1 s, then 1 s of nothing, over and over.
+  const std::vector<double> rates = {1000, 0};
+  const BandwidthModel bw = BandwidthModel::Trace(rates, 1.0, true).value();
+  EXPECT_DOUBLE_EQ(bw.FinishTime(0.0, 2500), 4.5);
+  EXPECT_DOUBLE_EQ(bw.FinishTime(10.5, 1000), 12.5);
+  EXPECT_DOUBLE_EQ(bw.RateAt(6.5), 1000);
+  EXPECT_DOUBLE_EQ(bw.RateAt(7.5), 0);
+  EXPECT_DOUBLE_EQ(bw.BytesBetween(0.0, 10.0), 5000);
+
+  const std::vector<double> silent = {0, 0};
+  EXPECT_EQ(BandwidthModel::Trace(silent, 1.0, true).value().FinishTime(0, 1), kInf);
+}
+
+TEST(BandwidthModelTest, FinishTimeInvertsBytesBetweenAndIsMonotone) {
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const std::vector<double> rates = {3e5, 1e6, 0.0, 5e4, 2e6};
+  const BandwidthModel models[] = {
+      BandwidthModel::Steps({{0.0, 2e5}, {0.3, 0.0}, {0.7, 1e6}, {2.0, 5e5}}).value(),
+      BandwidthModel::Trace(rates, 0.1, true).value(),
+      BandwidthModel::Trace(rates, 0.1, false).value(),
+  };
+  for (const BandwidthModel& bw : models) {
+    for (int i = 0; i < 2000; ++i) {
+      const double start = 5.0 * u(rng);
+      const auto bytes = static_cast<uint64_t>(1 + 2e6 * u(rng));
+      const double finish = bw.FinishTime(start, bytes);
+      ASSERT_TRUE(std::isfinite(finish));
+      EXPECT_NEAR(bw.BytesBetween(start, finish), static_cast<double>(bytes), 1e-6 * bytes + 1e-3);
+      EXPECT_GE(finish, start);
+      EXPECT_LE(bw.FinishTime(start, bytes / 2), finish);
+      EXPECT_LE(finish, bw.FinishTime(start + 0.01, bytes) + 1e-9);
+    }
+  }
+}
+
+TEST(BandwidthModelTest, RejectsMalformedSteps) {
+  EXPECT_FALSE(BandwidthModel::Steps({}).ok());
+  EXPECT_FALSE(BandwidthModel::Steps({{0.5, 1000}}).ok());                     // not from 0
+  EXPECT_FALSE(BandwidthModel::Steps({{0.0, 1000}, {0.0, 2000}}).ok());       // not increasing
+  EXPECT_FALSE(BandwidthModel::Steps({{0.0, -1}}).ok());                        // negative rate
+  EXPECT_FALSE(BandwidthModel::Steps({{0.0, std::nan("")}}).ok());              // NaN rate
+  EXPECT_FALSE(BandwidthModel::Steps({{0.0, 1}, {kInf, 1}}).ok());              // infinite time
+  const std::vector<double> rates = {1000};
+  EXPECT_FALSE(BandwidthModel::Trace(rates, 0.0, true).ok());
+  EXPECT_FALSE(BandwidthModel::Trace({}, 1.0, true).ok());
+}
+
+TEST(DecodeCostTest, PerChunkPlusPerByte) {
+  const DecodeCost d{"q4z", 0.002, 1e-8};
+  EXPECT_DOUBLE_EQ(d.Seconds(1000000), 0.002 + 1e-8 * 1e6);
+}
+
+Profile SampleProfile() {
+  Profile p;
+  p.compute = {4e-4, 3e-8, 0.015};
+  p.decode = {{"f16", 0.0001, 1e-10}, {"q4z", 0.002, 2e-8}};
+  p.n_threads = 2;
+  p.decode_on_spare_core = true;
+  p.cpu_name = "Test CPU @ 2.0GHz";
+  p.model_fingerprint_hex = "0123456789abcdef0123456789abcdef";
+  return p;
+}
+
+TEST(ProfileTest, SaveLoadRoundTrip) {
+  testing::TempDir dir;
+  const Profile p = SampleProfile();
+  ASSERT_TRUE(SaveProfile(p, dir.File("profile.json")).ok());
+  Result<Profile> back = LoadProfile(dir.File("profile.json"));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->compute.a, p.compute.a);
+  EXPECT_EQ(back->compute.c, p.compute.c);
+  EXPECT_EQ(back->compute.d, p.compute.d);
+  ASSERT_EQ(back->decode.size(), 2u);
+  ASSERT_NE(back->FindDecode("q4z"), nullptr);
+  EXPECT_EQ(back->FindDecode("q4z")->seconds_per_byte, 2e-8);
+  EXPECT_EQ(back->FindDecode("q8"), nullptr);
+  EXPECT_EQ(back->n_threads, 2);
+  EXPECT_TRUE(back->decode_on_spare_core);
+  EXPECT_EQ(back->cpu_name, p.cpu_name);
+  EXPECT_EQ(back->model_fingerprint_hex, p.model_fingerprint_hex);
+}
+
+TEST(ProfileTest, MissingFileIsAnError) {
+  testing::TempDir dir;
+  EXPECT_FALSE(LoadProfile(dir.File("absent.json")).ok());
+}
+
+TEST(ProfileTest, RejectsBrokenJson) {
+  const std::string good = ProfileToJson(SampleProfile());
+  ASSERT_TRUE(ProfileFromJson(good).ok());
+
+  auto replaced = [&good](const std::string& from, const std::string& to) {
+    std::string s = good;
+    const size_t at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return s.replace(at, from.size(), to);
+  };
+  const std::vector<std::string> broken = {
+      "",
+      good.substr(0, good.size() / 2),  // truncated
+      "[1, 2, 3]",
+      replaced("sparkv-profile", "other-profile"),               // wrong format name
+      replaced("\"version\": 1", "\"version\": 99"),             // future version
+      replaced("\"version\": 1", "\"version\": \"one\""),        // wrong type
+      replaced("\"n_threads\": 2", "\"n_threads\": 0"),
+      replaced("\"a\": 0.0004", "\"a\": -0.0004"),                // negative coefficient
+      replaced("0123456789abcdef0123456789abcdef", "not-hex"),   // bad fingerprint
+      replaced("\"codec\": \"f16\"", "\"codec\": \"q4z\""),       // duplicate codec
+      replaced("\"cpu_name\"", "\"cpu\""),                       // missing field
+  };
+  for (const std::string& text : broken) {
+    Result<Profile> p = ProfileFromJson(text);
+    EXPECT_FALSE(p.ok()) << text;
+  }
+}
+
+}  // namespace
+}  // namespace sparkv

@@ -1,0 +1,228 @@
+// The exact planner against brute force, its tie-breaking, and re-planning from a partial load.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "plan/exact_planner.h"
+#include "plan/planner.h"
+#include "plan_random_input.h"
+
+namespace sparkv {
+namespace {
+
+using Path = Decision::Path;
+
+// Every combination of compute or stream-at-an-allowed-level over the pending chunks, each
+// predicted by Simulate(); the best under TimelineBetter.
+Plan BruteForce(const PlanInput& in) {
+  const size_t n = in.chunks.size();
+  std::vector<std::vector<Decision>> options(n);
+  for (size_t j = 0; j < n; ++j) {
+    if (!in.IsPending(j)) {
+      options[j] = {{Path::kCommitted, -1}};
+      continue;
+    }
+    options[j] = {{Path::kCompute, -1}};
+    for (size_t l = 0; l < in.chunks[j].levels.size(); ++l) {
+      if (in.LevelAllowed(j, l)) options[j].push_back({Path::kStream, static_cast<int>(l)});
+    }
+  }
+  std::vector<size_t> pick(n, 0);
+  std::vector<Decision> d(n);
+  Plan best;
+  bool have = false;
+  while (true) {
+    for (size_t j = 0; j < n; ++j) d[j] = options[j][pick[j]];
+    const Timeline t = Simulate(in, d);
+    if (!have || TimelineBetter(t, best.predicted)) {
+      best.decisions = d;
+      best.predicted = t;
+      have = true;
+    }
+    size_t j = 0;
+    while (j < n && ++pick[j] == options[j].size()) pick[j++] = 0;
+    if (j == n) break;
+  }
+  return best;
+}
+
+// With a constant bandwidth the recurrence is monotone even in floating point, so the exact
+// planner must find the brute-force optimum bit for bit, tie-breaks included. With steps and
+// traces the integral can round either way at a rate change; the optimum must then agree to
+// rounding, and the tie-breaks are checked whenever the two TTFTs are equal.
+void ExpectMatchesBruteForce(const PlanInput& in, bool constant_bandwidth) {
+  const Plan exact = SolveExact(in, ExactOptions{}, nullptr);
+  const Plan brute = BruteForce(in);
+  EXPECT_EQ(Simulate(in, exact.decisions).ttft_s, exact.predicted.ttft_s);
+  EXPECT_LE(brute.predicted.ttft_s, exact.predicted.ttft_s);  // brute force sees every plan
+  if (constant_bandwidth) {
+    EXPECT_EQ(exact.predicted.ttft_s, brute.predicted.ttft_s);
+  } else {
+    EXPECT_NEAR(exact.predicted.ttft_s, brute.predicted.ttft_s, 1e-9 * brute.predicted.ttft_s);
+  }
+  if (exact.predicted.ttft_s == brute.predicted.ttft_s) {
+    EXPECT_EQ(exact.predicted.quality_rank_sum, brute.predicted.quality_rank_sum);
+    EXPECT_EQ(exact.predicted.streamed_bytes, brute.predicted.streamed_bytes);
+  }
+}
+
+class ExactVsBruteForceTest : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(ExactVsBruteForceTest, MatchesOnEightChunksWithThreeLevels) {
+  std::mt19937_64 rng(GetParam());
+  const PlanInput in = testing::RandomPlanInput(rng, {.n_chunks = 8, .n_levels = 3});
+  ExpectMatchesBruteForce(in, in.bandwidth.steps().size() == 1);
+}
+
+TEST_P(ExactVsBruteForceTest, MatchesWithConstantBandwidth) {
+  std::mt19937_64 rng(GetParam() + 1000);
+  const PlanInput in = testing::RandomPlanInput(
+      rng, {.n_chunks = 7, .n_levels = 4, .allow_varying_bandwidth = false});
+  ExpectMatchesBruteForce(in, true);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, ExactVsBruteForceTest, ::testing::Range<uint64_t>(0, 60));
+
+TEST(ExactPlannerTest, MatchesBruteForceOnTwelveChunks) {
+  for (uint64_t seed = 0; seed < 3; ++seed) {
+    std::mt19937_64 rng(seed + 77);
+    const PlanInput in = testing::RandomPlanInput(rng, {.n_chunks = 12, .n_levels = 2});
+    ExpectMatchesBruteForce(in, in.bandwidth.steps().size() == 1);
+  }
+}
+
+TEST(ExactPlannerTest, MatchesBruteForceOnFourteenChunksWithOneLevel) {
+  for (uint64_t seed = 0; seed < 3; ++seed) {
+    std::mt19937_64 rng(seed + 99);
+    const PlanInput in = testing::RandomPlanInput(rng, {.n_chunks = 14, .n_levels = 1});
+    ExpectMatchesBruteForce(in, in.bandwidth.steps().size() == 1);
+  }
+}
+
+TEST(ExactPlannerTest, PrefersLosslessWhenTheCpuHidesTheTransfer) {
+  // Compute is slow (1 s per chunk) and both levels of chunk 1 arrive long before the CPU is
+  // done with chunk 0, so they tie on TTFT; the lossless one must win the tie.
+  PlanInput in;
+  in.chunks.push_back({0, 0, 100, {}});
+  in.chunks.push_back({1, 100, 200, {{"q4", 100, 0.0, 2}, {"f16", 400, 0.0, 0}}});
+  in.compute = {0.01, 0.0, 0.0};
+  in.bandwidth = BandwidthModel::Constant(10000);
+  in.decode_on_spare_core = true;
+  const Plan p = SolveExact(in, ExactOptions{}, nullptr);
+  EXPECT_EQ(p.decisions[0].path, Path::kCompute);
+  ASSERT_EQ(p.decisions[1].path, Path::kStream);
+  EXPECT_EQ(in.chunks[1].levels[static_cast<size_t>(p.decisions[1].level)].codec, "f16");
+}
+
+TEST(ExactPlannerTest, PrefersFewerBytesWhenQualityTies) {
+  PlanInput in;
+  in.chunks.push_back({0, 0, 100, {}});
+  in.chunks.push_back({1, 100, 200, {{"q8", 300, 0.0, 1}, {"q8z", 200, 0.0, 1}}});
+  in.compute = {0.01, 0.0, 0.0};
+  in.bandwidth = BandwidthModel::Constant(10000);
+  in.decode_on_spare_core = true;
+  const Plan p = SolveExact(in, ExactOptions{}, nullptr);
+  ASSERT_EQ(p.decisions[1].path, Path::kStream);
+  EXPECT_EQ(p.decisions[1].level, 1);
+}
+
+TEST(ExactPlannerTest, EpsilonBoundHolds) {
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    std::mt19937_64 rng(seed + 500);
+    const PlanInput in = testing::RandomPlanInput(
+        rng, {.n_chunks = 64, .n_levels = 4, .allow_varying_bandwidth = false});
+    ExactStats exact_stats, eps_stats;
+    const Plan exact = SolveExact(in, {}, &exact_stats);
+    const double eps = 1e-3;
+    const Plan approx = SolveExact(in, {.epsilon_s = eps}, &eps_stats);
+    EXPECT_GE(approx.predicted.ttft_s, exact.predicted.ttft_s);
+    EXPECT_LE(approx.predicted.ttft_s, exact.predicted.ttft_s + 64 * eps);
+    EXPECT_LE(eps_stats.total_states, exact_stats.total_states);
+  }
+}
+
+// The timeline of `plan` cut after chunk k: chunks [0, k) committed (the last one still
+// arriving if it was streamed), both paths busy as predicted.
+PlanInput StateAfter(const PlanInput& in, const Plan& plan, size_t k) {
+  PlanInput mid = in;
+  const Timeline& t = plan.predicted;
+  mid.progress.assign(in.chunks.size(), {});
+  double network = InitialNetworkTime(in);
+  double cpu = InitialCpuTime(in);
+  for (size_t j = 0; j < k; ++j) {
+    mid.progress[j].state = ChunkProgress::State::kResident;
+    if (plan.decisions[j].path == Path::kStream) network = t.chunks[j].end_s;
+    if (j + 1 < k) cpu = t.chunks[j].resident_s;
+  }
+  if (k > 0 && plan.decisions[k - 1].path == Path::kStream) {
+    const LevelOption& l = in.chunks[k - 1].levels[static_cast<size_t>(plan.decisions[k - 1].level)];
+    mid.progress[k - 1] = {ChunkProgress::State::kStreaming, t.chunks[k - 1].end_s, l.decode_seconds};
+  } else if (k > 0) {
+    cpu = t.chunks[k - 1].resident_s;
+  }
+  mid.start_time_s = std::min(network, cpu);
+  mid.network_busy_until_s = network;
+  mid.cpu_busy_until_s = cpu;
+  return mid;
+}
+
+TEST(ReplanTest, ResolvingFromTheInitialStateGivesTheSamePlan) {
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    std::mt19937_64 rng(seed + 300);
+    const PlanInput in = testing::RandomPlanInput(rng, {.n_chunks = 16, .n_levels = 3});
+    PlanInput again = in;
+    again.progress.assign(in.chunks.size(), {});  // all pending, stated explicitly
+    again.start_time_s = 0.0;
+    again.network_busy_until_s = 0.0;
+    again.cpu_busy_until_s = 0.0;
+    for (const std::string& name : PlannerNames()) {
+      if (name.starts_with("test-")) continue;
+      const Plan first = FindPlanner(name)->Solve(in);
+      const Plan second = FindPlanner(name)->Solve(again);
+      EXPECT_EQ(first.decisions, second.decisions) << name;
+      EXPECT_EQ(first.predicted.ttft_s, second.predicted.ttft_s) << name;
+    }
+  }
+}
+
+TEST(ReplanTest, ResolvingMidLoadOnPredictionKeepsTheOptimum) {
+  // When execution goes exactly as predicted, the rest of the optimal plan is still optimal
+  // from any intermediate state, so re-solving must predict the same TTFT.
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    std::mt19937_64 rng(seed + 400);
+    const PlanInput in = testing::RandomPlanInput(
+        rng, {.n_chunks = 12, .n_levels = 3, .allow_varying_bandwidth = false});
+    const Plan plan = SolveExact(in, {}, nullptr);
+    for (size_t k = 0; k <= in.chunks.size(); k += 3) {
+      const PlanInput mid = StateAfter(in, plan, k);
+      ASSERT_TRUE(ValidatePlanInput(mid).ok());
+      const Plan again = SolveExact(mid, {}, nullptr);
+      EXPECT_NEAR(again.predicted.ttft_s, plan.predicted.ttft_s, 1e-12 * plan.predicted.ttft_s)
+          << "seed " << seed << " k " << k;
+      for (size_t j = 0; j < k; ++j) EXPECT_EQ(again.decisions[j].path, Path::kCommitted);
+    }
+  }
+}
+
+TEST(ReplanTest, SlowerLinkMovesChunksToCompute) {
+  // After a bandwidth collapse mid-load, re-planning streams fewer of the remaining chunks.
+  std::mt19937_64 rng(11);
+  PlanInput in = testing::RandomPlanInput(
+      rng, {.n_chunks = 16, .n_levels = 2, .allow_varying_bandwidth = false});
+  in.max_quality_rank = 10;
+  in.bandwidth = BandwidthModel::Constant(in.chunks[0].levels[0].bytes /
+                                          in.compute.ChunkSeconds(0, in.chunks[0].end));
+  const Plan plan = SolveExact(in, {}, nullptr);
+  ASSERT_GT(plan.predicted.n_streamed, 0);
+  PlanInput mid = StateAfter(in, plan, 4);
+  const int32_t before = SolveExact(mid, {}, nullptr).predicted.n_streamed;
+  mid.bandwidth = BandwidthModel::Constant(1.0);  // 1 B/s
+  const Plan after = SolveExact(mid, {}, nullptr);
+  EXPECT_EQ(after.predicted.n_streamed, 0);
+  EXPECT_GT(before, 0);
+}
+
+}  // namespace
+}  // namespace sparkv
