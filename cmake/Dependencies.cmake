@@ -6,7 +6,6 @@ find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 REQUIRED)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
-find_path(HTTPLIB_INCLUDE_DIR httplib.h REQUIRED)  # header-only use of cpp-httplib
 if(SPARKV_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
