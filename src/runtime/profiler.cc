@@ -93,7 +93,8 @@ std::string ProfilePath(const std::string& folder, const Model& model, int n_thr
 Result<Profile> MeasureProfile(const Model& model, Engine& engine, const ProfileOptions& options, FitReport* fit) {
   const int32_t capacity = engine.kv_cache().n_positions();
   const int32_t max_position = options.max_position > 0 ? std::min(options.max_position, capacity) : capacity;
-  const int32_t large = std::max(8, std::min(options.chunk_tokens / 2, max_position / 4));
+  // Sizes of a quarter and an eighth of a chunk keep profiling to about 1.5 chunks of prefill.
+  const int32_t large = std::max(8, std::min(options.chunk_tokens / 4, max_position / 4));
   const int32_t small = std::max(4, large / 2);
   if (max_position < 2 * large) {
     return InvalidArgumentError("profiling needs a KV capacity of at least " + std::to_string(2 * large) +
