@@ -193,8 +193,8 @@ TEST_F(EndToEndTest, Q8StreamAgreesWithLocalOnMostTokens) {
   ASSERT_EQ(stream.load.n_streamed, 4);
   ASSERT_EQ(local.tokens.size(), 64u);
 
-  // Share of positions where the greedy continuations agree, up to the first divergence and
-  // overall; q8 is lossy, so this is a measurement with a loose floor, not an identity.
+  // Share of positions where the two greedy continuations agree. Because q8 is lossy, this is a
+  // measurement with a loose floor, not an identity.
   size_t agree = 0;
   for (size_t i = 0; i < std::min(local.tokens.size(), stream.tokens.size()); ++i) agree += local.tokens[i] == stream.tokens[i];
   const double share = static_cast<double>(agree) / 64.0;

@@ -104,7 +104,10 @@ TEST(ModelTest, Llama2cTokenizerFileBecomesVocabulary) {
   const int32_t max_length = 8;
   out.write(reinterpret_cast<const char*>(&max_length), 4);
   for (int32_t id = 0; id < 260; ++id) {
-    std::string piece = id == 0 ? "<unk>" : id == 1 ? "<s>" : id == 2 ? "</s>" : id < 259 ? "" : " the";
+    std::string piece = " the";
+    if (id == 0) piece = "<unk>";
+    if (id == 1) piece = "<s>";
+    if (id == 2) piece = "</s>";
     if (id >= 3 && id < 259) {
       char text[8];
       std::snprintf(text, sizeof(text), "<0x%02X>", id - 3);

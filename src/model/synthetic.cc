@@ -13,9 +13,9 @@
 namespace sparkv {
 namespace {
 
-// Shapes follow the published configurations (TinyLlama-1.1B-Chat v1.0, Qwen2.5-0.5B); the Qwen
-// shape runs as the llama architecture without QKV biases and with the 32000-token vocabulary,
-// like the llama.cpp peer figures it is compared with. "tiny" is small enough for unit tests.
+// Shapes follow the published configurations of TinyLlama-1.1B-Chat v1.0 and Qwen2.5-0.5B. The
+// Qwen shape runs as the llama architecture, without QKV biases and with a 32000-token vocabulary,
+// so both shapes share one vocabulary size. "tiny" is small enough for unit tests.
 const ModelShape kShapes[] = {
     {"tinyllama-1.1b", 32000, 2048, 22, 32, 4, 5632, 2048, 10000.0f, 1e-5f, false},
     {"qwen2.5-0.5b", 32000, 896, 24, 14, 2, 4864, 32768, 1000000.0f, 1e-6f, true},
