@@ -159,6 +159,37 @@ TEST_F(Avx2KernelTest, MatMulQ8_0MatchesReference) {
   }
 }
 
+// The GEMM micro-kernels take 4 rows x 3 (float) or 4 (Q8_0) tokens. Token counts from 1 to 9
+// cover full tiles followed by every tail, and 13 rows cover 4-row blocks plus a 1-row tail.
+TEST_F(Avx2KernelTest, MatMulTilesAndTailsMatchReference) {
+  for (int64_t n_tokens = 1; n_tokens <= 9; ++n_tokens) {
+    for (Weights type : {Weights::kF32, Weights::kF16, Weights::kBf16}) {
+      CheckMatMul(*avx2_, type, 40, 13, n_tokens, 0, 13, static_cast<int>(n_tokens % 4), rng_);
+    }
+    CheckMatMul(*avx2_, Weights::kQ8_0, 96, 13, n_tokens, 0, 13, static_cast<int>(n_tokens % 6), rng_);
+  }
+}
+
+// Row ranges that start and end inside a 4-row block, as the thread pool may hand out.
+TEST_F(Avx2KernelTest, MatMulUnalignedRowRangesMatchReference) {
+  for (int64_t row_begin : {1, 2, 3, 5}) {
+    for (int64_t row_end : {row_begin + 1, row_begin + 4, row_begin + 6, int64_t{14}}) {
+      CheckMatMul(*avx2_, Weights::kF16, 24, 14, 5, row_begin, row_end, 1, rng_);
+      CheckMatMul(*avx2_, Weights::kQ8_0, 64, 14, 6, row_begin, row_end, 3, rng_);
+    }
+  }
+}
+
+// Activation rows this wide make the kernels split the tokens into several L2-sized panels
+// (160 KiB: 18 f32 tokens of 2048 inputs, 32 Q8 tokens of 4096 inputs), so these check the
+// panel seams.
+TEST_F(Avx2KernelTest, MatMulAcrossTokenPanelsMatchesReference) {
+  CheckMatMul(*avx2_, Weights::kF32, 2048, 5, 23, 0, 5, 1, rng_);
+  CheckMatMul(*avx2_, Weights::kF16, 2048, 6, 41, 0, 6, 0, rng_);
+  CheckMatMul(*avx2_, Weights::kQ8_0, 4096, 5, 37, 0, 5, 2, rng_);
+  CheckMatMul(*avx2_, Weights::kQ8_0, 4096, 8, 70, 0, 8, 0, rng_);
+}
+
 TEST_F(Avx2KernelTest, MatMulWritesOnlyItsRowRange) {
   CheckMatMul(*avx2_, Weights::kF32, 40, 13, 3, 3, 10, 0, rng_);
   CheckMatMul(*avx2_, Weights::kQ8_0, 64, 13, 3, 5, 6, 0, rng_);
