@@ -3,8 +3,9 @@
 //
 // Matrix products take a weight matrix in its GGUF layout (row r = the n_in weights of output r)
 // and a batch of activation rows, and compute y[t][r] = dot(w[r], x[t]) for a range of rows. The
-// SIMD versions tile rows x tokens, so each weight row is read from memory once per call however
-// many tokens the batch contains. Prefill runs them as GEMM, and decode (a batch of one) as GEMV.
+// SIMD versions tile rows x tokens inside L2-sized token panels, so each weight row is read from
+// memory once per panel (160 KiB of activations) however many tokens the panel contains. Prefill
+// runs them as GEMM, and decode (a batch of one) as GEMV.
 #pragma once
 
 #include <cstddef>
