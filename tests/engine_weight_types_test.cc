@@ -80,8 +80,8 @@ TEST_P(EngineWeightTypesTest, Avx2ForwardPassMatchesScalar) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, EngineWeightTypesTest,
                          ::testing::Values(gguf::TensorType::kF32, gguf::TensorType::kF16, gguf::TensorType::kBF16,
                                            gguf::TensorType::kQ8_0),
-                         [](const auto& info) {
-                           switch (info.param) {
+                         [](const auto& type_info) {
+                           switch (type_info.param) {
                              case gguf::TensorType::kF32: return std::string("F32");
                              case gguf::TensorType::kF16: return std::string("F16");
                              case gguf::TensorType::kBF16: return std::string("BF16");
