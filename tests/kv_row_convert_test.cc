@@ -72,8 +72,9 @@ TEST(RowConvert, F32ToF16MatchesScalarOnTies) {
 
   for (size_t offset : {0, 2}) {
     const int64_t n = static_cast<int64_t>(values.size());
-    std::vector<uint8_t> input(4 * n + 2);
-    std::memcpy(input.data() + offset, values.data(), 4 * n);
+    const size_t n_bytes = values.size() * sizeof(float);
+    std::vector<uint8_t> input(n_bytes + 2);
+    std::memcpy(input.data() + offset, values.data(), n_bytes);
     std::vector<uint8_t> fast(2 * n + 1), reference(2 * n + 1);
     ConvertF32ToF16(input.data() + offset, n, fast.data() + offset / 2);
     ConvertF32ToF16Scalar(input.data() + offset, n, reference.data() + offset / 2);

@@ -22,23 +22,34 @@ std::string CacheDir() {
   return "/tmp/sparkv-cache";
 }
 
-Result<std::vector<TokenId>> ReadTokenFile(const std::string& path) {
-  SPARKV_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+Result<std::vector<TokenId>> ParseTokenIds(std::string_view text, const std::string& source) {
   std::vector<TokenId> tokens;
-  std::istringstream stream(text);
+  std::istringstream stream{std::string(text)};
   std::string word;
   while (stream >> word) {
     char* end = nullptr;
     const long value = std::strtol(word.c_str(), &end, 10);
     if (end == word.c_str() || *end != '\0' || value < 0 || value > (1L << 30)) {
-      return InvalidArgumentError("token file '" + path + "': '" + word + "' at index " +
-                                  std::to_string(tokens.size()) + " is not a token id (expected whitespace-separated "
-                                  "non-negative integers)");
+      return InvalidArgumentError(source + ": '" + word + "' at index " + std::to_string(tokens.size()) +
+                                  " is not a token id (expected whitespace-separated non-negative integers)");
     }
     tokens.push_back(static_cast<TokenId>(value));
   }
-  if (tokens.empty()) return InvalidArgumentError("token file '" + path + "' holds no token ids");
+  if (tokens.empty()) return InvalidArgumentError(source + " holds no token ids");
   return tokens;
+}
+
+Result<std::vector<TokenId>> ReadTokenFile(const std::string& path) {
+  SPARKV_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  return ParseTokenIds(text, "token file '" + path + "'");
+}
+
+Result<std::vector<TokenId>> ReadContext(const Model& model, const std::string& text_path,
+                                         const std::string& tokens_path) {
+  if (text_path.empty() == tokens_path.empty()) {
+    return InvalidArgumentError("give the context with exactly one of --text FILE or --tokens FILE");
+  }
+  return tokens_path.empty() ? TokenizeTextFile(model, text_path) : ReadTokenFile(tokens_path);
 }
 
 Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::string& path) {

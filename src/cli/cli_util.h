@@ -18,8 +18,15 @@ int ReportError(const Status& status);
 // ~/.cache/sparkv.
 std::string CacheDir();
 
+// Parses whitespace-separated token ids; `source` names the input in errors (a file or a flag).
+Result<std::vector<TokenId>> ParseTokenIds(std::string_view text, const std::string& source);
+
 // Whitespace-separated token ids from a file.
 Result<std::vector<TokenId>> ReadTokenFile(const std::string& path);
+
+// The context from exactly one of a text file (tokenized, BOS first) or a token-id file.
+Result<std::vector<TokenId>> ReadContext(const Model& model, const std::string& text_path,
+                                         const std::string& tokens_path);
 
 // Tokenizes the contents of `path` with the model's vocabulary, BOS first.
 Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::string& path);

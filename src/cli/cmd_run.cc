@@ -70,27 +70,13 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   command->add_flag("--json", flags->json, "Print one JSON object instead of text");
 
   command->callback([flags, exit_code] {
-    if (flags->text.empty() == flags->tokens.empty()) {
-      *exit_code = ReportError(InvalidArgumentError("give the context with exactly one of --text FILE or --tokens FILE"));
-      return;
-    }
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
     if (!model.ok()) return void(*exit_code = ReportError(model.status()));
-    Result<std::vector<TokenId>> context =
-        flags->tokens.empty() ? TokenizeTextFile(**model, flags->text) : ReadTokenFile(flags->tokens);
+    Result<std::vector<TokenId>> context = ReadContext(**model, flags->text, flags->tokens);
     if (!context.ok()) return void(*exit_code = ReportError(context.status()));
-    Result<std::vector<TokenId>> query_ids = std::vector<TokenId>();
-    if (!flags->query_tokens.empty()) {
-      query_ids = std::vector<TokenId>();
-      std::istringstream stream(flags->query_tokens);
-      long id;
-      while (stream >> id) query_ids->push_back(static_cast<TokenId>(id));
-      if (query_ids->empty() || !stream.eof()) {
-        query_ids = InvalidArgumentError("--query-tokens '" + flags->query_tokens + "' is not a list of token ids");
-      }
-    } else {
-      query_ids = TokenizeQuery(**model, flags->query);
-    }
+    Result<std::vector<TokenId>> query_ids = flags->query_tokens.empty()
+                                                 ? TokenizeQuery(**model, flags->query)
+                                                 : ParseTokenIds(flags->query_tokens, "--query-tokens");
     if (!query_ids.ok()) return void(*exit_code = ReportError(query_ids.status()));
 
     const int64_t n_positions = static_cast<int64_t>(context->size() + query_ids->size()) + flags->n_generate;

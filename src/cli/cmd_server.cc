@@ -38,14 +38,9 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
   command->add_option("--codecs", flags->codecs, "Comma-separated codec levels to encode: f16, q8")->capture_default_str();
   command->add_option("--threads", flags->threads, "Prefill threads (0 = every core)")->capture_default_str();
   command->callback([flags, exit_code] {
-    if (flags->text.empty() == flags->tokens.empty()) {
-      *exit_code = ReportError(InvalidArgumentError("give the context with exactly one of --text FILE or --tokens FILE"));
-      return;
-    }
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
     if (!model.ok()) return void(*exit_code = ReportError(model.status()));
-    Result<std::vector<TokenId>> context =
-        flags->tokens.empty() ? TokenizeTextFile(**model, flags->text) : ReadTokenFile(flags->tokens);
+    Result<std::vector<TokenId>> context = ReadContext(**model, flags->text, flags->tokens);
     if (!context.ok()) return void(*exit_code = ReportError(context.status()));
     Result<std::unique_ptr<Engine>> engine =
         MakeEngine(**model, flags->threads, static_cast<int32_t>(context->size()));
