@@ -9,6 +9,10 @@
 
 namespace sparkv::cli {
 
+std::string DumpJson(const nlohmann::json& value, int indent) {
+  return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 int ReportError(const Status& status) {
   if (status.ok()) return 0;
   std::fprintf(stderr, "sparkv: error: %s\n", status.ToString().c_str());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,12 @@
 #include "sparkv/status.h"
 
 namespace sparkv::cli {
+
+// Upper bound for --threads; more threads than this only add contention.
+inline constexpr int kMaxThreads = 256;
+
+// Serializes JSON for output; invalid UTF-8 in generated text becomes U+FFFD instead of an error.
+std::string DumpJson(const nlohmann::json& value, int indent = -1);
 
 // Prints "sparkv: error: <status>" to stderr and returns exit code 1 (0 for an ok status).
 int ReportError(const Status& status);

@@ -170,7 +170,7 @@ Status RunDemo(const DemoFlags& flags) {
                                 {"hybrid_speedup_vs_best_single_path", best_single / reports[2].ttft_s},
                                 {"tokens_identical", same_tokens},
                                 {"results", results}};
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", DumpJson(out, 2).c_str());
     return Status::Ok();
   }
 
@@ -205,7 +205,7 @@ void AddDemoCommand(CLI::App& app, int* exit_code) {
   command->add_option("--rate", flags->rate_mbit,
                       "Link rate cap, Mbit/s; default: where streaming all and computing all take equally long")
       ->check(CLI::PositiveNumber);
-  command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str();
+  command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str()->check(CLI::Range(0, kMaxThreads));
   command->add_option("-n,--n-generate", flags->n_generate, "Tokens to generate per strategy")->capture_default_str();
   command->add_flag("--json", flags->json, "Print the results as one JSON object");
   command->callback([flags, exit_code] { *exit_code = ReportError(RunDemo(*flags)); });

@@ -58,15 +58,22 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   command->add_option("-n,--n-generate", flags->n_generate, "Tokens to generate, the first included")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str();
-  command->add_option("--temperature", flags->temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
-  command->add_option("--top-p", flags->top_p, "Nucleus sampling mass in (0, 1]")->capture_default_str();
+  command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str()->check(CLI::Range(0, kMaxThreads));
+  command->add_option("--temperature", flags->temperature, "Sampling temperature; 0 = greedy")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 100.0f));
+  command->add_option("--top-p", flags->top_p, "Nucleus sampling mass in (0, 1]")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6f, 1.0f));
   command->add_option("--seed", flags->seed, "Sampling seed")->capture_default_str();
   command->add_option("--profile", flags->profile, "Saved device profile (JSON); default: measured once and cached");
-  command->add_option("--timeout", flags->timeout_s, "Seconds before an HTTP request is abandoned")->capture_default_str();
+  command->add_option("--timeout", flags->timeout_s, "Seconds before an HTTP request is abandoned")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 86400.0));
   command->add_option("--bandwidth-mbit", flags->bandwidth_mbit,
                       "Bandwidth to plan with, Mbit/s; 0 = measure with a short probe")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   command->add_flag("--json", flags->json, "Print one JSON object instead of text");
 
   command->callback([flags, exit_code] {
@@ -104,7 +111,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
 
     const std::string generated = GeneratedText(**model, *report);
     if (flags->json) {
-      std::printf("%s\n", RunReportJson(*report, generated).dump().c_str());
+      std::printf("%s\n", DumpJson(RunReportJson(*report, generated)).c_str());
     } else {
       PrintRunReport(*report, generated);
     }
@@ -123,8 +130,10 @@ void AddProfileCommand(CLI::App& app, int* exit_code) {
   CLI::App* command = app.add_subcommand(
       "profile", "Measure this device's prefill and blob decode costs and fit the planner's cost model");
   command->add_option("--model", flags->model, "GGUF model")->required()->check(CLI::ExistingFile);
-  command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str();
-  command->add_option("--chunk-tokens", flags->chunk_tokens, "Chunk size the profile is for")->capture_default_str();
+  command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str()->check(CLI::Range(0, kMaxThreads));
+  command->add_option("--chunk-tokens", flags->chunk_tokens, "Chunk size the profile is for")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxChunkTokens));
   command->add_option("--max-position", flags->max_position, "Largest context position to measure at")
       ->capture_default_str()
       ->check(CLI::Range(64, 1 << 20));

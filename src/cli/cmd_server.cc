@@ -36,7 +36,7 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str()
       ->check(CLI::Range(1, kMaxChunkTokens));
   command->add_option("--codecs", flags->codecs, "Comma-separated codec levels to encode: f16, q8")->capture_default_str();
-  command->add_option("--threads", flags->threads, "Prefill threads (0 = every core)")->capture_default_str();
+  command->add_option("--threads", flags->threads, "Prefill threads (0 = every core)")->capture_default_str()->check(CLI::Range(0, kMaxThreads));
   command->callback([flags, exit_code] {
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
     if (!model.ok()) return void(*exit_code = ReportError(model.status()));

@@ -9,6 +9,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "kv/blob.h"
+#include "kv/chunk_key.h"
 
 namespace sparkv {
 namespace {
@@ -91,6 +92,10 @@ std::string ProfilePath(const std::string& folder, const Model& model, int n_thr
 }
 
 Result<Profile> MeasureProfile(const Model& model, Engine& engine, const ProfileOptions& options, FitReport* fit) {
+  if (options.chunk_tokens <= 0 || options.chunk_tokens > kMaxChunkTokens) {
+    return InvalidArgumentError("profile chunk size " + std::to_string(options.chunk_tokens) + " is outside [1, " +
+                                std::to_string(kMaxChunkTokens) + "]");
+  }
   const int32_t capacity = engine.kv_cache().n_positions();
   const int32_t max_position = options.max_position > 0 ? std::min(options.max_position, capacity) : capacity;
   // Sizes of a quarter and an eighth of a chunk keep profiling to about 1.5 chunks of prefill.

@@ -90,6 +90,16 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     return InvalidArgumentError("chunk size " + std::to_string(options.chunk_tokens) + " is outside [1, " +
                                 std::to_string(kMaxChunkTokens) + "]");
   }
+  for (const std::string& codec : options.levels) {
+    if (FindCodec(codec) == nullptr) {
+      std::string known;
+      for (const Codec* c : AllCodecs()) known += (known.empty() ? "" : ", ") + std::string(c->name());
+      return InvalidArgumentError("unknown codec level '" + codec + "'; known: " + known);
+    }
+  }
+  if (options.timeout_s <= 0.0) {
+    return InvalidArgumentError("HTTP timeout " + std::to_string(options.timeout_s) + " s must be positive");
+  }
   const Planner* planner = FindPlanner(PlannerFor(options.strategy));
   if (planner == nullptr) {
     std::string names = "hybrid";
@@ -98,6 +108,12 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
   }
 
   RunReport report;
+  if (needed > hp.n_ctx_train) {
+    report.warnings.push_back("context, query and generated tokens need " + std::to_string(needed) +
+                              " positions, past the model's trained context of " + std::to_string(hp.n_ctx_train) +
+                              "; output quality past that is not what the model was trained for");
+    SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
+  }
   report.strategy = options.strategy;
   report.planner = std::string(planner->name());
   report.server = options.server_url;
@@ -125,8 +141,13 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     if (fetched.ok()) {
       manifest = std::move(fetched).value();
     } else {
+      std::string hint;
+      if (fetched.status().code() == ErrorCode::kNotFound) {
+        hint = " (the key covers the model, the tokens and the chunk size: was this context ingested with the same"
+               " GGUF and --chunk-tokens " + std::to_string(options.chunk_tokens) + "?)";
+      }
       report.warnings.push_back("manifest " + keys.back().Hex() + " from " + options.server_url +
-                                " unusable, computing every chunk: " + fetched.status().ToString());
+                                " unusable, computing every chunk: " + fetched.status().ToString() + hint);
       SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
     }
   }
