@@ -39,7 +39,7 @@ Result<std::vector<TokenId>> ParseTokenIds(std::string_view text, const std::str
     }
     tokens.push_back(static_cast<TokenId>(value));
   }
-  if (tokens.empty()) return InvalidArgumentError(source + " holds no token ids");
+  if (tokens.empty()) return InvalidArgumentError(source + " contains no token ids");
   return tokens;
 }
 

@@ -44,7 +44,7 @@ Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string
 // Parses a comma-separated list, dropping empty items.
 std::vector<std::string> SplitList(const std::string& text);
 
-// Creates an engine whose KV cache holds `n_positions` positions.
+// Creates an engine with a KV cache of `n_positions` positions.
 Result<std::unique_ptr<Engine>> MakeEngine(const Model& model, int n_threads, int32_t n_positions);
 
 }  // namespace sparkv::cli

@@ -1,6 +1,6 @@
-// The two-path loader: makes every chunk of a context resident in the engine's KV cache, the
-// planned ones by streaming (fetch a blob, verify it, decode it into cache rows) and the rest by
-// local prefill, with both paths running at the same time.
+// The two-path loader makes every chunk of a context resident in the engine's KV cache. Planned
+// chunks are streamed (fetch a blob, verify it, decode it into cache rows) and the rest are
+// prefilled locally, with both paths running at the same time.
 //
 // Correctness never depends on the network. Prefill of a chunk needs every earlier chunk
 // resident; when the stream path fails for a chunk (transfer error, timeout, bad checksum, wrong
@@ -32,7 +32,7 @@ struct LoadChunk {
   uint64_t bytes = 0;  // stream only: blob size from the manifest
 };
 
-// What happened to one chunk, times in seconds since the load started.
+// Outcome of one chunk, with times in seconds since the load started.
 struct ChunkOutcome {
   bool planned_stream = false;
   bool streamed = false;     // the chunk became resident through the stream path

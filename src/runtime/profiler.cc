@@ -17,8 +17,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double TimePrefill(Engine& engine, int32_t begin, int32_t n_tokens, int32_t n_vocab, Status* status) {
-  // Token ids do not change the cost; positions below `begin` only need to be marked resident
-  // (their rows hold whatever an earlier sample left, which is fine for timing).
+  // Token ids do not change the cost. Positions below `begin` only need to be marked resident, and
+  // their rows keep whatever an earlier sample left, which is fine for timing.
   std::vector<TokenId> tokens(n_tokens);
   for (int32_t i = 0; i < n_tokens; ++i) tokens[i] = (i * 7919 + 3) % n_vocab;
   engine.kv_cache().MarkResident(0, begin);
