@@ -152,7 +152,7 @@ Status ReadValue(Cursor* cursor, ValueType type, int depth, Value* out) {
   SPARKV_RETURN_IF_ERROR(cursor->Read(&count, "array length"));
 
   // Every element takes at least one byte (strings and arrays at least 8), so a count larger
-  // than the bytes left is a lie; checking it here bounds the allocation below.
+  // than the bytes left is invalid. Checking it here bounds the allocation below.
   const size_t scalar_bytes = ScalarBytes(static_cast<ValueType>(element_type));
   const size_t min_element_bytes = scalar_bytes != 0 ? scalar_bytes : 8;  // strings and arrays start with a u64
   if (count > cursor->remaining() / min_element_bytes) {

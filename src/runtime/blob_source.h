@@ -1,5 +1,5 @@
-// Where the stream path gets manifests and blobs: an HTTP server (sparkv serve, nginx, a CDN)
-// or, for tests and offline use, a store folder on disk.
+// The source of manifests and blobs for the stream path: an HTTP server such as sparkv serve,
+// nginx or a CDN.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +33,7 @@ class BlobSource {
   virtual Result<FetchedBytes> FetchManifest(const Hash128& context_key) = 0;
 
   // Fetches blob `codec` of chunk `chunk_key`. `max_bytes` bounds the body (a longer body is
-  // corruption); `range_end` > 0 asks for bytes [0, range_end) only.
+  // corruption); `range_end` > 0 requests bytes [0, range_end) only.
   virtual Result<FetchedBytes> FetchBlob(const Hash128& chunk_key, std::string_view codec, uint64_t max_bytes,
                                          uint64_t range_end, const ProgressFunction& on_progress) = 0;
 };

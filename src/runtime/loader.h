@@ -3,10 +3,9 @@
 // prefilled locally, with both paths running at the same time.
 //
 // Correctness never depends on the network. Prefill of a chunk needs every earlier chunk
-// resident; when the stream path fails for a chunk (transfer error, timeout, bad checksum, wrong
-// fingerprint or key, short body) the compute path computes it instead, so the cache always ends
-// up with exactly the KV a full local prefill would produce (bit-exact with the f16 codec on an
-// f16 cache).
+// resident. When the stream path fails for a chunk (transfer error, timeout, bad checksum, wrong
+// fingerprint or key, short body), the compute path computes it instead. So the cache always ends
+// up with the KV a full local prefill would produce, bit-exact with the f16 codec on an f16 cache.
 #pragma once
 
 #include <cstdint>
