@@ -18,6 +18,12 @@ namespace sparkv {
 enum class CodecId : uint16_t {
   kF16 = 1,  // IEEE binary16, row-major; lossless w.r.t. an f16 cache
   kQ8 = 2,   // int8 per element, one f16 scale per group of 32 along the row
+  kQ4 = 3,   // 4-bit levels, f16 min and step per group: K down channels, V along rows
+  kF16Ans = 4,  // f16 split into high and low byte planes, each rANS-coded; lossless like f16
+  kAns6 = 5,    // per-channel levels (6 bits, more on the first layers), deltas, rANS-coded
+  kAns4 = 6,    // the same with 4 bits
+  kAns3 = 7,    // the same with 3 bits
+  kAns2 = 8,    // the same with 2 bits
 };
 
 // Limits that keep every size computation inside uint64 and reject absurd headers early.
@@ -55,6 +61,10 @@ class Codec {
   // Short lowercase name, [a-z0-9_]; the blob's file name is "<name>.skv".
   virtual std::string_view name() const = 0;
 
+  // Where this codec ranks in reconstruction quality: 0 for lossless, larger for lossier. The
+  // planner's quality floor compares these; equal ranks mean interchangeable quality.
+  virtual int quality_rank() const = 0;
+
   // Upper bound on the payload Encode returns for a slice of this shape, in bytes.
   // REQUIRES: CheckShape(shape) is ok.
   virtual uint64_t MaxPayloadBytes(const KvShape& shape) const = 0;
@@ -78,5 +88,11 @@ std::span<const Codec* const> AllCodecs();
 // The codecs, for the registry; each lives in its own codec_<name>.cc.
 const Codec& F16Codec();
 const Codec& Q8Codec();
+const Codec& Q4Codec();
+const Codec& F16AnsCodec();
+const Codec& Ans6Codec();
+const Codec& Ans4Codec();
+const Codec& Ans3Codec();
+const Codec& Ans2Codec();
 
 }  // namespace sparkv

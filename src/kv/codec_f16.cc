@@ -13,6 +13,7 @@ class F16CodecImpl final : public Codec {
  public:
   CodecId id() const override { return CodecId::kF16; }
   std::string_view name() const override { return "f16"; }
+  int quality_rank() const override { return 0; }
 
   uint64_t MaxPayloadBytes(const KvShape& shape) const override {
     return static_cast<uint64_t>(shape.n_layer) * 2 * shape.block_elements() * 2;

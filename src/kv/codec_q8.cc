@@ -26,6 +26,7 @@ class Q8CodecImpl final : public Codec {
  public:
   CodecId id() const override { return CodecId::kQ8; }
   std::string_view name() const override { return "q8"; }
+  int quality_rank() const override { return 1; }
 
   uint64_t MaxPayloadBytes(const KvShape& shape) const override {
     const uint64_t row_bytes =

@@ -1,0 +1,318 @@
+// The ans family (ans6, ans4, ans3, ans2): lossy, entropy-coded. One member differs from the next
+// only in its base bit width N.
+//
+// Quantization: in each block (one layer's K or V), channel c gets its own lo and step
+// (kv/quantize.h) over all tokens of the chunk with 2^b levels, b = N + extra bits on the first
+// layers, which errors hurt most (they feed every later layer). The error of an element is at
+// most step_c / 2.
+//
+// Symbols: channels are cut into groups of kChannelGroup. Per group the encoder codes either the
+// levels themselves ("direct") or deltas against an anchor token, whichever it estimates smaller.
+// Tokens form groups of kTokenGroup whose first token is the anchor. The other tokens code
+// q - q_anchor, and the anchor codes q - q_previous_anchor (q itself for token 0). Neighbouring
+// tokens are alike in many channels, so deltas pile up near 0. A delta symbol is
+// difference + (2^b - 1), in an alphabet of 2^(b+1) - 1 symbols, coded with rans::AppendRun.
+//
+// Payload:
+//   layer sizes  [n_layer] u32, bytes of each layer's part, so layers can be decoded apart
+//   per layer, K then V, each block:
+//     u8 b, in [1, 7]
+//     lo   [row_width] f16, step [row_width] f16
+//     per channel group: u8 mode (0 direct, 1 delta), then a run of n_tokens * group_width
+//     symbols in order token, then channel.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "kv/codec.h"
+#include "kv/quantize.h"
+#include "kv/rans.h"
+#include "kv/row_convert.h"
+
+namespace sparkv {
+namespace {
+
+using internal::LoadU16;
+using internal::StoreU16;
+
+constexpr int64_t kChannelGroup = 64;
+constexpr int64_t kTokenGroup = 16;
+constexpr int kMaxBits = 7;  // 2^(b+1) - 1 symbols must fit a byte
+
+int64_t ChannelGroups(int64_t width) { return (width + kChannelGroup - 1) / kChannelGroup; }
+
+// The reference level a symbol of token t is relative to in delta mode: q of the anchor of t's
+// group, or for an anchor the previous anchor's q (0 for token 0). `q` is [n_tokens][stride].
+inline int DeltaReference(const uint8_t* q, int64_t t, int64_t stride) {
+  const int64_t anchor = t - t % kTokenGroup;
+  if (t != anchor) return q[anchor * stride];
+  return anchor == 0 ? 0 : q[(anchor - kTokenGroup) * stride];
+}
+
+// Estimated coded bytes of symbols with these counts: the entropy, plus about two bytes per
+// table entry.
+double EstimatedBytes(const std::vector<uint64_t>& counts) {
+  uint64_t total = 0;
+  for (uint64_t c : counts) total += c;
+  double bits = 0.0;
+  for (uint64_t c : counts) {
+    if (c != 0) bits += 8.0 * 2 + static_cast<double>(c) * std::log2(static_cast<double>(total) / c);
+  }
+  return bits / 8.0;
+}
+
+class AnsCodecImpl final : public Codec {
+ public:
+  AnsCodecImpl(CodecId id, std::string_view name, int base_bits, int quality_rank)
+      : id_(id), name_(name), base_bits_(base_bits), quality_rank_(quality_rank) {}
+
+  CodecId id() const override { return id_; }
+  std::string_view name() const override { return name_; }
+  int quality_rank() const override { return quality_rank_; }
+
+  // Bits of layer l: two more on layer 0 and one more on layer 1.
+  int BitsForLayer(int32_t l) const {
+    int extra = 0;
+    if (l == 0) extra = 2;
+    if (l == 1) extra = 1;
+    return std::min(kMaxBits, base_bits_ + extra);
+  }
+
+  uint64_t MaxPayloadBytes(const KvShape& shape) const override {
+    const uint64_t width = static_cast<uint64_t>(shape.row_width());
+    const uint64_t block = 1 + 4 * width + 2 * static_cast<uint64_t>(ChannelGroups(width)) +
+                           shape.block_elements();
+    return static_cast<uint64_t>(shape.n_layer) * (4 + 2 * block);
+  }
+
+  Result<std::vector<uint8_t>> Encode(const KvSlice& source) const override {
+    const std::string label = std::string(name_) + " encode source";
+    SPARKV_RETURN_IF_ERROR(CheckSlice(source, label));
+    const KvShape shape = ShapeOf(source);
+    const int64_t width = shape.row_width();
+    const int64_t n_tokens = shape.n_tokens;
+    const int64_t n = static_cast<int64_t>(shape.block_elements());
+
+    std::vector<uint8_t> payload(4 * static_cast<size_t>(shape.n_layer));
+    std::vector<float> values(static_cast<size_t>(n));      // [n_tokens][row_width] f32
+    std::vector<uint8_t> levels(static_cast<size_t>(n));    // [n_tokens][row_width] q
+    std::vector<uint8_t> direct, delta;                     // [n_tokens][group width] symbols
+    std::vector<float> lo(width), hi(width);                // [row_width] f32
+    for (int32_t l = 0; l < shape.n_layer; ++l) {
+      const size_t layer_start = payload.size();
+      const int bits = BitsForLayer(l);
+      const int n_levels = 1 << bits;
+      const int n_symbols = 2 * n_levels - 1;
+      for (bool is_v : {false, true}) {
+        internal::RowToF32(source.elem, is_v ? source.v[l] : source.k[l], n, values.data());
+        payload.push_back(static_cast<uint8_t>(bits));
+
+        // Channel ranges, then levels. NaN poisons lo so ChooseMinStep rejects it.
+        std::copy(values.begin(), values.begin() + width, lo.begin());
+        std::copy(values.begin(), values.begin() + width, hi.begin());
+        for (int64_t t = 1; t < n_tokens; ++t) {
+          const float* row = values.data() + t * width;
+          for (int64_t c = 0; c < width; ++c) {
+            lo[c] = row[c] != row[c] ? row[c] : std::min(lo[c], row[c]);
+            hi[c] = std::max(hi[c], row[c]);
+          }
+        }
+        const size_t params_at = payload.size();
+        payload.resize(params_at + 4 * width);
+        for (int64_t c = 0; c < width; ++c) {
+          internal::MinStep ms;
+          if (lo[c] != lo[c] || !internal::ChooseMinStep(lo[c], hi[c], n_levels, &ms)) {
+            return InvalidArgumentError(std::string(name_) + " encode of layer " + std::to_string(l) +
+                                        (is_v ? " V" : " K") + ": channel " + std::to_string(c) +
+                                        " holds a value that is not finite or lies outside the "
+                                        "f16 range +-65504");
+          }
+          StoreU16(payload.data() + params_at + 2 * c, ms.lo);
+          StoreU16(payload.data() + params_at + 2 * (width + c), ms.step);
+          const float step = F16ToF32(ms.step);
+          lo[c] = F16ToF32(ms.lo);
+          hi[c] = step > 0.0f ? 1.0f / step : 0.0f;  // now the inverse step
+        }
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          for (int64_t c = 0; c < width; ++c) {
+            levels[t * width + c] = static_cast<uint8_t>(
+                internal::QuantizeLevel(values[t * width + c], lo[c], hi[c], n_levels));
+          }
+        }
+
+        for (int64_t c0 = 0; c0 < width; c0 += kChannelGroup) {
+          const int64_t group_width = std::min(kChannelGroup, width - c0);
+          direct.resize(static_cast<size_t>(n_tokens * group_width));
+          delta.resize(direct.size());
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            for (int64_t c = 0; c < group_width; ++c) {
+              const uint8_t* column = levels.data() + c0 + c;
+              const int q = column[t * width];
+              direct[t * group_width + c] = static_cast<uint8_t>(q);
+              delta[t * group_width + c] =
+                  static_cast<uint8_t>(q - DeltaReference(column, t, width) + n_levels - 1);
+            }
+          }
+          const bool use_delta = EstimatedBytes(rans::CountSymbols(delta, n_symbols)) <
+                                 EstimatedBytes(rans::CountSymbols(direct, n_symbols));
+          payload.push_back(use_delta ? 1 : 0);
+          rans::AppendRun(use_delta ? delta : direct, n_symbols, payload);
+        }
+      }
+      const auto layer_bytes = static_cast<uint32_t>(payload.size() - layer_start);
+      std::memcpy(payload.data() + 4 * l, &layer_bytes, 4);
+    }
+    return payload;
+  }
+
+  Status Decode(std::span<const uint8_t> payload, const KvSlice& destination) const override {
+    const std::string name(name_);
+    SPARKV_RETURN_IF_ERROR(CheckSlice(destination, name + " decode destination"));
+    const KvShape shape = ShapeOf(destination);
+    const int64_t width = shape.row_width();
+    const int64_t n_tokens = shape.n_tokens;
+    const int64_t n = static_cast<int64_t>(shape.block_elements());
+    const size_t index_bytes = 4 * static_cast<size_t>(shape.n_layer);
+    if (payload.size() < index_bytes || payload.size() > MaxPayloadBytes(shape)) {
+      return CorruptionError(name + " payload of " + std::to_string(payload.size()) +
+                             " bytes is outside [" + std::to_string(index_bytes) + ", " +
+                             std::to_string(MaxPayloadBytes(shape)) + "] for its shape");
+    }
+
+    // Pass 1 parses and checks everything into scratch levels and parameters. Pass 2 writes the
+    // cache, so a payload that fails anywhere leaves it untouched.
+    const size_t n_blocks = 2 * static_cast<size_t>(shape.n_layer);
+    std::vector<uint8_t> levels(n_blocks * n);                        // [block][n_tokens][row_width]
+    std::vector<const uint8_t*> params(n_blocks);                     // lo then step, f16
+    std::vector<uint8_t> symbols(static_cast<size_t>(n_tokens * std::min(kChannelGroup, width)));
+    std::span<const uint8_t> in = payload.subspan(index_bytes);
+    for (int32_t l = 0; l < shape.n_layer; ++l) {
+      uint32_t layer_bytes;
+      std::memcpy(&layer_bytes, payload.data() + 4 * l, 4);
+      if (layer_bytes > in.size()) {
+        return CorruptionError(name + " layer " + std::to_string(l) + " size " +
+                               std::to_string(layer_bytes) + " exceeds the " +
+                               std::to_string(in.size()) + " payload bytes that remain");
+      }
+      std::span<const uint8_t> layer = in.first(layer_bytes);
+      for (int kv = 0; kv < 2; ++kv) {
+        const size_t b = 2 * static_cast<size_t>(l) + kv;
+        const std::string where = name + " layer " + std::to_string(l) + (kv ? " V" : " K");
+        if (layer.size() < 1 + 4 * static_cast<size_t>(width)) {
+          return CorruptionError(where + ": block header is truncated");
+        }
+        const int bits = layer[0];
+        if (bits < 1 || bits > kMaxBits) {
+          return CorruptionError(where + ": bit width " + std::to_string(bits) +
+                                 " is outside [1, " + std::to_string(kMaxBits) + "]");
+        }
+        params[b] = layer.data() + 1;
+        for (int64_t c = 0; c < width; ++c) {
+          const uint16_t lo = LoadU16(params[b] + 2 * c);
+          const uint16_t step = LoadU16(params[b] + 2 * (width + c));
+          if ((lo & 0x7fff) >= internal::kF16Infinity || step >= internal::kF16Infinity) {
+            return CorruptionError(where + ": channel " + std::to_string(c) +
+                                   " has a non-finite minimum or a negative or non-finite step");
+          }
+        }
+        layer = layer.subspan(1 + 4 * width);
+
+        const int n_levels = 1 << bits;
+        uint8_t* block_levels = levels.data() + b * n;
+        for (int64_t c0 = 0; c0 < width; c0 += kChannelGroup) {
+          const int64_t group_width = std::min(kChannelGroup, width - c0);
+          const std::string group = where + " channels from " + std::to_string(c0);
+          if (layer.empty()) return CorruptionError(group + ": the mode byte is missing");
+          const uint8_t mode = layer[0];
+          if (mode > 1) {
+            return CorruptionError(group + ": mode " + std::to_string(mode) +
+                                   " is neither 0 (direct) nor 1 (delta)");
+          }
+          layer = layer.subspan(1);
+          const std::span<uint8_t> run(symbols.data(), static_cast<size_t>(n_tokens * group_width));
+          SPARKV_RETURN_IF_ERROR(rans::ReadRun(layer, 2 * n_levels - 1, run, group));
+          SPARKV_RETURN_IF_ERROR(
+              ResolveLevels(run, mode == 1, n_levels, group_width, block_levels + c0, width, group));
+        }
+      }
+      if (!layer.empty()) {
+        return CorruptionError(name + " layer " + std::to_string(l) + " has " +
+                               std::to_string(layer.size()) + " bytes after its last block");
+      }
+      in = in.subspan(layer_bytes);
+    }
+    if (!in.empty()) {
+      return CorruptionError(name + " payload has " + std::to_string(in.size()) +
+                             " bytes after its last layer");
+    }
+
+    // Pass 2: levels to values, row by row.
+    std::vector<float> lo(width), step(width), row(width);  // [row_width] f32
+    for (size_t b = 0; b < n_blocks; ++b) {
+      for (int64_t c = 0; c < width; ++c) {
+        lo[c] = F16ToF32(LoadU16(params[b] + 2 * c));
+        step[c] = F16ToF32(LoadU16(params[b] + 2 * (width + c)));
+      }
+      uint8_t* block = (b % 2 ? destination.v : destination.k)[b / 2];
+      const uint8_t* q = levels.data() + b * n;
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        for (int64_t c = 0; c < width; ++c) {
+          row[c] = lo[c] + static_cast<float>(q[t * width + c]) * step[c];
+        }
+        internal::F32ToRow(row.data(), width, destination.elem,
+                           block + t * destination.row_bytes());
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  // Turns a run of symbols ([n_tokens][group_width]) into levels at out ([n_tokens][stride]);
+  // Corruption when a level falls outside [0, n_levels).
+  static Status ResolveLevels(std::span<const uint8_t> run, bool is_delta, int n_levels,
+                              int64_t group_width, uint8_t* out, int64_t stride,
+                              const std::string& label) {
+    const int64_t n_tokens = static_cast<int64_t>(run.size()) / group_width;
+    int bad = 0;  // OR of out-of-range flags: one branch at the end, not one per element
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t c = 0; c < group_width; ++c) {
+        int q = run[t * group_width + c];
+        if (is_delta) q += DeltaReference(out + c, t, stride) - (n_levels - 1);
+        bad |= (q < 0) | (q >= n_levels);
+        out[t * stride + c] = static_cast<uint8_t>(q);
+      }
+      if (bad) {
+        return CorruptionError(label + ": token " + std::to_string(t) +
+                               " decodes to a level outside [0, " + std::to_string(n_levels) + ")");
+      }
+    }
+    return Status::Ok();
+  }
+
+  CodecId id_;
+  std::string_view name_;
+  int base_bits_;
+  int quality_rank_;
+};
+
+}  // namespace
+
+const Codec& Ans6Codec() {
+  static const AnsCodecImpl codec(CodecId::kAns6, "ans6", 6, 2);
+  return codec;
+}
+const Codec& Ans4Codec() {
+  static const AnsCodecImpl codec(CodecId::kAns4, "ans4", 4, 3);
+  return codec;
+}
+const Codec& Ans3Codec() {
+  static const AnsCodecImpl codec(CodecId::kAns3, "ans3", 3, 5);
+  return codec;
+}
+const Codec& Ans2Codec() {
+  static const AnsCodecImpl codec(CodecId::kAns2, "ans2", 2, 6);
+  return codec;
+}
+
+}  // namespace sparkv

@@ -1,0 +1,275 @@
+#include "kv/rans.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace sparkv::rans {
+
+FrequencyTable NormalizeCounts(std::span<const uint64_t> counts) {
+  FrequencyTable table;
+  table.n_symbols = static_cast<int>(counts.size());
+  uint64_t total = 0;
+  for (uint64_t c : counts) total += c;
+
+  // Round each share to the nearest frequency, keeping 1 for any symbol that occurs, then move
+  // the difference to or from the largest frequencies, where it costs the least precision.
+  int64_t sum = 0;
+  for (size_t s = 0; s < counts.size(); ++s) {
+    if (counts[s] == 0) continue;
+    const uint64_t scaled = (counts[s] * kRansTotal + total / 2) / total;
+    table.freq[s] = static_cast<uint16_t>(std::max<uint64_t>(1, scaled));
+    sum += table.freq[s];
+  }
+  const auto largest = [&table] {
+    return static_cast<size_t>(std::max_element(table.freq.begin(),
+                                                table.freq.begin() + table.n_symbols) -
+                               table.freq.begin());
+  };
+  if (sum < static_cast<int64_t>(kRansTotal)) {
+    table.freq[largest()] += static_cast<uint16_t>(kRansTotal - sum);
+  }
+  // Each step takes 1 from a frequency >= 2: at most 256 symbols hold 1, so one exists.
+  while (sum > static_cast<int64_t>(kRansTotal)) {
+    --table.freq[largest()];
+    --sum;
+  }
+  return table;
+}
+
+std::vector<uint64_t> CountSymbols(std::span<const uint8_t> symbols, int n_symbols) {
+  std::vector<uint64_t> counts(static_cast<size_t>(n_symbols), 0);
+  for (uint8_t s : symbols) {
+    if (s < n_symbols) ++counts[s];
+  }
+  return counts;
+}
+
+void AppendTable(const FrequencyTable& table, std::vector<uint8_t>& out) {
+  for (int s = 0; s < table.n_symbols;) {
+    uint32_t f = table.freq[s];
+    if (f == 0) {
+      int run = 0;
+      while (s + 1 + run < table.n_symbols && run < 255 && table.freq[s + 1 + run] == 0) ++run;
+      out.push_back(0);
+      out.push_back(static_cast<uint8_t>(run));
+      s += 1 + run;
+      continue;
+    }
+    while (f >= 0x80) {
+      out.push_back(static_cast<uint8_t>(f | 0x80));
+      f >>= 7;
+    }
+    out.push_back(static_cast<uint8_t>(f));
+    ++s;
+  }
+}
+
+Result<FrequencyTable> ReadTable(std::span<const uint8_t>& in, int n_symbols,
+                                 std::string_view label) {
+  const auto corrupt = [&](const std::string& what) {
+    return CorruptionError(std::string(label) + " frequency table: " + what);
+  };
+  FrequencyTable table;
+  table.n_symbols = n_symbols;
+  size_t pos = 0;
+  uint32_t sum = 0;
+  for (int s = 0; s < n_symbols;) {
+    // Frequencies are at most kRansTotal = 2^12, so two varint bytes suffice.
+    uint32_t f = 0;
+    for (int shift = 0;; shift += 7) {
+      if (pos >= in.size()) return corrupt("truncated at symbol " + std::to_string(s));
+      if (shift > 7) return corrupt("varint of symbol " + std::to_string(s) + " is too long");
+      const uint8_t byte = in[pos++];
+      f |= static_cast<uint32_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) break;
+    }
+    if (f > kRansTotal) {
+      return corrupt("symbol " + std::to_string(s) + " has frequency " + std::to_string(f) +
+                     " above " + std::to_string(kRansTotal));
+    }
+    if (f == 0) {
+      if (pos >= in.size()) return corrupt("zero run after symbol " + std::to_string(s) + " is missing");
+      const int run = in[pos++];
+      if (s + 1 + run > n_symbols) {
+        return corrupt("zero run of " + std::to_string(run) + " after symbol " + std::to_string(s) +
+                       " passes the alphabet of " + std::to_string(n_symbols));
+      }
+      s += 1 + run;
+      continue;
+    }
+    table.freq[s] = static_cast<uint16_t>(f);
+    sum += f;
+    ++s;
+  }
+  if (sum != kRansTotal) {
+    return corrupt("frequencies sum to " + std::to_string(sum) + ", not " +
+                   std::to_string(kRansTotal));
+  }
+  in = in.subspan(pos);
+  return table;
+}
+
+DecodeTable::DecodeTable(const FrequencyTable& table) : slots_(kRansTotal) {
+  uint32_t start = 0;
+  for (int s = 0; s < table.n_symbols; ++s) {
+    const uint32_t f = table.freq[s];
+    for (uint32_t i = 0; i < f && start + i < kRansTotal; ++i) {
+      slots_[start + i] = Slot{static_cast<uint16_t>(f), static_cast<uint8_t>(s),
+                               static_cast<uint16_t>(i)};
+    }
+    start += f;
+  }
+}
+
+void Encode(std::span<const uint8_t> symbols, const FrequencyTable& table,
+            std::vector<uint8_t>& out) {
+  std::array<uint32_t, 256> start{};
+  uint32_t cumulative = 0;
+  for (int s = 0; s < table.n_symbols; ++s) {
+    start[s] = cumulative;
+    cumulative += table.freq[s];
+  }
+
+  // rANS is last-in first-out: code the symbols backwards and emit bytes backwards, so the
+  // decoder reads both forwards.
+  std::vector<uint8_t> reversed;
+  reversed.reserve(symbols.size() / 2 + 16);
+  std::array<uint32_t, kStates> x;
+  x.fill(kRansLow);
+  for (size_t i = symbols.size(); i-- > 0;) {
+    uint32_t& state = x[i % kStates];
+    const uint32_t f = table.freq[symbols[i]];
+    const uint32_t x_max = ((kRansLow >> kScaleBits) << 8) * f;
+    while (state >= x_max) {
+      reversed.push_back(static_cast<uint8_t>(state));
+      state >>= 8;
+    }
+    state = ((state / f) << kScaleBits) + (state % f) + start[symbols[i]];
+  }
+
+  const size_t offset = out.size();
+  out.resize(offset + kStreamHeaderBytes + reversed.size());
+  std::memcpy(out.data() + offset, x.data(), kStreamHeaderBytes);
+  std::reverse_copy(reversed.begin(), reversed.end(), out.begin() + offset + kStreamHeaderBytes);
+}
+
+Status Decode(std::span<const uint8_t> stream, const DecodeTable& table, std::span<uint8_t> symbols,
+              std::string_view label) {
+  if (stream.size() < kStreamHeaderBytes) {
+    return CorruptionError(std::string(label) + ": rANS stream of " + std::to_string(stream.size()) +
+                           " bytes is shorter than its " + std::to_string(kStreamHeaderBytes) +
+                           "-byte state header");
+  }
+  std::array<uint32_t, kStates> x;
+  std::memcpy(x.data(), stream.data(), kStreamHeaderBytes);
+  for (int k = 0; k < kStates; ++k) {
+    if (x[k] < kRansLow || x[k] >= (kRansLow << 8)) {
+      return CorruptionError(std::string(label) + ": rANS start state " + std::to_string(k) +
+                             " is " + std::to_string(x[k]) + ", outside [2^23, 2^31)");
+    }
+  }
+
+  const DecodeTable::Slot* const slots = table.slots();
+  const uint8_t* in = stream.data() + kStreamHeaderBytes;
+  const uint8_t* const end = stream.data() + stream.size();
+  const size_t n = symbols.size();
+  // After a step a state is at least freq * 2^11 >= 2^11, so it needs at most two bytes to get
+  // back above 2^23: while 2 * kStates bytes remain, a group of kStates symbols cannot run out
+  // and needs no per-byte check. The tail loop checks every byte.
+  size_t i = 0;
+  for (; i + kStates <= n && end - in >= 2 * kStates; i += kStates) {
+    for (int k = 0; k < kStates; ++k) {
+      const DecodeTable::Slot slot = slots[x[k] & (kRansTotal - 1)];
+      symbols[i + k] = slot.symbol;
+      x[k] = slot.freq * (x[k] >> kScaleBits) + slot.offset;
+      while (x[k] < kRansLow) x[k] = (x[k] << 8) | *in++;
+    }
+  }
+  for (; i < n; ++i) {
+    uint32_t& state = x[i % kStates];
+    const DecodeTable::Slot slot = slots[state & (kRansTotal - 1)];
+    symbols[i] = slot.symbol;
+    state = slot.freq * (state >> kScaleBits) + slot.offset;
+    while (state < kRansLow) {
+      if (in == end) {
+        return CorruptionError(std::string(label) + ": rANS stream ends after " +
+                               std::to_string(stream.size()) + " bytes, before symbol " +
+                               std::to_string(i) + " of " + std::to_string(n));
+      }
+      state = (state << 8) | *in++;
+    }
+  }
+
+  if (in != end) {
+    return CorruptionError(std::string(label) + ": rANS stream has " + std::to_string(end - in) +
+                           " bytes left after its " + std::to_string(n) + " symbols");
+  }
+  for (int k = 0; k < kStates; ++k) {
+    if (x[k] != kRansLow) {
+      return CorruptionError(std::string(label) + ": rANS final state " + std::to_string(k) +
+                             " is " + std::to_string(x[k]) + ", not 2^23; the stream is damaged");
+    }
+  }
+  return Status::Ok();
+}
+
+void AppendRun(std::span<const uint8_t> symbols, int n_symbols, std::vector<uint8_t>& out) {
+  const size_t start = out.size();
+  if (!symbols.empty()) {
+    const FrequencyTable table = NormalizeCounts(CountSymbols(symbols, n_symbols));
+    out.push_back(0);
+    AppendTable(table, out);
+    const size_t length_at = out.size();
+    out.resize(length_at + 4);
+    Encode(symbols, table, out);
+    const auto stream_bytes = static_cast<uint32_t>(out.size() - length_at - 4);
+    std::memcpy(out.data() + length_at, &stream_bytes, 4);
+    if (out.size() - start < 1 + symbols.size()) return;
+    out.resize(start);
+  }
+  out.push_back(1);
+  out.insert(out.end(), symbols.begin(), symbols.end());
+}
+
+Status ReadRun(std::span<const uint8_t>& in, int n_symbols, std::span<uint8_t> symbols,
+               std::string_view label) {
+  const auto corrupt = [&](const std::string& what) {
+    return CorruptionError(std::string(label) + ": " + what);
+  };
+  if (in.empty()) return corrupt("the run's kind byte is missing");
+  const uint8_t kind = in[0];
+  in = in.subspan(1);
+  if (kind == 1) {
+    if (in.size() < symbols.size()) {
+      return corrupt("raw run needs " + std::to_string(symbols.size()) + " bytes, " +
+                     std::to_string(in.size()) + " remain");
+    }
+    uint8_t largest = 0;
+    for (size_t i = 0; i < symbols.size(); ++i) largest = std::max(largest, in[i]);
+    if (!symbols.empty() && largest >= n_symbols) {
+      return corrupt("raw run holds symbol " + std::to_string(largest) + ", outside the alphabet of " +
+                     std::to_string(n_symbols));
+    }
+    std::memcpy(symbols.data(), in.data(), symbols.size());
+    in = in.subspan(symbols.size());
+    return Status::Ok();
+  }
+  if (kind != 0) return corrupt("run kind " + std::to_string(kind) + " is neither 0 (coded) nor 1 (raw)");
+
+  SPARKV_ASSIGN_OR_RETURN(FrequencyTable table, ReadTable(in, n_symbols, label));
+  if (in.size() < 4) return corrupt("the stream length is truncated");
+  uint32_t stream_bytes;
+  std::memcpy(&stream_bytes, in.data(), 4);
+  in = in.subspan(4);
+  if (stream_bytes > in.size()) {
+    return corrupt("stream length " + std::to_string(stream_bytes) + " exceeds the " +
+                   std::to_string(in.size()) + " bytes that remain");
+  }
+  const DecodeTable decode_table(table);
+  SPARKV_RETURN_IF_ERROR(Decode(in.first(stream_bytes), decode_table, symbols, label));
+  in = in.subspan(stream_bytes);
+  return Status::Ok();
+}
+
+}  // namespace sparkv::rans

@@ -1,0 +1,98 @@
+// A static rANS entropy coder for the entropy-coded codecs (f16ans, ans*): byte symbols, a
+// frequency table fixed per stream and stored beside it, four interleaved 32-bit states so the
+// decoder's dependency chains overlap.
+//
+// Numerics: probabilities are frequencies out of kRansTotal = 2^12. A state x stays in
+// [kRansLow, kRansLow * 256) = [2^23, 2^31) between symbols and renormalizes one byte at a time,
+// so every product stays below 2^32.
+//
+// Stream layout, n symbols: the four final encoder states (u32 each, little-endian, state 0
+// first), then the renormalization bytes in the order the decoder reads them. Symbol i uses
+// state i % 4. Decoding exactly n symbols of a valid stream consumes every byte and leaves every
+// state at kRansLow, the encoder's starting value. Any other outcome means a corrupt stream.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "sparkv/status.h"
+
+namespace sparkv::rans {
+
+inline constexpr int kScaleBits = 12;
+inline constexpr uint32_t kRansTotal = 1u << kScaleBits;
+inline constexpr uint32_t kRansLow = 1u << 23;
+inline constexpr int kStates = 4;
+inline constexpr size_t kStreamHeaderBytes = 4 * kStates;
+
+// Normalized frequencies of an alphabet of n_symbols <= 256 byte symbols, summing to kRansTotal.
+// A symbol with frequency 0 cannot be coded.
+struct FrequencyTable {
+  int n_symbols = 0;
+  std::array<uint16_t, 256> freq{};  // [n_symbols] used, out of kRansTotal
+};
+
+// Scales `counts` ([n_symbols] occurrences, n_symbols in [1, 256]) to a table summing to
+// kRansTotal in which every symbol that occurs keeps a frequency >= 1.
+// REQUIRES: at least one count is positive.
+FrequencyTable NormalizeCounts(std::span<const uint64_t> counts);
+
+// Counts of each byte value of `symbols` below n_symbols, [n_symbols].
+std::vector<uint64_t> CountSymbols(std::span<const uint8_t> symbols, int n_symbols);
+
+// Compact serialization of a table: for each symbol in order a LEB128 varint of its frequency;
+// after a zero frequency one byte r means that r further symbols also have frequency 0.
+void AppendTable(const FrequencyTable& table, std::vector<uint8_t>& out);
+
+// Parses a table of n_symbols symbols at the front of `in` and advances `in` past it. Rejects a
+// truncated table, an overlong varint, a frequency above kRansTotal, a zero run past the
+// alphabet, and a sum other than kRansTotal. `label` names the table in the message.
+Result<FrequencyTable> ReadTable(std::span<const uint8_t>& in, int n_symbols,
+                                 std::string_view label);
+
+// Tables decoded from a FrequencyTable: cumulative starts, and per slot of [0, kRansTotal) the
+// symbol that owns it.
+class DecodeTable {
+ public:
+  explicit DecodeTable(const FrequencyTable& table);
+
+  // Decode-step data of one slot, kept together so that a step makes one memory access.
+  struct Slot {
+    uint16_t freq;
+    uint8_t symbol;
+    uint16_t offset;  // slot - cumulative start of `symbol`
+  };
+  const Slot* slots() const { return slots_.data(); }
+
+ private:
+  std::vector<Slot> slots_;  // [kRansTotal]
+};
+
+// Appends the stream of `symbols` coded with `table` to `out`.
+// REQUIRES: table.freq[s] > 0 for every s in `symbols`.
+void Encode(std::span<const uint8_t> symbols, const FrequencyTable& table,
+            std::vector<uint8_t>& out);
+
+// Decodes exactly symbols.size() symbols from `stream` (the whole stream, no more) into
+// `symbols`. Never reads outside `stream`. Corruption naming `label` when the stream is shorter
+// than its header, a start state is out of range, the bytes run out, bytes are left over, or the
+// final states differ from kRansLow.
+Status Decode(std::span<const uint8_t> stream, const DecodeTable& table, std::span<uint8_t> symbols,
+              std::string_view label);
+
+// A run: n symbols with its framing, as the codecs store it. Layout: u8 kind, then
+//   kind 0 (coded): frequency table (AppendTable), u32 stream bytes, the stream;
+//   kind 1 (raw): the n symbols, one byte each.
+// AppendRun codes `symbols` (each < n_symbols) and keeps the raw form when coding would not make
+// it smaller, so a run never takes more than 1 + n bytes.
+void AppendRun(std::span<const uint8_t> symbols, int n_symbols, std::vector<uint8_t>& out);
+
+// Reads a run of symbols.size() symbols from the front of `in` and advances `in` past it. Every
+// symbol written is < n_symbols; anything inconsistent is a Corruption naming `label`.
+Status ReadRun(std::span<const uint8_t>& in, int n_symbols, std::span<uint8_t> symbols,
+               std::string_view label);
+
+}  // namespace sparkv::rans
