@@ -175,7 +175,7 @@ TEST_F(BlobTest, OtherFormatVersionIsUnsupported) {
 }
 
 TEST_F(BlobTest, UnknownCodecIdIsUnsupported) {
-  for (uint16_t id : {uint16_t{0}, uint16_t{3}, uint16_t{0xffff}}) {
+  for (uint16_t id : {uint16_t{0}, uint16_t{999}, uint16_t{0xffff}}) {
     std::vector<uint8_t> damaged = blob_;
     Poke(&damaged, kCodecAt, id);
     Reseal(&damaged);
