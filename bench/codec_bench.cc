@@ -1,5 +1,5 @@
-// Encode and decode throughput of every registered codec on one realistic chunk: 22 layers x 256 tokens x
-// 256-wide K and V rows (TinyLlama-1.1B: 4 KV heads of 64). Throughput counts bytes of the
+// Encode and decode throughput of every registered codec on one realistic chunk: 22 layers x
+// 256 tokens x 256-wide K and V rows (TinyLlama-1.1B: 4 KV heads of 64). Throughput counts bytes of the
 // reconstructed cache (2 per element for an f16 cache, 4 for f32), on one thread.
 #include <benchmark/benchmark.h>
 
