@@ -115,8 +115,7 @@ DecodeTable::DecodeTable(const FrequencyTable& table) : slots_(kRansTotal) {
   for (int s = 0; s < table.n_symbols; ++s) {
     const uint32_t f = table.freq[s];
     for (uint32_t i = 0; i < f && start + i < kRansTotal; ++i) {
-      slots_[start + i] = Slot{static_cast<uint16_t>(f), static_cast<uint8_t>(s),
-                               static_cast<uint16_t>(i)};
+      slots_[start + i] = static_cast<uint32_t>(s) | (f - 1) << 8 | i << 20;
     }
     start += f;
   }
@@ -170,27 +169,47 @@ Status Decode(std::span<const uint8_t> stream, const DecodeTable& table, std::sp
     }
   }
 
-  const DecodeTable::Slot* const slots = table.slots();
+  const uint32_t* const slots = table.slots();
   const uint8_t* in = stream.data() + kStreamHeaderBytes;
   const uint8_t* const end = stream.data() + stream.size();
   const size_t n = symbols.size();
-  // After a step a state is at least freq * 2^11 >= 2^11, so it needs at most two bytes to get
-  // back above 2^23: while 2 * kStates bytes remain, a group of kStates symbols cannot run out
-  // and needs no per-byte check. The tail loop checks every byte.
+  uint8_t* const out = symbols.data();
+
+  // One decode step on `state`, which must be a local: stores to `out` may alias any memory the
+  // compiler cannot see is private, and states in an array would be reloaded after each store.
+  // After a step a state is at least freq * 2^11 >= 2^11, so two bytes bring it back above 2^23.
+  // Reading bytes[0] twice is safe because at least two bytes per state remain in the fast loop.
+  const auto step = [slots](uint32_t& state, const uint8_t*& bytes) {
+    const uint32_t entry = slots[state & (kRansTotal - 1)];
+    state = ((entry >> 8 & 0xfff) + 1) * (state >> kScaleBits) + (entry >> 20);
+    // Branch-free renormalization: whether a byte is needed is close to random, so branches
+    // would mispredict often.
+    for (int r = 0; r < 2; ++r) {
+      const bool need = state < kRansLow;
+      const uint32_t refilled = state << 8 | bytes[0];
+      state = need ? refilled : state;
+      bytes += need;
+    }
+    return static_cast<uint8_t>(entry);
+  };
+
+  // While 2 * kStates bytes remain, a group of kStates symbols cannot run out and needs no
+  // per-byte check. The tail loop checks every byte.
+  static_assert(kStates == 4, "the unrolled loop below decodes four states");
+  uint32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
   size_t i = 0;
   for (; i + kStates <= n && end - in >= 2 * kStates; i += kStates) {
-    for (int k = 0; k < kStates; ++k) {
-      const DecodeTable::Slot slot = slots[x[k] & (kRansTotal - 1)];
-      symbols[i + k] = slot.symbol;
-      x[k] = slot.freq * (x[k] >> kScaleBits) + slot.offset;
-      while (x[k] < kRansLow) x[k] = (x[k] << 8) | *in++;
-    }
+    out[i] = step(x0, in);
+    out[i + 1] = step(x1, in);
+    out[i + 2] = step(x2, in);
+    out[i + 3] = step(x3, in);
   }
+  x = {x0, x1, x2, x3};
   for (; i < n; ++i) {
     uint32_t& state = x[i % kStates];
-    const DecodeTable::Slot slot = slots[state & (kRansTotal - 1)];
-    symbols[i] = slot.symbol;
-    state = slot.freq * (state >> kScaleBits) + slot.offset;
+    const uint32_t entry = slots[state & (kRansTotal - 1)];
+    out[i] = static_cast<uint8_t>(entry);
+    state = ((entry >> 8 & 0xfff) + 1) * (state >> kScaleBits) + (entry >> 20);
     while (state < kRansLow) {
       if (in == end) {
         return CorruptionError(std::string(label) + ": rANS stream ends after " +

@@ -59,16 +59,12 @@ class DecodeTable {
  public:
   explicit DecodeTable(const FrequencyTable& table);
 
-  // Decode-step data of one slot, kept together so that a step makes one memory access.
-  struct Slot {
-    uint16_t freq;
-    uint8_t symbol;
-    uint16_t offset;  // slot - cumulative start of `symbol`
-  };
-  const Slot* slots() const { return slots_.data(); }
+  // Per slot, one word so that a decode step makes one load: bits [0, 8) the symbol, bits
+  // [8, 20) its frequency minus 1, bits [20, 32) the slot minus the symbol's cumulative start.
+  const uint32_t* slots() const { return slots_.data(); }
 
  private:
-  std::vector<Slot> slots_;  // [kRansTotal]
+  std::vector<uint32_t> slots_;  // [kRansTotal] packed as slots() describes
 };
 
 // Appends the stream of `symbols` coded with `table` to `out`.
