@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "kv/codec.h"
 #include "kv/quantize.h"
@@ -274,13 +275,22 @@ class AnsCodecImpl final : public Codec {
                               int64_t group_width, uint8_t* out, int64_t stride,
                               const std::string& label) {
     const int64_t n_tokens = static_cast<int64_t>(run.size()) / group_width;
-    int bad = 0;  // OR of out-of-range flags: one branch at the end, not one per element
+    const std::vector<uint8_t> zeros(static_cast<size_t>(group_width), 0);  // token 0's reference
+    const int offset = is_delta ? n_levels - 1 : 0;
+    int bad = 0;  // OR of out-of-range flags: one branch per token, not one per element
     for (int64_t t = 0; t < n_tokens; ++t) {
+      // The reference row: this token's anchor, or for an anchor the previous anchor.
+      const int64_t anchor = t - t % kTokenGroup;
+      const uint8_t* reference = zeros.data();
+      if (is_delta && t != anchor) reference = out + anchor * stride;
+      if (is_delta && t == anchor && anchor > 0) reference = out + (anchor - kTokenGroup) * stride;
+
+      const uint8_t* symbols = run.data() + t * group_width;
+      uint8_t* levels = out + t * stride;
       for (int64_t c = 0; c < group_width; ++c) {
-        int q = run[t * group_width + c];
-        if (is_delta) q += DeltaReference(out + c, t, stride) - (n_levels - 1);
+        const int q = symbols[c] + reference[c] - offset;
         bad |= (q < 0) | (q >= n_levels);
-        out[t * stride + c] = static_cast<uint8_t>(q);
+        levels[c] = static_cast<uint8_t>(q);
       }
       if (bad) {
         return CorruptionError(label + ": token " + std::to_string(t) +
