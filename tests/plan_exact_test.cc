@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -99,6 +100,114 @@ TEST(ExactPlannerTest, MatchesBruteForceOnFourteenChunksWithOneLevel) {
     const PlanInput in = testing::RandomPlanInput(rng, {.n_chunks = 14, .n_levels = 1});
     ExpectMatchesBruteForce(in, in.bandwidth.steps().size() == 1);
   }
+}
+
+// Exact tie-break at any cost: these inputs are small enough for it.
+const ExactOptions kExactTies{.max_tie_states = std::numeric_limits<size_t>::max()};
+
+void ExpectMatchesBruteForceWithExactTies(const PlanInput& in) {
+  ExactStats stats;
+  const Plan exact = SolveExact(in, kExactTies, &stats);
+  const Plan brute = BruteForce(in);
+  EXPECT_TRUE(stats.tie_break_complete);
+  EXPECT_EQ(Simulate(in, exact.decisions).ttft_s, exact.predicted.ttft_s);
+  EXPECT_NEAR(exact.predicted.ttft_s, brute.predicted.ttft_s, 1e-9 * brute.predicted.ttft_s);
+  if (exact.predicted.ttft_s == brute.predicted.ttft_s) {
+    EXPECT_EQ(exact.predicted.quality_rank_sum, brute.predicted.quality_rank_sum);
+    EXPECT_EQ(exact.predicted.streamed_bytes, brute.predicted.streamed_bytes);
+  }
+}
+
+class ExactInputClassTest : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(ExactInputClassTest, MatchesWithBandwidthSteps) {
+  std::mt19937_64 rng(GetParam() + 2000);
+  PlanInput in = testing::RandomPlanInput(rng, {.n_chunks = 9, .n_levels = 3});
+  // A fast link that drops to a tenth of its rate, and an outage, during the load.
+  const double rate = in.bandwidth.RateAt(0.0) > 0.0 ? in.bandwidth.RateAt(0.0) : 1e8;
+  in.bandwidth = BandwidthModel::Steps({{0.0, rate}, {0.2, rate / 10}, {0.5, 0.0}, {0.6, rate}})
+                     .value();
+  ExpectMatchesBruteForceWithExactTies(in);
+}
+
+TEST_P(ExactInputClassTest, MatchesReplanWithCommittedChunks) {
+  std::mt19937_64 rng(GetParam() + 3000);
+  PlanInput in = testing::RandomPlanInput(rng, {.n_chunks = 10, .n_levels = 3});
+  std::uniform_int_distribution<int> state(0, 3);
+  in.progress.assign(in.chunks.size(), {});
+  for (size_t j = 0; j < 3; ++j) {
+    in.progress[j].state = static_cast<ChunkProgress::State>(state(rng));
+    if (in.progress[j].state == ChunkProgress::State::kStreaming) {
+      in.progress[j].arrival_s = 0.05 * static_cast<double>(j + 1);
+      in.progress[j].decode_seconds = 0.01;
+    }
+  }
+  in.start_time_s = 0.02;
+  in.network_busy_until_s = 0.04;
+  in.cpu_busy_until_s = 0.03;
+  ASSERT_TRUE(ValidatePlanInput(in).ok());
+  ExpectMatchesBruteForceWithExactTies(in);
+}
+
+TEST_P(ExactInputClassTest, MatchesUnderAQualityFloor) {
+  std::mt19937_64 rng(GetParam() + 4000);
+  PlanInput in = testing::RandomPlanInput(rng, {.n_chunks = 9, .n_levels = 4});
+  in.max_quality_rank = static_cast<int>(GetParam() % 3);
+  const Plan exact = SolveExact(in, kExactTies, nullptr);
+  for (size_t j = 0; j < in.chunks.size(); ++j) {
+    if (exact.decisions[j].path != Path::kStream) continue;
+    EXPECT_LE(in.chunks[j].levels[static_cast<size_t>(exact.decisions[j].level)].quality_rank,
+              in.max_quality_rank);
+  }
+  ExpectMatchesBruteForceWithExactTies(in);
+}
+
+TEST_P(ExactInputClassTest, MatchesWithDecodeOnASpareCore) {
+  std::mt19937_64 rng(GetParam() + 5000);
+  PlanInput in = testing::RandomPlanInput(rng, {.n_chunks = 9, .n_levels = 3});
+  in.decode_on_spare_core = true;
+  ExpectMatchesBruteForceWithExactTies(in);
+}
+
+TEST_P(ExactInputClassTest, BreaksTtftTiesLikeBruteForce) {
+  // Compute is slow and the link fast, so the CPU hides most transfers. Many plans then share the
+  // optimal TTFT and only quality and bytes separate them. Some chunks also get a copy of a level
+  // and a level worse in every way.
+  std::mt19937_64 rng(GetParam() + 6000);
+  PlanInput in = testing::RandomPlanInput(
+      rng, {.n_chunks = 8, .n_levels = 3, .allow_varying_bandwidth = false});
+  in.bandwidth = BandwidthModel::Constant(in.bandwidth.RateAt(0.0) * 8);
+  for (size_t j = 0; j < in.chunks.size(); j += 3) {
+    in.chunks[j].levels.push_back(in.chunks[j].levels[1]);   // an exact copy
+    LevelOption worse = in.chunks[j].levels[2];
+    worse.bytes += 1000;
+    worse.quality_rank += 1;
+    in.chunks[j].levels.push_back(worse);  // dominated by level 2
+  }
+  ExactStats stats;
+  const Plan exact = SolveExact(in, kExactTies, &stats);
+  const Plan brute = BruteForce(in);
+  EXPECT_TRUE(stats.tie_break_complete);
+  EXPECT_EQ(exact.predicted.ttft_s, brute.predicted.ttft_s);
+  EXPECT_EQ(exact.predicted.quality_rank_sum, brute.predicted.quality_rank_sum);
+  EXPECT_EQ(exact.predicted.streamed_bytes, brute.predicted.streamed_bytes);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, ExactInputClassTest, ::testing::Range<uint64_t>(0, 12));
+
+TEST(ExactPlannerTest, DefaultTieBreakMatchesUnlimited) {
+  std::mt19937_64 rng(42);
+  const PlanInput in = testing::RandomPlanInput(
+      rng, {.n_chunks = 24, .n_levels = 4, .allow_varying_bandwidth = false});
+  ExactStats by_default, unlimited;
+  const Plan a = SolveExact(in, {}, &by_default);
+  const Plan b = SolveExact(in, kExactTies, &unlimited);
+  ASSERT_TRUE(unlimited.tie_break_complete);
+  if (by_default.tie_break_complete) {
+    EXPECT_EQ(a.predicted.quality_rank_sum, b.predicted.quality_rank_sum);
+    EXPECT_EQ(a.predicted.streamed_bytes, b.predicted.streamed_bytes);
+  }
+  EXPECT_EQ(a.predicted.ttft_s, b.predicted.ttft_s);
 }
 
 TEST(ExactPlannerTest, PrefersLosslessWhenTheCpuHidesTheTransfer) {

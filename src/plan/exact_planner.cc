@@ -100,8 +100,9 @@ class ExactPlanner final : public Planner {
 
 // Appends the successors of every state in `front` through chunk j, with the same arithmetic as
 // Simulate() so that a plan's TTFT here matches Simulate's bit for bit.
-void Expand(const PlanInput& in, size_t j, const std::vector<Node>& front,
-            std::vector<Node>* candidates) {
+// Only levels in `useful[j]` are tried (see UsefulLevels).
+void Expand(const PlanInput& in, size_t j, const std::vector<std::vector<int32_t>>& useful,
+            const std::vector<Node>& front, std::vector<Node>* candidates) {
   const ChunkSpec& chunk = in.chunks[j];
   candidates->clear();
   for (size_t s = 0; s < front.size(); ++s) {
@@ -121,17 +122,44 @@ void Expand(const PlanInput& in, size_t j, const std::vector<Node>& front,
     }
     candidates->push_back({x.a, x.c + in.compute.ChunkSeconds(chunk.begin, chunk.end),
                            x.quality_sum, x.bytes, parent, -1});
-    for (size_t l = 0; l < chunk.levels.size(); ++l) {
-      if (!in.LevelAllowed(j, l)) continue;
-      const LevelOption& opt = chunk.levels[l];
+    for (const int32_t l : useful[j]) {
+      const LevelOption& opt = chunk.levels[static_cast<size_t>(l)];
       const double arrival = StreamArrival(in, x.a, opt.bytes);
       if (!std::isfinite(arrival)) continue;  // the link never delivers it
       const double c = in.decode_on_spare_core ? std::max(x.c, arrival + opt.decode_seconds)
                                                : std::max(x.c, arrival) + opt.decode_seconds;
       candidates->push_back({arrival, c, x.quality_sum + opt.quality_rank, x.bytes + opt.bytes,
-                             parent, static_cast<int32_t>(l)});
+                             parent, l});
     }
   }
+}
+
+// Per chunk, the allowed levels worth trying. A level is dropped when another allowed level of
+// the same chunk has no more bytes, no more decode time and no worse quality rank. On a full tie
+// the lower index is kept. Arrival times do not decrease with bytes, so streaming the other
+// level reaches a state no later on either path and no worse in (quality_sum, bytes).
+std::vector<std::vector<int32_t>> UsefulLevels(const PlanInput& in) {
+  std::vector<std::vector<int32_t>> useful(in.chunks.size());
+  for (size_t j = 0; j < in.chunks.size(); ++j) {
+    if (!in.IsPending(j)) continue;
+    const std::vector<LevelOption>& levels = in.chunks[j].levels;
+    for (size_t l = 0; l < levels.size(); ++l) {
+      if (!in.LevelAllowed(j, l)) continue;
+      bool dominated = false;
+      for (size_t k = 0; k < levels.size() && !dominated; ++k) {
+        if (k == l || !in.LevelAllowed(j, k)) continue;
+        const LevelOption& x = levels[k];
+        const LevelOption& y = levels[l];
+        const bool no_worse = x.bytes <= y.bytes && x.decode_seconds <= y.decode_seconds &&
+                              x.quality_rank <= y.quality_rank;
+        const bool tie = x.bytes == y.bytes && x.decode_seconds == y.decode_seconds &&
+                         x.quality_rank == y.quality_rank;
+        dominated = no_worse && (!tie || k < l);
+      }
+      if (!dominated) useful[j].push_back(static_cast<int32_t>(l));
+    }
+  }
+  return useful;
 }
 
 // Lower bounds on the TTFT still reachable from a state, to drop states that cannot beat a
@@ -206,12 +234,34 @@ size_t BestFinal(const PlanInput& in, const std::vector<Node>& last) {
   return best;
 }
 
-std::vector<Decision> Backtrack(const PlanInput& in, const std::vector<std::vector<Node>>& layers,
-                                size_t best) {
+// Back link of one kept state. All layers share one buffer of 8 bytes per state, so a solve holds
+// ExactStats::total_states * 8 bytes to the end and only the current front in full.
+struct Link {
+  int32_t parent;  // index in the previous layer
+  int32_t level;   // level index, or -1 for compute/committed
+};
+
+struct Trail {
+  std::vector<Link> links;
+  std::vector<size_t> layer_begin;  // [n_layers + 1], offsets into links; layer 0 follows chunk 0
+
+  void Reset() {
+    links.clear();
+    layer_begin.assign(1, 0);
+  }
+  void AddLayer(const std::vector<Node>& front) {
+    for (const Node& x : front) links.push_back({x.parent, x.level});
+    layer_begin.push_back(links.size());
+  }
+};
+
+// Decisions of the state `best` of the last layer; the links of the states after chunk j start
+// at trail.layer_begin[j].
+std::vector<Decision> Backtrack(const PlanInput& in, const Trail& trail, size_t best) {
   std::vector<Decision> decisions = plan_internal::ComputeAllDecisions(in);
   size_t s = best;
   for (size_t j = in.chunks.size(); j-- > 0;) {
-    const Node& x = layers[j + 1][s];
+    const Link& x = trail.links[trail.layer_begin[j] + s];
     if (x.level >= 0) decisions[j] = {Decision::Path::kStream, x.level};
     s = static_cast<size_t>(x.parent);
   }
@@ -224,6 +274,7 @@ Plan SolveExact(const PlanInput& in, const ExactOptions& options, ExactStats* st
   const size_t n = in.chunks.size();
   const double eps = std::max(0.0, options.epsilon_s);
   ExactStats local_stats;
+  const std::vector<std::vector<int32_t>> useful = UsefulLevels(in);
 
   // The plan to beat: the best single split (prefix computed, suffix streamed at one level),
   // which DESIGN.md 6 expects within a few percent of the optimum on alike chunks.
@@ -231,55 +282,72 @@ Plan SolveExact(const PlanInput& in, const ExactOptions& options, ExactStats* st
   const Plan split = FindPlanner("split")->Solve(in);
   const double target = split.predicted.ttft_s;
 
-  // Pass 1: the (a, c) Pareto fronts; layers[j] is the front after chunks [0, j).
-  std::vector<std::vector<Node>> layers(n + 1);
-  layers[0].push_back({InitialNetworkTime(in), InitialCpuTime(in), 0, 0, -1, -1});
+  // Pass 1: the (a, c) Pareto fronts, one layer per chunk. Only the current front is kept whole.
+  const Node start{InitialNetworkTime(in), InitialCpuTime(in), 0, 0, -1, -1};
+  std::vector<Node> front{start};
+  std::vector<Node> next;
   std::vector<Node> candidates;
-  for (size_t j = 0; j < n && !layers[j].empty(); ++j) {
-    Expand(in, j, layers[j], &candidates);
+  Trail trail;
+  trail.Reset();
+  for (size_t j = 0; j < n && !front.empty(); ++j) {
+    Expand(in, j, useful, front, &candidates);
     std::erase_if(candidates, [&](const Node& x) { return CannotBeat(bound(j + 1, x), target); });
-    const double delta = PruneByTime(&candidates, eps, options.max_front, &layers[j + 1]);
+    const double delta = PruneByTime(&candidates, eps, options.max_front, &next);
+    front.swap(next);
+    trail.AddLayer(front);
     local_stats.ttft_error_bound_s += eps + delta;
-    local_stats.max_front = std::max(local_stats.max_front, layers[j + 1].size());
-    local_stats.total_states += layers[j + 1].size();
+    local_stats.max_front = std::max(local_stats.max_front, front.size());
+    local_stats.total_states += front.size();
   }
   // An empty front means no plan beats the split by more than rounding: the split is optimal
   // in TTFT (or, with thinning, the best found), and pass 2 still breaks ties against it.
   Key best_key{split.predicted.ttft_s, split.predicted.quality_rank_sum,
                split.predicted.streamed_bytes};
   std::vector<Decision> decisions = split.decisions;
-  if (!layers[n].empty()) {
-    const size_t best = BestFinal(in, layers[n]);
-    if (FinalKey(in, layers[n][best]) < best_key) {
-      best_key = FinalKey(in, layers[n][best]);
-      decisions = Backtrack(in, layers, best);
+  if (!front.empty() && trail.layer_begin.size() == n + 1) {
+    const size_t best = BestFinal(in, front);
+    if (FinalKey(in, front[best]) < best_key) {
+      best_key = FinalKey(in, front[best]);
+      decisions = Backtrack(in, trail, best);
     }
   }
 
-  // Pass 2: among plans as fast as pass 1's, the best in (quality_sum, bytes). Pass 1 cannot see
-  // these ties: a state that is later on the network but better in quality may end at the same
-  // TTFT when the CPU hides the difference. States are pruned by full dominance and dropped once
-  // their lower bound says they cannot finish by the pass 1 TTFT.
+  // Pass 2: among plans as fast as the best so far, the best in (quality_sum, bytes). Pass 1
+  // cannot see these ties: a state that is later on the network but better in quality may end
+  // at the same TTFT when the CPU hides the difference. States are pruned by full dominance and
+  // by the lower bound against that TTFT. A state whose (quality_sum, bytes) already reaches the
+  // best plan's is dropped too, because both sums only grow.
   const double limit = std::get<0>(best_key);
-  std::vector<std::vector<Node>> tie_layers(n + 1);
-  tie_layers[0] = {layers[0][0]};
+  front.assign(1, start);
+  trail.Reset();
   bool complete = options.max_tie_states > 0;
   for (size_t j = 0; j < n && complete; ++j) {
-    Expand(in, j, tie_layers[j], &candidates);
-    std::erase_if(candidates, [&](const Node& x) { return CannotBeat(bound(j + 1, x), limit); });
-    PruneFully(&candidates, &tie_layers[j + 1]);
-    local_stats.max_tie_front = std::max(local_stats.max_tie_front, tie_layers[j + 1].size());
-    complete = !tie_layers[j + 1].empty() && tie_layers[j + 1].size() <= options.max_tie_states;
+    Expand(in, j, useful, front, &candidates);
+    std::erase_if(candidates, [&](const Node& x) {
+      return std::tie(x.quality_sum, x.bytes) >= std::tie(std::get<1>(best_key), std::get<2>(best_key)) ||
+             CannotBeat(bound(j + 1, x), limit);
+    });
+    PruneFully(&candidates, &next);
+    front.swap(next);
+    trail.AddLayer(front);
+    local_stats.max_tie_front = std::max(local_stats.max_tie_front, front.size());
+    // An empty front is a complete search too: nothing beats the best plan's tie-break.
+    complete = front.size() <= options.max_tie_states;
+    if (front.empty()) break;
   }
   local_stats.tie_break_complete = complete;
-  if (complete) {
-    const size_t tie_best = BestFinal(in, tie_layers[n]);
-    if (FinalKey(in, tie_layers[n][tie_best]) < best_key) {
-      best_key = FinalKey(in, tie_layers[n][tie_best]);
-      decisions = Backtrack(in, tie_layers, tie_best);
+  if (complete && !front.empty() && trail.layer_begin.size() == n + 1) {
+    const size_t tie_best = BestFinal(in, front);
+    if (FinalKey(in, front[tie_best]) < best_key) {
+      best_key = FinalKey(in, front[tie_best]);
+      decisions = Backtrack(in, trail, tie_best);
     }
   }
 
+  if (!complete && options.max_tie_states > 0) {
+    SPARKV_LOG_WARN("exact plan: the tie-break front passed %zu states; the TTFT is optimal but "
+                    "the quality tie-break may not be", options.max_tie_states);
+  }
   Plan plan = plan_internal::MakePlan("exact", in, std::move(decisions));
   assert(plan.predicted.ttft_s == std::get<0>(best_key));
   SPARKV_LOG_DEBUG("exact plan: %zu chunks, front up to %zu states (%zu in all), tie-break front "
