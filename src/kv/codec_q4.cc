@@ -155,26 +155,40 @@ class Q4CodecImpl final : public Codec {
     std::vector<float> lo(static_cast<size_t>(width));    // [row_width] f32, this row's minima
     std::vector<float> step(static_cast<size_t>(width));  // [row_width] f32, this row's steps
     std::vector<float> row(static_cast<size_t>(width));   // [row_width] f32
+    std::vector<float> params;                            // [n_params][lo, step] f32 of a block
     in = payload.data();
     for (int32_t l = 0; l < shape.n_layer; ++l) {
       for (bool is_v : {false, true}) {
         uint8_t* block = is_v ? destination.v[l] : destination.k[l];
-        const uint8_t* params = in;
-        const uint8_t* quants = in + ParamCount(shape, is_v) * 4;
+        // All (lo, step) pairs of the block at once, through the bulk f16 conversion.
+        const int64_t n_params = ParamCount(shape, is_v);
+        params.resize(static_cast<size_t>(2 * n_params));
+        internal::ConvertF16ToF32(in, 2 * n_params, reinterpret_cast<uint8_t*>(params.data()));
+        const uint8_t* quants = in + n_params * 4;
         for (int64_t t = 0; t < shape.n_tokens; ++t) {
           // K rows share params with the other rows of their token group: reload on entry only.
           if (is_v || t % kGroup == 0) {
             for (int64_t c = 0; c < width; ++c) {
               const int64_t p = is_v ? t * n_v_groups + c / kGroup : (t / kGroup) * width + c;
-              lo[c] = F16ToF32(LoadU16(params + 4 * p));
-              step[c] = F16ToF32(LoadU16(params + 4 * p + 2));
+              lo[c] = params[2 * p];
+              step[c] = params[2 * p + 1];
             }
           }
           const int64_t first = t * width;
-          for (int64_t c = 0; c < width; ++c) {
-            const int64_t i = first + c;
-            const int q = (quants[i / 2] >> (4 * (i & 1))) & 0xf;
-            row[c] = lo[c] + static_cast<float>(q) * step[c];
+          if (width % 2 == 0) {
+            // Rows start on a byte: unpack both nibbles of each byte, which vectorizes.
+            const uint8_t* bytes = quants + first / 2;
+            for (int64_t c = 0; c < width; c += 2) {
+              const uint8_t pair = bytes[c / 2];
+              row[c] = lo[c] + static_cast<float>(pair & 0xf) * step[c];
+              row[c + 1] = lo[c + 1] + static_cast<float>(pair >> 4) * step[c + 1];
+            }
+          } else {
+            for (int64_t c = 0; c < width; ++c) {
+              const int64_t i = first + c;
+              const int q = (quants[i / 2] >> (4 * (i & 1))) & 0xf;
+              row[c] = lo[c] + static_cast<float>(q) * step[c];
+            }
           }
           internal::F32ToRow(row.data(), width, destination.elem,
                              block + t * destination.row_bytes());
