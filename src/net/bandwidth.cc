@@ -36,7 +36,7 @@ double BandwidthEstimator::HarmonicMeanBytesPerSecond() const {
 double BandwidthEstimator::SafetyDivisor() const {
   double max_error = 0;
   for (double error : errors_) max_error = std::max(max_error, error);
-  return 1.0 + max_error;
+  return 1.0 + std::min(max_error, options_.max_error_discount);
 }
 
 double BandwidthEstimator::PredictBytesPerSecond() const {

@@ -14,6 +14,10 @@ namespace sparkv {
 struct BandwidthEstimatorOptions {
   size_t n_window = 5;             // samples in the harmonic mean and in the error window
   double initial_bytes_per_s = 0;  // the prediction before any sample; 0 = no estimate yet
+  // Upper bound on the relative error the discount uses: the divisor stays <= 1 + this. A step
+  // from 20 to 2 Mbit/s is a relative error of 9; without a bound the prediction would fall to a
+  // tenth of the new rate until the window forgets the step. Default: no bound.
+  double max_error_discount = 1e300;
 };
 
 class BandwidthEstimator {
@@ -28,7 +32,8 @@ class BandwidthEstimator {
   double PredictBytesPerSecond() const;
   // The harmonic mean alone, before the discount.
   double HarmonicMeanBytesPerSecond() const;
-  // The divisor applied now: 1 + the largest relative error in the window, >= 1.
+  // The divisor applied now: 1 + the largest relative error in the window (bounded by
+  // max_error_discount), >= 1.
   double SafetyDivisor() const;
 
   size_t n_samples() const { return n_samples_; }
