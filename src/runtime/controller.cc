@@ -1,0 +1,438 @@
+#include "runtime/controller.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/log.h"
+
+namespace sparkv {
+namespace {
+
+// A re-plan is due when the predicted bandwidth or device speed moved this far (relative) from
+// what the current plan assumed.
+constexpr double kBandwidthDrift = 0.25;
+constexpr double kDeviceDrift = 0.15;
+// The compute path takes a chunk it waits for only when computing it ends sooner than the stream
+// path is predicted to deliver it by this fraction of the chunk's compute time: a guard against
+// flip-flopping on noisy predictions.
+constexpr double kTakeMargin = 0.05;
+// Bounds on one measured / predicted compute time ratio, so that one outlier (a page fault storm,
+// a descheduled thread) cannot make the plan absurd.
+constexpr double kMinDeviceRatio = 0.05;
+constexpr double kMaxDeviceRatio = 20.0;
+// One bandwidth sample spans at least this much of a transfer. Cellular links deliver in bursts
+// at millisecond scale; samples this long average the bursts, so the five-sample window covers
+// about a second of history.
+constexpr size_t kSampleMinBytes = 256 * 1024;
+constexpr double kSampleMinSeconds = 0.25;
+// Time constant of the smoothed rate plans use, in seconds of transfer time: long enough that a
+// dip of a bursty cellular link does not move chunks to the compute path, short enough to follow
+// a lasting change within a few seconds.
+constexpr double kSmoothingSeconds = 2.0;
+// A transfer without bytes for this long (beyond the request overhead) is stalling, not starting.
+constexpr double kStallSeconds = 0.5;
+
+BandwidthEstimatorOptions EstimatorOptions(double initial_bytes_per_s) {
+  BandwidthEstimatorOptions options;
+  options.n_window = 5;
+  options.initial_bytes_per_s = initial_bytes_per_s;
+  return options;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LoadController>> LoadController::Create(PlanInput input, const Strategy& strategy) {
+  SPARKV_RETURN_IF_ERROR(ValidatePlanInput(input));
+  if (!input.progress.empty() || input.start_time_s != 0.0 || input.network_busy_until_s != 0.0 ||
+      input.cpu_busy_until_s != 0.0) {
+    return InvalidArgumentError("a load controller starts from a fresh plan input: every chunk pending at time 0");
+  }
+  const Planner* planner = FindPlanner(strategy.planner);
+  if (planner == nullptr) {
+    return InvalidArgumentError("strategy '" + strategy.name + "' names planner '" + strategy.planner +
+                                "', which is not registered");
+  }
+  std::unique_ptr<LoadController> controller(new LoadController(std::move(input), strategy, planner));
+  return controller;
+}
+
+LoadController::LoadController(PlanInput input, const Strategy& strategy, const Planner* planner)
+    : input_(std::move(input)),
+      strategy_(strategy),
+      planner_(planner),
+      chunks_(input_.chunks.size()),
+      estimator_(EstimatorOptions(input_.bandwidth.RateAt(0.0))),
+      sampler_(&estimator_, kSampleMinBytes, kSampleMinSeconds) {
+  initial_plan_ = planner_->Solve(input_);
+  initial_plan_.strategy = strategy_.name;
+  ApplyDecisions(initial_plan_.decisions, /*count_moves=*/false);
+  planned_bytes_per_s_ = input_.bandwidth.RateAt(0.0);
+  for (size_t j = 0; j < chunks_.size() && float_codec_.empty(); ++j) {
+    const Decision& d = initial_plan_.decisions[j];
+    if (d.path == Decision::Path::kStream) float_codec_ = input_.chunks[j].levels[static_cast<size_t>(d.level)].codec;
+  }
+}
+
+void LoadController::ApplyDecisions(const std::vector<Decision>& decisions, bool count_moves) {
+  for (size_t j = 0; j < chunks_.size(); ++j) {
+    Chunk& c = chunks_[j];
+    if (c.state != State::kPending || decisions[j].path == Decision::Path::kCommitted) continue;
+    Decision next = decisions[j];
+    if (next.path == Decision::Path::kStream && !CanStream(j)) next = Decision{};
+    if (count_moves && next.path != c.decision.path) ++stats_.n_moved;
+    c.decision = next;
+  }
+}
+
+double LoadController::ComputeSeconds(size_t j) const {
+  return input_.compute.ChunkSeconds(input_.chunks[j].begin, input_.chunks[j].end) * device_factor_;
+}
+
+double LoadController::DecodeSeconds(size_t j, int32_t level) const {
+  return input_.chunks[j].levels[static_cast<size_t>(level)].decode_seconds * device_factor_;
+}
+
+bool LoadController::CanStream(size_t j) const {
+  if (network_dead_ || chunks_[j].stream_failed) return false;
+  for (size_t l = 0; l < input_.chunks[j].levels.size(); ++l) {
+    if (input_.LevelAllowed(j, l)) return true;
+  }
+  return false;
+}
+
+int32_t LoadController::FloatLevel(size_t j) const {
+  if (float_codec_.empty() || !CanStream(j)) return -1;
+  for (size_t l = 0; l < input_.chunks[j].levels.size(); ++l) {
+    if (input_.chunks[j].levels[l].codec == float_codec_ && input_.LevelAllowed(j, l)) return static_cast<int32_t>(l);
+  }
+  return -1;
+}
+
+double LoadController::PredictedBytesPerSecond() const {
+  const double rate = smoothed_seconds_ > 0.0 ? smoothed_bytes_ / smoothed_seconds_ : input_.bandwidth.RateAt(0.0);
+  return std::max(rate, 1.0);
+}
+
+double LoadController::OptimisticBytesPerSecond() const {
+  const double recent =
+      estimator_.n_samples() > 0 ? estimator_.HarmonicMeanBytesPerSecond() : input_.bandwidth.RateAt(0.0);
+  return std::max(recent, PredictedBytesPerSecond());
+}
+
+double LoadController::PredictedStreamResident(size_t j, double now_s, double rate) const {
+  const Chunk& c = chunks_[j];
+  if (c.state == State::kDecoding) return std::max(now_s, c.decode_start_s + DecodeSeconds(j, c.fetch_level));
+  if (c.state == State::kFetching) {
+    // A transfer running for a while cannot be predicted to go faster than it has gone so far.
+    const double elapsed = now_s - c.fetch_start_s;
+    if (elapsed > kStallSeconds) {
+      rate = std::min(rate, std::max(1.0, static_cast<double>(c.bytes_so_far) / elapsed));
+    }
+    const uint64_t total = input_.chunks[j].levels[static_cast<size_t>(c.fetch_level)].bytes;
+    const uint64_t left = total - std::min(total, c.bytes_so_far);
+    const double first_byte = c.bytes_so_far == 0 ? std::max(now_s, c.fetch_start_s + input_.request_overhead_s) : now_s;
+    return first_byte + static_cast<double>(left) / rate + DecodeSeconds(j, c.fetch_level);
+  }
+  if (c.state != State::kPending || c.decision.path != Decision::Path::kStream) return HUGE_VAL;
+  // Pending: it goes after the transfer in flight, if any, and after the planned transfers the
+  // stream path takes first (from the back when the boundary floats, else in index order).
+  double network_free = now_s;
+  for (size_t i = 0; i < chunks_.size(); ++i) {
+    if (chunks_[i].state == State::kFetching) {
+      network_free = std::max(network_free, PredictedStreamResident(i, now_s, rate) - DecodeSeconds(i, chunks_[i].fetch_level));
+    }
+  }
+  const bool from_back = strategy_.float_boundary && PendingStreamsFormSuffix();
+  double queued_s = 0.0;
+  for (size_t i = frontier_; i < chunks_.size(); ++i) {
+    const Chunk& other = chunks_[i];
+    if (other.state != State::kPending || other.decision.path != Decision::Path::kStream || !CanStream(i)) continue;
+    if (from_back ? i < j : i > j) continue;
+    const LevelOption& level = input_.chunks[i].levels[static_cast<size_t>(other.decision.level)];
+    queued_s += input_.request_overhead_s + static_cast<double>(level.bytes) / rate;
+  }
+  return network_free + queued_s + DecodeSeconds(j, c.decision.level);
+}
+
+bool LoadController::PendingStreamsFormSuffix() const {
+  bool seen_stream = false;
+  for (size_t j = frontier_; j < chunks_.size(); ++j) {
+    const Chunk& c = chunks_[j];
+    if (c.state != State::kPending) continue;
+    const bool streams = c.decision.path == Decision::Path::kStream && CanStream(j);
+    if (streams) seen_stream = true;
+    else if (seen_stream) return false;
+  }
+  return true;
+}
+
+void LoadController::AdvanceFrontier() {
+  while (frontier_ < chunks_.size() && chunks_[frontier_].state == State::kResident) ++frontier_;
+}
+
+std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_s) {
+  if (network_dead_) return std::nullopt;
+  const size_t n = chunks_.size();
+  int32_t pick = -1;
+  int32_t level = -1;
+  if (strategy_.claim_until_meet) {
+    // Cake: the highest pending chunk, until the paths meet or a chunk lacks the codec.
+    for (size_t j = n; j-- > frontier_;) {
+      if (chunks_[j].state != State::kPending) continue;
+      level = FloatLevel(j);
+      if (level >= 0) pick = static_cast<int32_t>(j);
+      break;
+    }
+  } else {
+    // The planned stream chunks; fetched from the back when they form a suffix of the pending
+    // chunks and the strategy lets the boundary float, else in index order.
+    const bool from_back = strategy_.float_boundary && PendingStreamsFormSuffix();
+    for (size_t j = frontier_; j < n; ++j) {
+      const Chunk& c = chunks_[j];
+      if (c.state != State::kPending || c.decision.path != Decision::Path::kStream || !CanStream(j)) continue;
+      pick = static_cast<int32_t>(j);
+      level = c.decision.level;
+      if (!from_back) break;
+    }
+  }
+  if (pick < 0) return std::nullopt;
+
+  Chunk& c = chunks_[static_cast<size_t>(pick)];
+  c.state = State::kFetching;
+  c.fetch_level = level;
+  c.fetch_start_s = now_s;
+  c.bytes_so_far = 0;
+  c.progress_elapsed_s = 0.0;
+  c.cancel_requested = false;
+  sampler_ = ProgressSampler(&estimator_, kSampleMinBytes, kSampleMinSeconds);
+  sampled_chunk_ = pick;
+  ++version_;
+  const LevelOption& option = input_.chunks[static_cast<size_t>(pick)].levels[static_cast<size_t>(level)];
+  return Transfer{pick, level, option.codec, option.bytes};
+}
+
+bool LoadController::StreamPathDone() const {
+  if (network_dead_) return true;
+  for (size_t j = frontier_; j < chunks_.size(); ++j) {
+    const Chunk& c = chunks_[j];
+    if (c.state != State::kPending || !CanStream(j)) continue;
+    // Static strategies stream only what the first plan said; Cake and re-planning ones may
+    // still take any pending chunk.
+    if (strategy_.claim_until_meet || strategy_.replan || c.decision.path == Decision::Path::kStream) return false;
+  }
+  return true;
+}
+
+bool LoadController::OnTransferProgress(int32_t chunk, uint64_t bytes_so_far, double elapsed_s, double now_s) {
+  (void)now_s;
+  Chunk& c = chunks_[static_cast<size_t>(chunk)];
+  if (sampled_chunk_ == chunk) sampler_.OnProgress(bytes_so_far, elapsed_s);
+  // Time without bytes counts once the first byte is late or has come: a stall must pull the
+  // smoothed rate down, the request's latency must not.
+  const bool counts = bytes_so_far > 0 || elapsed_s > input_.request_overhead_s + kStallSeconds;
+  if (counts && elapsed_s > c.progress_elapsed_s) {
+    const double dt = elapsed_s - c.progress_elapsed_s;
+    const double keep = std::exp(-dt / kSmoothingSeconds);
+    smoothed_bytes_ = smoothed_bytes_ * keep + static_cast<double>(bytes_so_far - std::min(bytes_so_far, c.bytes_so_far));
+    smoothed_seconds_ = smoothed_seconds_ * keep + dt;
+  }
+  c.progress_elapsed_s = elapsed_s;
+  c.bytes_so_far = bytes_so_far;
+  return c.state == State::kFetching && !c.cancel_requested;
+}
+
+bool LoadController::OnTransferEnd(int32_t chunk, TransferResult result, uint64_t bytes, double elapsed_s,
+                                   double now_s) {
+  Chunk& c = chunks_[static_cast<size_t>(chunk)];
+  if (sampled_chunk_ == chunk) {
+    if (result == TransferResult::kOk) sampler_.Finish(bytes, elapsed_s);
+    sampled_chunk_ = -1;
+  }
+  ++version_;
+  MarkDirty();
+  if (c.state != State::kFetching || c.cancel_requested) {
+    // The compute path took the chunk while it was in flight; the blob, if any, is dropped.
+    c.cancel_requested = false;
+    return false;
+  }
+  switch (result) {
+    case TransferResult::kOk:
+      c.state = State::kDecoding;
+      c.decode_start_s = now_s;
+      return true;
+    case TransferResult::kTransportError:
+      // The link or the server is gone: every chunk still waiting for it is computed instead.
+      network_dead_ = true;
+      for (size_t j = 0; j < chunks_.size(); ++j) {
+        Chunk& other = chunks_[j];
+        if (j != static_cast<size_t>(chunk) && other.state == State::kPending &&
+            other.decision.path == Decision::Path::kStream) {
+          other.decision = Decision{};
+          ++stats_.n_fallback;
+        }
+      }
+      break;
+    case TransferResult::kDataError:
+    case TransferResult::kCancelled:
+      break;
+  }
+  c.state = State::kPending;
+  c.stream_failed = true;
+  c.decision = Decision{};
+  ++stats_.n_fallback;
+  return false;
+}
+
+void LoadController::OnDecodeEnd(int32_t chunk, bool ok, double now_s) {
+  (void)now_s;
+  Chunk& c = chunks_[static_cast<size_t>(chunk)];
+  ++version_;
+  MarkDirty();
+  if (ok) {
+    c.state = State::kResident;
+    AdvanceFrontier();
+    return;
+  }
+  c.state = State::kPending;
+  c.stream_failed = true;
+  c.decision = Decision{};
+  ++stats_.n_fallback;
+}
+
+LoadController::ComputeStep LoadController::NextCompute(double now_s) {
+  AdvanceFrontier();
+  if (frontier_ == chunks_.size()) return {ComputeStep::Kind::kDone, -1};
+  const size_t j = frontier_;
+  Chunk& c = chunks_[j];
+  bool take = false;
+  switch (c.state) {
+    case State::kPending:
+      if (c.decision.path != Decision::Path::kStream || !CanStream(j) || strategy_.claim_until_meet) {
+        // Planned for compute, or Cake's rule: the compute path takes the lowest pending chunk.
+        take = true;
+      } else if (strategy_.cancel_transfers &&
+                 now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) < PredictedStreamResident(j, now_s, OptimisticBytesPerSecond())) {
+        take = true;
+        ++stats_.n_moved;
+      }
+      break;
+    case State::kFetching:
+      if (strategy_.cancel_transfers &&
+          now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) < PredictedStreamResident(j, now_s, OptimisticBytesPerSecond())) {
+        take = true;
+        c.cancel_requested = true;
+        ++stats_.n_cancelled;
+      }
+      break;
+    case State::kDecoding:
+    case State::kComputing:
+    case State::kResident:
+      break;
+  }
+  if (!take) return {ComputeStep::Kind::kWait, -1};
+  c.state = State::kComputing;
+  c.compute_start_s = now_s;
+  ++version_;
+  return {ComputeStep::Kind::kCompute, static_cast<int32_t>(j)};
+}
+
+void LoadController::OnComputeEnd(int32_t chunk, double now_s) {
+  Chunk& c = chunks_[static_cast<size_t>(chunk)];
+  c.state = State::kResident;
+  const double predicted = input_.compute.ChunkSeconds(input_.chunks[static_cast<size_t>(chunk)].begin,
+                                                       input_.chunks[static_cast<size_t>(chunk)].end);
+  const double measured = now_s - c.compute_start_s;
+  if (predicted > 0.0 && measured > 0.0) {
+    const double ratio = std::clamp(measured / predicted, kMinDeviceRatio, kMaxDeviceRatio);
+    // The latest chunk weighs half: the factor follows a change in load within two chunks.
+    device_factor_ = n_compute_samples_ == 0 ? ratio : 0.5 * device_factor_ + 0.5 * ratio;
+    ++n_compute_samples_;
+  }
+  AdvanceFrontier();
+  ++version_;
+  MarkDirty();
+}
+
+bool LoadController::NeedsReplan() const {
+  if (!strategy_.replan || AllResident()) return false;
+  bool any_pending = false;
+  for (size_t j = frontier_; j < chunks_.size() && !any_pending; ++j) {
+    any_pending = chunks_[j].state == State::kPending;
+  }
+  if (!any_pending) return false;
+  if (dirty_) return true;
+  const double rate = PredictedBytesPerSecond();
+  return std::abs(rate - planned_bytes_per_s_) > kBandwidthDrift * planned_bytes_per_s_ ||
+         std::abs(device_factor_ - planned_device_factor_) > kDeviceDrift * planned_device_factor_;
+}
+
+PlanInput LoadController::ReplanInput(double now_s, uint64_t* version) {
+  PlanInput in = input_;
+  in.compute.a *= device_factor_;
+  in.compute.c *= device_factor_;
+  in.compute.d *= device_factor_;
+  for (ChunkSpec& spec : in.chunks) {
+    for (LevelOption& level : spec.levels) level.decode_seconds *= device_factor_;
+  }
+  in.query_seconds *= device_factor_;
+  in.bandwidth = BandwidthModel::Constant(PredictedBytesPerSecond());
+  in.start_time_s = now_s;
+  in.network_busy_until_s = now_s;
+  in.cpu_busy_until_s = now_s;
+  in.progress.assign(chunks_.size(), ChunkProgress{});
+  for (size_t j = 0; j < chunks_.size(); ++j) {
+    const Chunk& c = chunks_[j];
+    ChunkProgress& p = in.progress[j];
+    switch (c.state) {
+      case State::kResident:
+        p.state = ChunkProgress::State::kResident;
+        break;
+      case State::kComputing:
+        p.state = ChunkProgress::State::kComputing;
+        in.cpu_busy_until_s = std::max(in.cpu_busy_until_s, c.compute_start_s + ComputeSeconds(j));
+        break;
+      case State::kFetching:
+        p.state = ChunkProgress::State::kStreaming;
+        p.decode_seconds = DecodeSeconds(j, c.fetch_level);
+        p.arrival_s = std::max(now_s, PredictedStreamResident(j, now_s, PredictedBytesPerSecond()) - p.decode_seconds);
+        in.network_busy_until_s = std::max(in.network_busy_until_s, p.arrival_s);
+        break;
+      case State::kDecoding:
+        p.state = ChunkProgress::State::kStreaming;
+        p.arrival_s = now_s;
+        p.decode_seconds = std::max(0.0, c.decode_start_s + DecodeSeconds(j, c.fetch_level) - now_s);
+        break;
+      case State::kPending:
+        if (!CanStream(j)) in.chunks[j].levels.clear();
+        break;
+    }
+  }
+  *version = version_;
+  return in;
+}
+
+void LoadController::InstallPlan(const Plan& plan, uint64_t version, double now_s) {
+  if (plan.decisions.size() != chunks_.size()) return;
+  ApplyDecisions(plan.decisions, /*count_moves=*/true);
+  planned_bytes_per_s_ = PredictedBytesPerSecond();
+  planned_device_factor_ = device_factor_;
+  // Completions that happened while the plan was being solved still call for another one.
+  if (version == version_) dirty_ = false;
+  ++stats_.n_replans;
+  stats_.replan_times_s.push_back(now_s);
+}
+
+void LoadController::Replan(double now_s) {
+  uint64_t version = 0;
+  const PlanInput in = ReplanInput(now_s, &version);
+  const Status valid = ValidatePlanInput(in);
+  if (!valid.ok()) {
+    // A bug in the snapshot, not an input error: keep the current plan and say so.
+    SPARKV_LOG_WARN("re-plan skipped: %s", valid.ToString().c_str());
+    dirty_ = false;
+    return;
+  }
+  InstallPlan(planner_->Solve(in), version, now_s);
+}
+
+}  // namespace sparkv

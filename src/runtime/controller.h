@@ -1,0 +1,157 @@
+// The executor's decision code, shared by the real two-path loader and the discrete-event
+// simulator, so that what is simulated is what runs (DESIGN.md 6, "Runtime adaptation").
+//
+// The controller owns no threads and reads no clock. Each path requests its next step and
+// reports what happened, with times in seconds since the load started. The real loader calls it
+// under one mutex from its stream, compute and planner threads; the simulator calls it from its
+// event loop. It keeps, per chunk, where the chunk stands, and, for the chunks not yet started, the
+// current plan. With re-planning on, it predicts bandwidth from the transfers' progress and the
+// device's speed from measured prefill times, and it re-solves the remaining chunks from the
+// current state after every chunk completion and whenever a prediction drifts.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net/bandwidth.h"
+#include "plan/planner.h"
+#include "runtime/strategy.h"
+#include "sparkv/status.h"
+
+namespace sparkv {
+
+struct ControllerStats {
+  int32_t n_replans = 0;
+  int32_t n_moved = 0;      // pending chunks whose path changed after the first plan
+  int32_t n_cancelled = 0;  // in-flight transfers cancelled because computing was predicted faster
+  int32_t n_fallback = 0;   // chunks computed because their stream path failed
+  std::vector<double> replan_times_s;  // [n_replans], when each re-plan was installed
+};
+
+class LoadController {
+ public:
+  // `input` describes a fresh load: every chunk pending, both paths idle, start time 0. The
+  // strategy's planner makes the first plan at once; `initial_plan()` returns it.
+  static Result<std::unique_ptr<LoadController>> Create(PlanInput input, const Strategy& strategy);
+
+  const Plan& initial_plan() const { return initial_plan_; }
+  const Strategy& strategy() const { return strategy_; }
+  size_t n_chunks() const { return chunks_.size(); }
+
+  // --- stream path ---
+  struct Transfer {
+    int32_t chunk = 0;
+    int32_t level = 0;  // index into the chunk's levels
+    std::string codec;
+    uint64_t bytes = 0;
+  };
+  // The next blob to fetch, or nothing for now. Nothing does not mean the path is done: a later
+  // re-plan may give it work; StreamPathDone() says when it is.
+  std::optional<Transfer> NextTransfer(double now_s);
+  // True when no chunk can ever be streamed again (all resident or claimed by compute, or the
+  // stream path was abandoned after a transport error).
+  bool StreamPathDone() const;
+  // Cumulative bytes of the current transfer of `chunk`, `elapsed_s` after it was issued. Returns
+  // false when the transfer should be cancelled (the compute path took the chunk).
+  bool OnTransferProgress(int32_t chunk, uint64_t bytes_so_far, double elapsed_s, double now_s);
+  enum class TransferResult { kOk, kDataError, kTransportError, kCancelled };
+  // Returns true when the caller should decode the blob into the cache now; false when the chunk
+  // went to the compute path meanwhile (the blob is dropped) or the transfer failed.
+  bool OnTransferEnd(int32_t chunk, TransferResult result, uint64_t bytes, double elapsed_s, double now_s);
+  // The decode that OnTransferEnd allowed has finished; on failure (a corrupt blob) the chunk is
+  // computed instead.
+  void OnDecodeEnd(int32_t chunk, bool ok, double now_s);
+
+  // --- compute path ---
+  struct ComputeStep {
+    enum class Kind { kCompute, kWait, kDone };
+    Kind kind = Kind::kWait;
+    int32_t chunk = -1;  // kCompute only
+  };
+  // What the compute path does now: prefill the lowest chunk that is not resident, wait for it
+  // to arrive, or stop because every chunk is resident. Taking an in-flight chunk cancels its
+  // transfer (the next OnTransferProgress returns false).
+  ComputeStep NextCompute(double now_s);
+  void OnComputeEnd(int32_t chunk, double now_s);
+
+  // --- planning ---
+  // True when a re-plan is due (re-planning strategies only).
+  bool NeedsReplan() const;
+  // The state to re-solve from: the remaining chunks pending, the others committed, bandwidth and
+  // compute costs at their current predictions. `version` identifies the state for InstallPlan.
+  PlanInput ReplanInput(double now_s, uint64_t* version);
+  // Installs decisions solved from ReplanInput; chunks that left the pending state since then
+  // keep their path. Moves in-flight transfers to compute when the plan says that is faster.
+  void InstallPlan(const Plan& plan, uint64_t version, double now_s);
+  // Both of the above with the strategy's planner, for single-threaded callers (the simulator).
+  void Replan(double now_s);
+
+  // Bytes per second the controller predicts now (the smoothed rate of the transfers so far, or
+  // the input's rate before any), and the device's measured / predicted compute time ratio
+  // (1 = as profiled).
+  double PredictedBytesPerSecond() const;
+  double device_speed_factor() const { return device_factor_; }
+  const ControllerStats& stats() const { return stats_; }
+  bool AllResident() const { return frontier_ == chunks_.size(); }
+
+ private:
+  enum class State : uint8_t { kPending, kFetching, kDecoding, kComputing, kResident };
+  struct Chunk {
+    State state = State::kPending;
+    Decision decision;           // the current plan, for pending chunks
+    bool stream_failed = false;  // the stream path failed once: compute it
+    bool cancel_requested = false;
+    int32_t fetch_level = -1;    // level of the transfer in flight or decoded
+    double fetch_start_s = 0.0;
+    uint64_t bytes_so_far = 0;
+    double progress_elapsed_s = 0.0;  // elapsed time of the last progress report
+    double decode_start_s = 0.0;
+    double compute_start_s = 0.0;
+  };
+
+  LoadController(PlanInput input, const Strategy& strategy, const Planner* planner);
+  double ComputeSeconds(size_t j) const;  // predicted, with the device factor
+  double DecodeSeconds(size_t j, int32_t level) const;
+  // Predicted time at which chunk j becomes resident through the stream path at `rate` bytes/s.
+  double PredictedStreamResident(size_t j, double now_s, double rate) const;
+  // The higher of the last second's rate (harmonic mean of recent samples) and the smoothed rate.
+  // The compute path takes a chunk it waits for only if computing wins even at this rate: taking
+  // is irrevocable and costs a whole chunk of prefill, so a short dip must not trigger it.
+  double OptimisticBytesPerSecond() const;
+  bool CanStream(size_t j) const;
+  // True when the pending chunks planned to stream are the last pending chunks.
+  bool PendingStreamsFormSuffix() const;
+  int32_t FloatLevel(size_t j) const;  // cake: the level of the plan's codec for chunk j
+  void AdvanceFrontier();
+  void MarkDirty() { dirty_ = true; }
+  void ApplyDecisions(const std::vector<Decision>& decisions, bool count_moves);
+
+  PlanInput input_;  // the fresh input; costs and bandwidth as first predicted
+  Strategy strategy_;
+  const Planner* planner_;
+  Plan initial_plan_;
+  std::vector<Chunk> chunks_;  // [n_chunks]
+  size_t frontier_ = 0;        // chunks [0, frontier_) are resident
+  bool network_dead_ = false;
+  std::string float_codec_;    // cake: the codec the first plan streams
+
+  BandwidthEstimator estimator_;
+  ProgressSampler sampler_;
+  int32_t sampled_chunk_ = -1;   // transfer the sampler is following
+  // Bytes received and seconds of transfer, each decayed by exp(-dt / 2 s) of transfer time:
+  // their ratio is the smoothed rate plans use.
+  double smoothed_bytes_ = 0.0;
+  double smoothed_seconds_ = 0.0;
+  double device_factor_ = 1.0;
+  int32_t n_compute_samples_ = 0;
+  double planned_bytes_per_s_ = 0.0;  // predictions the last plan used
+  double planned_device_factor_ = 1.0;
+  bool dirty_ = false;
+  uint64_t version_ = 0;  // bumped on every state change
+  ControllerStats stats_;
+};
+
+}  // namespace sparkv

@@ -1,0 +1,249 @@
+#include "runtime/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+
+#include "plan/planner.h"
+
+namespace sparkv {
+namespace {
+
+// Events a load of a few thousand chunks needs are far fewer; this only stops a runaway loop.
+constexpr int64_t kMaxEvents = 50'000'000;
+
+struct NetworkPath {
+  bool busy = false;
+  bool done = false;
+  LoadController::Transfer transfer;
+  double start_s = 0.0;
+  double first_byte_s = 0.0;
+  double arrival_s = 0.0;   // +inf during an outage that outlasts the trace
+  double deadline_s = 0.0;
+  double next_tick_s = 0.0;
+};
+
+struct CpuJob {
+  enum class Kind { kNone, kCompute, kDecode };
+  Kind kind = Kind::kNone;
+  int32_t chunk = -1;
+  double end_s = 0.0;
+};
+
+}  // namespace
+
+Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scenario) {
+  if (!(scenario.device_slowdown > 0.0) || !std::isfinite(scenario.device_slowdown)) {
+    return InvalidArgumentError("device slowdown " + std::to_string(scenario.device_slowdown) +
+                                " must be positive and finite");
+  }
+  if (!(scenario.timeout_s > 0.0) || !(scenario.progress_interval_s > 0.0)) {
+    return InvalidArgumentError("simulator timeout and progress interval must be positive");
+  }
+  SPARKV_ASSIGN_OR_RETURN(std::unique_ptr<LoadController> controller,
+                          LoadController::Create(scenario.input, strategy));
+  const PlanInput& in = scenario.input;
+  const size_t n = in.chunks.size();
+  const double slow = scenario.device_slowdown;
+
+  SimResult result;
+  result.strategy = strategy.name;
+  result.initial_plan = controller->initial_plan();
+  result.chunks.resize(n);
+
+  NetworkPath net;
+  CpuJob cpu;             // prefill, and decode when it shares the CPU
+  CpuJob decoder;         // decode on a spare core
+  std::deque<int32_t> decode_queue;  // arrived blobs waiting for their decode
+  bool compute_done = false;
+  double t = 0.0;
+
+  auto start_decode = [&](CpuJob& job, int32_t chunk) {
+    const LevelOption* option = nullptr;
+    for (const LevelOption& l : in.chunks[static_cast<size_t>(chunk)].levels) {
+      if (l.codec == result.chunks[static_cast<size_t>(chunk)].codec) option = &l;
+    }
+    const double seconds = option != nullptr ? option->decode_seconds * slow : 0.0;
+    job = {CpuJob::Kind::kDecode, chunk, t + seconds};
+    result.chunks[static_cast<size_t>(chunk)].decode_start_s = t;
+    result.cpu_busy_s += seconds;
+  };
+
+  for (int64_t n_events = 0;; ++n_events) {
+    if (n_events > kMaxEvents) return InternalError("simulation did not finish within its event budget");
+
+    // Let idle parts take work at time t; repeat while any of them changed the state.
+    for (bool changed = true; changed;) {
+      changed = false;
+      if (controller->NeedsReplan()) controller->Replan(t);
+      if (!net.busy && !net.done) {
+        if (std::optional<LoadController::Transfer> next = controller->NextTransfer(t)) {
+          net.busy = true;
+          net.transfer = *next;
+          net.start_s = t;
+          net.first_byte_s = t + in.request_overhead_s;
+          net.arrival_s = scenario.actual.FinishTime(net.first_byte_s, next->bytes);
+          net.deadline_s = t + scenario.timeout_s;
+          net.next_tick_s = t + scenario.progress_interval_s;
+          SimChunk& sc = result.chunks[static_cast<size_t>(next->chunk)];
+          sc.transfer_start_s = t;
+          sc.codec = next->codec;
+          changed = true;
+        } else if (controller->StreamPathDone()) {
+          net.done = true;
+        }
+      }
+      if (!in.decode_on_spare_core && cpu.kind == CpuJob::Kind::kNone && !decode_queue.empty()) {
+        start_decode(cpu, decode_queue.front());
+        decode_queue.pop_front();
+        changed = true;
+      }
+      if (in.decode_on_spare_core && decoder.kind == CpuJob::Kind::kNone && !decode_queue.empty()) {
+        start_decode(decoder, decode_queue.front());
+        decode_queue.pop_front();
+        changed = true;
+      }
+      if (cpu.kind == CpuJob::Kind::kNone && !compute_done) {
+        const LoadController::ComputeStep step = controller->NextCompute(t);
+        if (step.kind == LoadController::ComputeStep::Kind::kCompute) {
+          const ChunkSpec& spec = in.chunks[static_cast<size_t>(step.chunk)];
+          const double seconds = in.compute.ChunkSeconds(spec.begin, spec.end) * slow;
+          cpu = {CpuJob::Kind::kCompute, step.chunk, t + seconds};
+          result.chunks[static_cast<size_t>(step.chunk)].compute_start_s = t;
+          result.cpu_busy_s += seconds;
+          changed = true;
+        } else if (step.kind == LoadController::ComputeStep::Kind::kDone) {
+          compute_done = true;
+        }
+      }
+    }
+    if (controller->AllResident()) break;
+
+    double next_t = HUGE_VAL;
+    if (net.busy) next_t = std::min({next_t, net.arrival_s, net.deadline_s, net.next_tick_s});
+    if (cpu.kind != CpuJob::Kind::kNone) next_t = std::min(next_t, cpu.end_s);
+    if (decoder.kind != CpuJob::Kind::kNone) next_t = std::min(next_t, decoder.end_s);
+    if (!std::isfinite(next_t)) {
+      return InternalError("simulation stalled at " + std::to_string(t) + " s with " + strategy.name +
+                           ": both paths wait and nothing is in flight");
+    }
+    t = next_t;
+
+    if (net.busy && t >= std::min(net.arrival_s, net.deadline_s)) {
+      const int32_t chunk = net.transfer.chunk;
+      SimChunk& sc = result.chunks[static_cast<size_t>(chunk)];
+      sc.transfer_end_s = t;
+      result.network_busy_s += t - net.start_s;
+      net.busy = false;
+      if (net.arrival_s <= net.deadline_s) {
+        result.received_bytes += net.transfer.bytes;
+        if (controller->OnTransferEnd(chunk, LoadController::TransferResult::kOk, net.transfer.bytes,
+                                      t - net.start_s, t)) {
+          decode_queue.push_back(chunk);
+        }
+      } else {
+        const double got = scenario.actual.BytesBetween(net.first_byte_s, t);
+        result.received_bytes += static_cast<uint64_t>(std::clamp(got, 0.0, static_cast<double>(net.transfer.bytes)));
+        sc.fell_back = true;
+        controller->OnTransferEnd(chunk, LoadController::TransferResult::kTransportError, 0, t - net.start_s, t);
+      }
+    } else if (net.busy && t >= net.next_tick_s) {
+      const double got = t > net.first_byte_s ? scenario.actual.BytesBetween(net.first_byte_s, t) : 0.0;
+      const uint64_t bytes = static_cast<uint64_t>(std::clamp(got, 0.0, static_cast<double>(net.transfer.bytes)));
+      net.next_tick_s = t + scenario.progress_interval_s;
+      if (!controller->OnTransferProgress(net.transfer.chunk, bytes, t - net.start_s, t)) {
+        SimChunk& sc = result.chunks[static_cast<size_t>(net.transfer.chunk)];
+        sc.cancelled = true;
+        sc.transfer_end_s = t;
+        result.received_bytes += bytes;
+        result.network_busy_s += t - net.start_s;
+        net.busy = false;
+        controller->OnTransferEnd(net.transfer.chunk, LoadController::TransferResult::kCancelled, bytes,
+                                  t - net.start_s, t);
+      }
+    }
+    for (CpuJob* job : {&cpu, &decoder}) {
+      if (job->kind == CpuJob::Kind::kNone || job->end_s > t) continue;
+      SimChunk& sc = result.chunks[static_cast<size_t>(job->chunk)];
+      if (job->kind == CpuJob::Kind::kCompute) {
+        sc.compute_end_s = t;
+        sc.resident_s = t;
+        controller->OnComputeEnd(job->chunk, t);
+      } else {
+        sc.decode_end_s = t;
+        sc.resident_s = t;
+        sc.streamed = true;
+        controller->OnDecodeEnd(job->chunk, true, t);
+      }
+      *job = CpuJob{};
+    }
+  }
+
+  // A decode may finish after the last prefill; every chunk is resident by now.
+  for (SimChunk& sc : result.chunks) {
+    result.all_resident_s = std::max(result.all_resident_s, sc.resident_s);
+    if (sc.streamed) ++result.n_streamed;
+    else ++result.n_computed;
+  }
+  result.ttft_s = result.all_resident_s + in.query_seconds * slow;
+  result.stats = controller->stats();
+  return result;
+}
+
+Result<Plan> HindsightOptimum(const SimScenario& scenario) {
+  PlanInput in = scenario.input;
+  in.bandwidth = scenario.actual;
+  in.compute.a *= scenario.device_slowdown;
+  in.compute.c *= scenario.device_slowdown;
+  in.compute.d *= scenario.device_slowdown;
+  in.query_seconds *= scenario.device_slowdown;
+  for (ChunkSpec& spec : in.chunks) {
+    for (LevelOption& level : spec.levels) level.decode_seconds *= scenario.device_slowdown;
+  }
+  SPARKV_ASSIGN_OR_RETURN(Plan plan, SolvePlan("exact", in));
+  plan.strategy = "hindsight";
+  return plan;
+}
+
+Result<BandwidthModel> LinkBandwidth(const Link& link, double offset_s) {
+  if (!(offset_s >= 0.0) || !std::isfinite(offset_s)) {
+    return InvalidArgumentError("trace offset " + std::to_string(offset_s) + " s must be finite and >= 0");
+  }
+  if (!link.is_trace()) return BandwidthModel::Constant(link.mean_bytes_per_s());
+  const uint32_t period_ms = link.period_ms();
+  const uint64_t offset_ms = static_cast<uint64_t>(std::llround(offset_s * 1000.0)) % period_ms;
+  std::vector<double> rates(period_ms);
+  // Rates from the second loop on: the first loop lacks the opportunities that the trace's last
+  // line shares with the next loop's start.
+  for (uint32_t i = 0; i < period_ms; ++i) {
+    const double begin = static_cast<double>(period_ms + (offset_ms + i) % period_ms) / 1000.0;
+    rates[i] = link.Capacity(begin, begin + 0.001) / 0.001;
+  }
+  return BandwidthModel::Trace(rates, 0.001, /*loop=*/true);
+}
+
+PlanInput MakePlanInput(const Profile& profile, const Manifest& manifest, const std::vector<std::string>& levels,
+                        int32_t n_query, int (*quality_rank)(const std::string& codec)) {
+  PlanInput input;
+  input.compute = profile.compute;
+  input.decode_on_spare_core = profile.decode_on_spare_core;
+  int32_t n_context = 0;
+  for (size_t j = 0; j < manifest.chunks.size(); ++j) {
+    const ManifestChunk& chunk = manifest.chunks[j];
+    ChunkSpec spec{static_cast<int32_t>(j), chunk.begin, chunk.end, {}};
+    for (const std::string& codec : levels) {
+      auto level = chunk.levels.find(codec);
+      if (level == chunk.levels.end()) continue;
+      const DecodeCost* decode = profile.FindDecode(codec);
+      spec.levels.push_back({codec, level->second.bytes, decode != nullptr ? decode->Seconds(level->second.bytes) : 0.0,
+                             quality_rank(codec)});
+    }
+    n_context = chunk.end;
+    input.chunks.push_back(std::move(spec));
+  }
+  input.query_seconds = profile.compute.ChunkSeconds(n_context, n_context + n_query) +
+                        profile.compute.ChunkSeconds(n_context + n_query, n_context + n_query + 1);
+  return input;
+}
+
+}  // namespace sparkv

@@ -1,0 +1,38 @@
+// A strategy is what `run`, `simulate` and `bench` select by name: a planner plus how the executor
+// follows its plan (DESIGN.md 6). Static strategies follow their first plan; `cake` lets the
+// boundary between the paths float; `sparkv-adaptive` re-plans as the load goes.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sparkv/status.h"
+
+namespace sparkv {
+
+struct Strategy {
+  std::string name;     // as on the command line and in reports
+  std::string planner;  // the planner registry's name for the first plan (and re-plans)
+  std::string description;
+  // Re-solve the remaining chunks after every completion and when a prediction drifts.
+  bool replan = false;
+  // When the streamed chunks form a suffix, fetch them from the back while the compute path takes
+  // chunks from the front, so the boundary lands wherever the paths meet.
+  bool float_boundary = false;
+  // The stream path keeps taking chunks from the back until the paths meet, whatever the first
+  // plan said (Cake's rule).
+  bool claim_until_meet = false;
+  // The compute path may take a chunk it waits for, cancelling its transfer, when computing it is
+  // predicted to end sooner.
+  bool cancel_transfers = false;
+};
+
+// Built-in strategies, and any planner added with RegisterPlanner() as a static strategy of the
+// same name. "hybrid" is the default and means "sparkv-adaptive".
+Result<Strategy> FindStrategy(std::string_view name);
+
+// The built-in names, in a fixed order, then registered planners that are not among them.
+std::vector<std::string> StrategyNames();
+
+}  // namespace sparkv

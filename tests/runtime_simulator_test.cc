@@ -1,0 +1,234 @@
+// Tests of the load controller and the discrete-event simulator that drives it. Static
+// strategies realize their plan when its prediction is right. Adaptive ones react to bandwidth
+// steps, outages and a slow device. Failures turn chunks into compute chunks.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "net/link.h"
+#include "plan/planner.h"
+#include "plan_random_input.h"
+#include "runtime/controller.h"
+#include "runtime/simulator.h"
+#include "runtime/strategy.h"
+
+namespace sparkv {
+namespace {
+
+Strategy Get(const std::string& name) {
+  Result<Strategy> s = FindStrategy(name);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return *s;
+}
+
+// Makes n chunks of 256 tokens, each computed in 1 s or streamed as one `bytes` blob without
+// decode cost.
+PlanInput UniformInput(int n, uint64_t bytes, double initial_bytes_per_s) {
+  PlanInput in;
+  in.compute = {1.0 / 256, 0.0, 0.0};
+  for (int j = 0; j < n; ++j) {
+    ChunkSpec spec{j, j * 256, (j + 1) * 256, {}};
+    spec.levels.push_back({"q8", bytes, 0.0, 1});
+    in.chunks.push_back(spec);
+  }
+  in.bandwidth = BandwidthModel::Constant(initial_bytes_per_s);
+  return in;
+}
+
+TEST(SimulatorTest, StaticPlansMeetTheirPrediction) {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 60; ++trial) {
+    testing::RandomInputOptions options;
+    options.n_chunks = 3 + trial % 10;
+    SimScenario scenario;
+    scenario.input = testing::RandomPlanInput(rng, options);
+    for (ChunkSpec& spec : scenario.input.chunks) {
+      for (LevelOption& level : spec.levels) level.decode_seconds = 0.0;
+    }
+    scenario.actual = scenario.input.bandwidth;
+    scenario.timeout_s = 1e9;
+    for (const char* name : {"local", "stream", "split", "greedy", "sparkv"}) {
+      Result<SimResult> result = SimulateLoad(Get(name), scenario);
+      ASSERT_TRUE(result.ok()) << name << ": " << result.status().ToString();
+      const double predicted = result->initial_plan.predicted.ttft_s;
+      EXPECT_NEAR(result->ttft_s, predicted, 1e-9 * std::max(1.0, predicted)) << name << " trial " << trial;
+      EXPECT_EQ(result->n_streamed, result->initial_plan.predicted.n_streamed) << name << " trial " << trial;
+      EXPECT_EQ(result->stats.n_replans, 0) << name;
+    }
+  }
+}
+
+TEST(SimulatorTest, HindsightBoundsEveryStrategy) {
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 30; ++trial) {
+    testing::RandomInputOptions options;
+    options.n_chunks = 4 + trial % 8;
+    SimScenario scenario;
+    scenario.input = testing::RandomPlanInput(rng, options);
+    // Without decode costs the recurrence covers every schedule the executor can produce; a
+    // decode could otherwise run in an idle gap earlier than the recurrence's order allows.
+    for (ChunkSpec& spec : scenario.input.chunks) {
+      for (LevelOption& level : spec.levels) level.decode_seconds = 0.0;
+    }
+    scenario.actual = scenario.input.bandwidth;
+    // The planner is told a constant rate; the link does what the random model says.
+    scenario.input.bandwidth = BandwidthModel::Constant(scenario.actual.RateAt(0.0) + 1.0);
+    scenario.timeout_s = 1e9;
+    Result<Plan> optimum = HindsightOptimum(scenario);
+    ASSERT_TRUE(optimum.ok()) << optimum.status().ToString();
+    for (const char* name : {"local", "stream", "cake", "sparkv", "sparkv-adaptive"}) {
+      Result<SimResult> result = SimulateLoad(Get(name), scenario);
+      ASSERT_TRUE(result.ok()) << name << ": " << result.status().ToString();
+      // Both sides integrate the same bandwidth model, so the bound holds up to rounding.
+      EXPECT_GE(result->ttft_s, optimum->predicted.ttft_s * (1 - 1e-9)) << name << " trial " << trial;
+      EXPECT_EQ(result->n_streamed + result->n_computed, options.n_chunks) << name;
+    }
+  }
+}
+
+TEST(SimulatorTest, AdaptiveFollowsBandwidthStep) {
+  // 24 chunks of 1 s compute; 2 MB per chunk. At 16 MB/s streaming everything takes 3 s; at a
+  // third of that the link drops to 0.2 MB/s, where a chunk takes 10 s to arrive.
+  SimScenario scenario;
+  scenario.input = UniformInput(24, 2'000'000, 16e6);
+  scenario.actual = BandwidthModel::Steps({{0.0, 16e6}, {1.0, 0.2e6}}).value();
+  Result<SimResult> fixed = SimulateLoad(Get("sparkv"), scenario);
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  Result<Plan> optimum = HindsightOptimum(scenario);
+  ASSERT_TRUE(fixed.ok() && adaptive.ok() && optimum.ok());
+  EXPECT_GT(fixed->initial_plan.predicted.n_streamed, 18) << "at 16 MB/s the first plan streams most chunks";
+  EXPECT_GT(adaptive->stats.n_replans, 0);
+  EXPECT_GT(adaptive->n_computed, 10) << "after the step most chunks must move to the compute path";
+  EXPECT_LT(adaptive->ttft_s * 1.2, fixed->ttft_s);
+  EXPECT_LT(adaptive->ttft_s, optimum->predicted.ttft_s * 1.25);
+}
+
+TEST(SimulatorTest, AdaptiveComputesThroughOutage) {
+  SimScenario scenario;
+  scenario.input = UniformInput(6, 1'000'000, 4e6);
+  // The link dies after half a second and never comes back.
+  scenario.actual = BandwidthModel::Steps({{0.0, 4e6}, {0.5, 0.0}}).value();
+  scenario.timeout_s = 5.0;
+  Result<SimResult> fixed = SimulateLoad(Get("stream"), scenario);
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
+  EXPECT_GT(fixed->stats.n_fallback, 0);
+  EXPECT_EQ(fixed->n_streamed + fixed->n_computed, 6);
+  EXPECT_GT(adaptive->stats.n_cancelled + adaptive->stats.n_moved, 0);
+  EXPECT_LT(adaptive->ttft_s, fixed->ttft_s);
+}
+
+TEST(SimulatorTest, AdaptiveStreamsMoreOnSlowDevice) {
+  SimScenario scenario;
+  scenario.input = UniformInput(16, 1'000'000, 1e6);  // a chunk takes 1 s either way
+  scenario.actual = scenario.input.bandwidth;
+  scenario.device_slowdown = 3.0;
+  Result<SimResult> fixed = SimulateLoad(Get("sparkv"), scenario);
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  ASSERT_TRUE(fixed.ok() && adaptive.ok());
+  EXPECT_GT(adaptive->n_streamed, fixed->n_streamed);
+  EXPECT_LT(adaptive->ttft_s, fixed->ttft_s);
+}
+
+TEST(SimulatorTest, CakeBoundaryFloats) {
+  SimScenario scenario;
+  scenario.input = UniformInput(10, 1'000'000, 1e6);
+  // The planner expects 1 MB/s, the link gives 3 MB/s: Cake's stream path keeps taking chunks
+  // from the back until the paths meet, so it streams more than its plan said.
+  scenario.actual = BandwidthModel::Constant(3e6);
+  Result<SimResult> cake = SimulateLoad(Get("cake"), scenario);
+  ASSERT_TRUE(cake.ok());
+  EXPECT_GT(cake->n_streamed, cake->initial_plan.predicted.n_streamed);
+  EXPECT_LT(cake->ttft_s, cake->initial_plan.predicted.ttft_s);
+}
+
+TEST(ControllerTest, DataErrorComputesChunk) {
+  PlanInput in = UniformInput(3, 1000, 1e9);  // streaming is nearly free: every chunk streams
+  auto controller = LoadController::Create(in, Get("stream")).value();
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 0);
+  EXPECT_FALSE(controller->OnTransferEnd(0, LoadController::TransferResult::kDataError, 0, 0.1, 0.1));
+  EXPECT_EQ(controller->stats().n_fallback, 1);
+  LoadController::ComputeStep step = controller->NextCompute(0.1);
+  EXPECT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_EQ(step.chunk, 0);
+  // The stream path goes on with the other chunks.
+  t = controller->NextTransfer(0.1);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 1);
+}
+
+TEST(ControllerTest, TransportErrorAbandonsStream) {
+  auto controller = LoadController::Create(UniformInput(4, 1000, 1e9), Get("stream")).value();
+  ASSERT_TRUE(controller->NextTransfer(0.0).has_value());
+  controller->OnTransferEnd(0, LoadController::TransferResult::kTransportError, 0, 0.1, 0.1);
+  EXPECT_TRUE(controller->StreamPathDone());
+  EXPECT_FALSE(controller->NextTransfer(0.1).has_value());
+  EXPECT_EQ(controller->stats().n_fallback, 4);
+  for (int32_t j = 0; j < 4; ++j) {
+    LoadController::ComputeStep step = controller->NextCompute(1.0 + j);
+    ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+    EXPECT_EQ(step.chunk, j);
+    controller->OnComputeEnd(j, 2.0 + j);
+  }
+  EXPECT_EQ(controller->NextCompute(10.0).kind, LoadController::ComputeStep::Kind::kDone);
+}
+
+TEST(ControllerTest, StalledTransferIsCancelled) {
+  auto controller = LoadController::Create(UniformInput(2, 1'000'000, 4e6), Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->initial_plan().predicted.n_streamed, 2);
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  ASSERT_TRUE(t.has_value());
+  // Fetched from the back: the streamed chunks are a suffix.
+  EXPECT_EQ(t->chunk, 1);
+  ASSERT_TRUE(controller->OnTransferProgress(1, 900'000, 0.25, 0.25));
+  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.25, 0.25));
+  controller->OnDecodeEnd(1, true, 0.25);
+  t = controller->NextTransfer(0.25);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 0);
+  // The compute path waits while the transfer looks healthy...
+  ASSERT_TRUE(controller->OnTransferProgress(0, 100'000, 0.05, 0.3));
+  EXPECT_EQ(controller->NextCompute(0.3).kind, LoadController::ComputeStep::Kind::kWait);
+  // ...and takes the chunk once its bytes stop coming: 0.9 MB left at any plausible rate now
+  // ends later than one second of prefill.
+  LoadController::ComputeStep step = controller->NextCompute(30.0);
+  ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_EQ(step.chunk, 0);
+  EXPECT_FALSE(controller->OnTransferProgress(0, 100'000, 29.75, 30.0)) << "the transfer must be cancelled";
+  EXPECT_FALSE(controller->OnTransferEnd(0, LoadController::TransferResult::kCancelled, 100'000, 29.8, 30.05));
+  EXPECT_EQ(controller->stats().n_cancelled, 1);
+  controller->OnComputeEnd(0, 31.0);
+  EXPECT_TRUE(controller->AllResident());
+}
+
+TEST(StrategyTest, NamesResolve) {
+  for (const std::string& name : StrategyNames()) EXPECT_TRUE(FindStrategy(name).ok()) << name;
+  EXPECT_EQ(Get("hybrid").name, "sparkv-adaptive");
+  Result<Strategy> unknown = FindStrategy("fastest");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("sparkv-adaptive"), std::string::npos) << unknown.status().ToString();
+}
+
+TEST(LinkBandwidthTest, TraceMatchesLinkCapacity) {
+  // Two packets at ms 0, one at ms 3, period 5 ms: 4500 bytes per 5 ms.
+  Result<Link> link = Link::ParseMahimahi("0\n0\n3\n5\n", "test");
+  ASSERT_TRUE(link.ok()) << link.status().ToString();
+  Result<BandwidthModel> model = LinkBandwidth(*link, 0.0);
+  ASSERT_TRUE(model.ok());
+  // Four opportunities per loop: the line "5" is the last of one loop, at the same millisecond as
+  // the next loop's "0" lines. The model starts in the steady state, the link's first loop lacks
+  // that one packet.
+  EXPECT_NEAR(model->BytesBetween(0.0, 0.005), 4 * 1500.0, 1e-6);
+  EXPECT_NEAR(model->BytesBetween(0.0, 0.5), link->Capacity(0.0, 0.5), 1500.0 + 1e-6);
+  Result<BandwidthModel> shifted = LinkBandwidth(*link, 0.003);
+  ASSERT_TRUE(shifted.ok());
+  EXPECT_NEAR(shifted->BytesBetween(0.0, 0.001), link->Capacity(0.008, 0.009), 1e-6);
+  EXPECT_NEAR(shifted->BytesBetween(0.002, 0.003), link->Capacity(0.010, 0.011), 1e-6);
+  EXPECT_FALSE(LinkBandwidth(*link, -1.0).ok());
+}
+
+}  // namespace
+}  // namespace sparkv
