@@ -9,6 +9,7 @@
 #include "plan/planner.h"
 #include "runtime/profiler.h"
 #include "runtime/session.h"
+#include "runtime/strategy.h"
 
 namespace sparkv::cli {
 
@@ -34,10 +35,8 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     bool json = false;
   };
   auto flags = std::make_shared<Flags>();
-  std::string strategies = "local, stream, hybrid";
-  for (const std::string& name : PlannerNames()) {
-    if (name != "local" && name != "stream") strategies += ", " + name;
-  }
+  std::string strategies = "hybrid (= sparkv-adaptive)";
+  for (const std::string& name : StrategyNames()) strategies += ", " + name;
   CLI::App* command = app.add_subcommand(
       "run", "Load a context's KV (streaming and computing at once), prefill the query and generate");
   command->add_option("--model", flags->model, "GGUF model")->required()->check(CLI::ExistingFile);

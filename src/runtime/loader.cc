@@ -7,29 +7,24 @@
 
 #include "common/log.h"
 #include "kv/blob.h"
+#include "plan/planner.h"
 
 namespace sparkv {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// A path that waits re-asks the controller at least this often: predictions move with time even
+// when no event arrives (a stalled transfer reports no progress).
+constexpr std::chrono::milliseconds kWaitSlice(20);
+
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 bool IsTransportError(const Status& status) {
-  return status.code() == ErrorCode::kUnavailable || status.code() == ErrorCode::kTimeout ||
-         status.code() == ErrorCode::kCancelled;
+  return status.code() == ErrorCode::kUnavailable || status.code() == ErrorCode::kTimeout;
 }
-
-// Per-chunk hand-off between the two paths.
-enum class ChunkState { kWaiting, kResident, kFailed };
-
-struct SharedState {
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::vector<ChunkState> states;  // [n_chunks]
-};
 
 }  // namespace
 
@@ -37,13 +32,24 @@ Loader::Loader(Engine* engine, BlobSource* source, const Hash128& model_fingerpr
     : engine_(engine), source_(source), fingerprint_(model_fingerprint), options_(options) {}
 
 Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const LoadChunk> chunks) {
+  // A fixed plan is the `stream` strategy over an input that offers exactly the chosen blob for
+  // the chunks to stream and nothing for the others.
+  PlanInput input;
+  input.bandwidth = BandwidthModel::Constant(1e6);
+  for (const LoadChunk& chunk : chunks) {
+    ChunkSpec spec{chunk.range.index, chunk.range.begin, chunk.range.end, {}};
+    if (chunk.stream) spec.levels.push_back({chunk.codec, chunk.bytes, 0.0, 0});
+    input.chunks.push_back(std::move(spec));
+  }
+  SPARKV_ASSIGN_OR_RETURN(Strategy strategy, FindStrategy("stream"));
+  return Load(tokens, chunks, std::move(input), strategy);
+}
+
+Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const LoadChunk> chunks, PlanInput input,
+                                const Strategy& strategy) {
   const Clock::time_point start = Clock::now();
   const size_t n_chunks = chunks.size();
-  LoadReport report;
-  report.chunks.resize(n_chunks);
-
   Position expected_begin = 0;
-  bool any_stream = false;
   for (const LoadChunk& chunk : chunks) {
     if (chunk.range.begin != expected_begin || chunk.range.end <= chunk.range.begin ||
         chunk.range.end > static_cast<Position>(tokens.size())) {
@@ -53,123 +59,207 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
                                   ", " + std::to_string(chunk.range.end) + ")");
     }
     expected_begin = chunk.range.end;
-    any_stream = any_stream || chunk.stream;
   }
-  if (any_stream && source_ == nullptr) {
-    return InvalidArgumentError("the plan streams chunks but no server was given (pass --server URL)");
+  if (input.chunks.size() != n_chunks) {
+    return InvalidArgumentError("the plan input has " + std::to_string(input.chunks.size()) + " chunks, the load " +
+                                std::to_string(n_chunks));
+  }
+  bool any_level = false;
+  for (const ChunkSpec& spec : input.chunks) any_level = any_level || !spec.levels.empty();
+  if (source_ == nullptr) {
+    if (any_level) return InvalidArgumentError("the plan input offers blobs but no server was given (pass --server URL)");
   }
 
-  SharedState shared;
-  shared.states.assign(n_chunks, ChunkState::kWaiting);
+  const Clock::time_point plan_start = Clock::now();
+  SPARKV_ASSIGN_OR_RETURN(std::unique_ptr<LoadController> controller,
+                          LoadController::Create(std::move(input), strategy));
+  LoadReport report;
+  report.plan_s = SecondsSince(plan_start);
+  report.strategy = strategy.name;
+  report.initial_plan = controller->initial_plan();
+  report.chunks.resize(n_chunks);
   for (size_t j = 0; j < n_chunks; ++j) {
-    report.chunks[j].planned_stream = chunks[j].stream;
-    report.chunks[j].codec = chunks[j].codec;
+    report.chunks[j].planned_stream = report.initial_plan.decisions[j].path == Decision::Path::kStream;
   }
+  const Planner* planner = FindPlanner(strategy.planner);
 
-  // Stream path: fetch the planned chunks in index order over one connection, verify each blob
-  // against the model, key, range and shape before any cache row is written, then decode.
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool finished = false;  // the compute path saw every chunk resident, or failed
+
+  // Stream path: fetch what the controller hands out, verify each blob against the model, key,
+  // range and shape before any cache row is written, then decode.
   auto stream_path = [&] {
-    bool abandoned = false;
-    std::string abandon_reason;
-    for (size_t j = 0; j < n_chunks; ++j) {
-      const LoadChunk& chunk = chunks[j];
-      if (!chunk.stream) continue;
-      ChunkOutcome& outcome = report.chunks[j];
+    std::unique_lock<std::mutex> lock(mutex);
+    while (!finished && !controller->AllResident() && !controller->StreamPathDone()) {
+      std::optional<LoadController::Transfer> transfer = controller->NextTransfer(SecondsSince(start));
+      if (!transfer) {
+        changed.wait_for(lock, kWaitSlice);
+        continue;
+      }
+      const int32_t j = transfer->chunk;
+      const LoadChunk& chunk = chunks[static_cast<size_t>(j)];
+      ChunkOutcome& outcome = report.chunks[static_cast<size_t>(j)];
+      const double issued = SecondsSince(start);
+      outcome.transfer_start_s = issued;
+      outcome.codec = transfer->codec;
+      lock.unlock();
+
+      size_t received = 0;
+      const ProgressFunction on_progress = [&](size_t bytes_so_far, double seconds) {
+        received = bytes_so_far;
+        std::lock_guard<std::mutex> guard(mutex);
+        const bool go_on = controller->OnTransferProgress(j, bytes_so_far, seconds, SecondsSince(start));
+        changed.notify_all();
+        return go_on;
+      };
+      // A blob is the header plus a payload no larger than the manifest's size; a longer body is
+      // rejected while it arrives.
+      Result<FetchedBytes> fetched = source_->FetchBlob(chunk.key, transfer->codec, transfer->bytes, 0, on_progress);
+      LoadController::TransferResult result = LoadController::TransferResult::kOk;
       Status status;
-      if (abandoned) {
-        status = UnavailableError("stream path abandoned earlier: " + abandon_reason);
-      } else {
-        outcome.transfer_start_s = SecondsSince(start);
-        // A blob is the header plus a payload no larger than the manifest's size; a longer body
-        // is rejected while it arrives.
-        size_t received = 0;
-        const ProgressFunction on_progress = [&received](size_t bytes_so_far, double) {
-          received = bytes_so_far;
-          return true;
-        };
-        Result<FetchedBytes> fetched = source_->FetchBlob(chunk.key, chunk.codec, chunk.bytes, 0, on_progress);
-        outcome.transfer_end_s = SecondsSince(start);
-        outcome.bytes = received;
-        if (!fetched.ok()) {
-          status = fetched.status();
+      if (!fetched.ok()) {
+        status = fetched.status();
+        if (status.code() == ErrorCode::kCancelled) result = LoadController::TransferResult::kCancelled;
+        else if (IsTransportError(status) && options_.abandon_stream_after_transport_error) {
+          result = LoadController::TransferResult::kTransportError;
         } else {
-          outcome.bytes = fetched->bytes.size();
-          const Codec* codec = FindCodec(chunk.codec);
-          if (codec == nullptr) {
-            status = UnsupportedError("codec '" + chunk.codec + "' is not known to this build");
-          } else {
-            const double decode_start = SecondsSince(start);
-            KvSlice destination = engine_->kv_cache().Slice(chunk.range.begin, chunk.range.end);
-            const BlobIdentity identity{fingerprint_, chunk.key, chunk.range.begin, chunk.range.end};
-            const std::span<const uint8_t> blob(reinterpret_cast<const uint8_t*>(fetched->bytes.data()),
-                                                fetched->bytes.size());
-            status = DecodeBlob(blob, ExpectationFor(identity, codec->id(), destination), destination);
-            outcome.decode_s = SecondsSince(start) - decode_start;
-          }
-        }
-        if (!status.ok() && IsTransportError(status) && options_.abandon_stream_after_transport_error) {
-          abandoned = true;
-          abandon_reason = status.ToString();
+          result = LoadController::TransferResult::kDataError;
         }
       }
+      const uint64_t n_bytes = fetched.ok() ? fetched->bytes.size() : received;
 
-      std::lock_guard<std::mutex> lock(shared.mutex);
-      if (status.ok()) {
+      lock.lock();
+      outcome.transfer_end_s = SecondsSince(start);
+      outcome.bytes += n_bytes;
+      const bool decode = controller->OnTransferEnd(j, result, n_bytes, outcome.transfer_end_s - issued,
+                                                    outcome.transfer_end_s);
+      if (result == LoadController::TransferResult::kCancelled) {
+        outcome.cancelled = true;
+      } else if (!status.ok()) {
+        outcome.fell_back = true;
+        outcome.error = status.ToString();
+        SPARKV_LOG_WARN("chunk %d [%d, %d) key %s: stream path failed, computing it locally: %s", chunk.range.index,
+                        chunk.range.begin, chunk.range.end, chunk.key.Hex().c_str(), outcome.error.c_str());
+      } else if (!decode) {
+        outcome.cancelled = true;  // the compute path took it as the last bytes arrived
+      }
+      changed.notify_all();
+      if (!decode) continue;
+      lock.unlock();
+
+      const double decode_start = SecondsSince(start);
+      const Codec* codec = FindCodec(transfer->codec);
+      Status decoded = codec == nullptr
+                           ? UnsupportedError("codec '" + transfer->codec + "' is not known to this build")
+                           : Status::Ok();
+      if (decoded.ok()) {
+        KvSlice destination = engine_->kv_cache().Slice(chunk.range.begin, chunk.range.end);
+        const BlobIdentity identity{fingerprint_, chunk.key, chunk.range.begin, chunk.range.end};
+        const std::span<const uint8_t> blob(reinterpret_cast<const uint8_t*>(fetched->bytes.data()),
+                                            fetched->bytes.size());
+        decoded = DecodeBlob(blob, ExpectationFor(identity, codec->id(), destination), destination);
+      }
+
+      lock.lock();
+      const double now = SecondsSince(start);
+      outcome.decode_s = now - decode_start;
+      if (decoded.ok()) {
         engine_->kv_cache().MarkResident(chunk.range.begin, chunk.range.end);
         outcome.streamed = true;
-        outcome.resident_s = SecondsSince(start);
-        shared.states[j] = ChunkState::kResident;
+        outcome.resident_s = now;
         SPARKV_LOG_DEBUG("chunk %d [%d, %d) streamed: %zu bytes of %s in %.3f s, decoded in %.4f s",
-                         chunk.range.index, chunk.range.begin, chunk.range.end, static_cast<size_t>(outcome.bytes),
-                         chunk.codec.c_str(), outcome.transfer_end_s - outcome.transfer_start_s, outcome.decode_s);
+                         chunk.range.index, chunk.range.begin, chunk.range.end, static_cast<size_t>(n_bytes),
+                         transfer->codec.c_str(), outcome.transfer_end_s - issued, outcome.decode_s);
       } else {
-        outcome.error = status.ToString();
-        shared.states[j] = ChunkState::kFailed;
+        outcome.fell_back = true;
+        outcome.error = decoded.ToString();
         SPARKV_LOG_WARN("chunk %d [%d, %d) key %s: stream path failed, computing it locally: %s", chunk.range.index,
                         chunk.range.begin, chunk.range.end, chunk.key.Hex().c_str(), outcome.error.c_str());
       }
-      shared.changed.notify_all();
+      controller->OnDecodeEnd(j, decoded.ok(), now);
+      changed.notify_all();
+    }
+  };
+
+  // Planner: re-solves from a snapshot without holding the lock, so neither path waits for it.
+  auto planner_path = [&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    while (!finished) {
+      if (!controller->NeedsReplan()) {
+        changed.wait_for(lock, kWaitSlice);
+        continue;
+      }
+      uint64_t version = 0;
+      const PlanInput snapshot = controller->ReplanInput(SecondsSince(start), &version);
+      lock.unlock();
+      const Status valid = ValidatePlanInput(snapshot);
+      Plan plan;
+      if (valid.ok()) plan = planner->Solve(snapshot);
+      lock.lock();
+      if (!valid.ok()) {
+        SPARKV_LOG_WARN("re-plan skipped: %s", valid.ToString().c_str());
+        break;
+      }
+      controller->InstallPlan(plan, version, SecondsSince(start));
+      changed.notify_all();
     }
   };
 
   std::thread stream_thread;
-  if (any_stream) stream_thread = std::thread(stream_path);
+  if (source_ != nullptr && any_level) stream_thread = std::thread(stream_path);
+  std::thread planner_thread;
+  if (strategy.replan) planner_thread = std::thread(planner_path);
 
-  // Compute path, on this thread: chunks in index order, because a prefill needs every earlier
-  // position resident. A streamed chunk is waited for; if its transfer failed it is computed here.
+  // Compute path, on this thread: always the lowest chunk that is not resident, because a prefill
+  // needs every earlier position in the cache.
   Status compute_status;
-  for (size_t j = 0; j < n_chunks && compute_status.ok(); ++j) {
-    const LoadChunk& chunk = chunks[j];
-    ChunkOutcome& outcome = report.chunks[j];
-    if (chunk.stream) {
-      std::unique_lock<std::mutex> lock(shared.mutex);
-      shared.changed.wait(lock, [&] { return shared.states[j] != ChunkState::kWaiting; });
-      if (shared.states[j] == ChunkState::kResident) continue;
-      outcome.fell_back = true;
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    while (compute_status.ok()) {
+      const LoadController::ComputeStep step = controller->NextCompute(SecondsSince(start));
+      if (step.kind == LoadController::ComputeStep::Kind::kDone) break;
+      if (step.kind == LoadController::ComputeStep::Kind::kWait) {
+        changed.wait_for(lock, kWaitSlice);
+        continue;
+      }
+      const LoadChunk& chunk = chunks[static_cast<size_t>(step.chunk)];
+      ChunkOutcome& outcome = report.chunks[static_cast<size_t>(step.chunk)];
+      outcome.compute_start_s = SecondsSince(start);
+      lock.unlock();
+      compute_status =
+          engine_->Prefill(tokens.subspan(chunk.range.begin, chunk.range.n_tokens()), chunk.range.begin, nullptr);
+      lock.lock();
+      outcome.compute_end_s = SecondsSince(start);
+      outcome.resident_s = outcome.compute_end_s;
+      report.compute_busy_s += outcome.compute_end_s - outcome.compute_start_s;
+      SPARKV_LOG_DEBUG("chunk %d [%d, %d) computed in %.3f s%s", chunk.range.index, chunk.range.begin, chunk.range.end,
+                       outcome.compute_end_s - outcome.compute_start_s, outcome.fell_back ? " (stream fallback)" : "");
+      if (compute_status.ok()) controller->OnComputeEnd(step.chunk, outcome.compute_end_s);
+      changed.notify_all();
     }
-
-    outcome.compute_start_s = SecondsSince(start);
-    compute_status = engine_->Prefill(tokens.subspan(chunk.range.begin, chunk.range.n_tokens()), chunk.range.begin, nullptr);
-    outcome.compute_end_s = SecondsSince(start);
-    outcome.resident_s = outcome.compute_end_s;
-    report.compute_busy_s += outcome.compute_end_s - outcome.compute_start_s;
-    SPARKV_LOG_DEBUG("chunk %d [%d, %d) computed in %.3f s%s", chunk.range.index, chunk.range.begin, chunk.range.end,
-                     outcome.compute_end_s - outcome.compute_start_s, outcome.fell_back ? " (stream fallback)" : "");
+    finished = true;
+    changed.notify_all();
   }
 
-  // The stream path ends by itself: every fetch is bounded by the source's timeout.
+  // The stream path ends by itself: every fetch is bounded by the source's timeout, and a
+  // transfer of a chunk the compute path took is cancelled at its next progress report.
   if (stream_thread.joinable()) stream_thread.join();
+  if (planner_thread.joinable()) planner_thread.join();
   if (!compute_status.ok()) return compute_status.WithContext("local prefill failed");
 
+  report.stats = controller->stats();
+  report.final_bytes_per_s = controller->PredictedBytesPerSecond();
+  report.device_speed_factor = controller->device_speed_factor();
   for (const ChunkOutcome& outcome : report.chunks) {
     report.all_resident_s = std::max(report.all_resident_s, outcome.resident_s);
     report.stream_bytes += outcome.bytes;
-    report.stream_busy_s += outcome.transfer_end_s - outcome.transfer_start_s;
+    if (outcome.transfer_end_s > 0) report.stream_busy_s += outcome.transfer_end_s - outcome.transfer_start_s;
     report.decode_busy_s += outcome.decode_s;
     if (outcome.streamed) ++report.n_streamed;
     else ++report.n_computed;
-    if (outcome.fell_back) ++report.n_fallback;
   }
+  report.n_fallback = report.stats.n_fallback;
   return report;
 }
 

@@ -1,6 +1,8 @@
-// The two-path loader makes every chunk of a context resident in the engine's KV cache. Planned
-// chunks are streamed (fetch a blob, verify it, decode it into cache rows) and the rest are
-// prefilled locally, with both paths running at the same time.
+// The two-path loader makes every chunk of a context resident in the engine's KV cache. Streamed
+// chunks are fetched, verified and decoded into cache rows on one thread while the calling thread
+// prefills the others, and, for re-planning strategies, a third thread re-solves the plan. Which
+// chunk goes where, and when, is the LoadController's decision (runtime/controller.h), the same
+// code the simulator runs.
 //
 // Correctness never depends on the network. Prefill of a chunk needs every earlier chunk
 // resident. When the stream path fails for a chunk (transfer error, timeout, bad checksum, wrong
@@ -18,11 +20,13 @@
 #include "kv/chunk_key.h"
 #include "plan/plan.h"
 #include "runtime/blob_source.h"
+#include "runtime/controller.h"
+#include "runtime/strategy.h"
 #include "sparkv/status.h"
 
 namespace sparkv {
 
-// One chunk of the load, with the path the plan chose for it.
+// One chunk of the load. The fields after `key` serve the fixed-plan overload of Load only.
 struct LoadChunk {
   ChunkRange range;
   Hash128 key;
@@ -33,9 +37,10 @@ struct LoadChunk {
 
 // Outcome of one chunk, with times in seconds since the load started.
 struct ChunkOutcome {
-  bool planned_stream = false;
+  bool planned_stream = false;  // the first plan streamed it
   bool streamed = false;     // the chunk became resident through the stream path
-  bool fell_back = false;    // planned to stream, computed after the stream path failed
+  bool fell_back = false;    // a transfer or decode of it failed, so it was computed
+  bool cancelled = false;    // its transfer was cancelled because computing it was faster
   std::string codec;
   uint64_t bytes = 0;        // bytes received for this chunk (also for failed transfers)
   double transfer_start_s = 0.0;
@@ -57,6 +62,12 @@ struct LoadReport {
   int32_t n_streamed = 0;
   int32_t n_computed = 0;
   int32_t n_fallback = 0;
+  std::string strategy;
+  Plan initial_plan;        // the strategy's first plan
+  double plan_s = 0.0;      // solving the first plan
+  ControllerStats stats;    // re-plans, moves, cancellations
+  double final_bytes_per_s = 0.0;    // the bandwidth predicted at the end
+  double device_speed_factor = 1.0;  // measured / profiled compute time at the end
 };
 
 struct LoaderOptions {
@@ -71,8 +82,15 @@ class Loader {
   // context's positions.
   Loader(Engine* engine, BlobSource* source, const Hash128& model_fingerprint, LoaderOptions options = {});
 
-  // Loads `chunks` (contiguous from position 0) of `tokens`. Returns an error only when the
-  // compute path itself fails (a bug or a broken model), never because of the network.
+  // Loads `chunks` (contiguous from position 0) of `tokens` by `strategy`. `input` is the fresh
+  // plan input for the same chunks (levels from the manifest, costs from the profile, predicted
+  // bandwidth). Returns an error only when the compute path itself fails (a bug or a broken
+  // model) or the input is inconsistent, never because of the network.
+  Result<LoadReport> Load(std::span<const TokenId> tokens, std::span<const LoadChunk> chunks, PlanInput input,
+                          const Strategy& strategy);
+
+  // Follows a fixed plan: the chunks with `stream` set are fetched at their codec, the rest
+  // computed. Stream failures still fall back to compute.
   Result<LoadReport> Load(std::span<const TokenId> tokens, std::span<const LoadChunk> chunks);
 
  private:

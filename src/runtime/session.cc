@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "common/log.h"
 #include "kv/blob.h"
 #include "kv/chunk_key.h"
 #include "plan/planner.h"
 #include "runtime/blob_source.h"
+#include "runtime/simulator.h"
+#include "runtime/strategy.h"
 #include "store/manifest.h"
 
 namespace sparkv {
@@ -52,18 +55,12 @@ Result<Manifest> FetchCheckedManifest(BlobSource& source, const Model& model, co
   return manifest;
 }
 
-std::string PlannerFor(const std::string& strategy) {
-  // The end-to-end hybrid is the best single split (compute a prefix, stream the suffix).
-  if (strategy == "hybrid") return "split";
-  return strategy;
-}
-
 }  // namespace
 
 int CodecQualityRank(const std::string& codec) {
-  if (codec == "f16") return 0;
-  if (codec == "q8") return 1;
-  return 2;
+  const Codec* found = FindCodec(codec);
+  // A level this build does not know is treated as the lossiest; the loader rejects it anyway.
+  return found != nullptr ? found->quality_rank() : std::numeric_limits<int>::max() / 2;
 }
 
 Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& profile,
@@ -100,12 +97,7 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
   if (options.timeout_s <= 0.0) {
     return InvalidArgumentError("HTTP timeout " + std::to_string(options.timeout_s) + " s must be positive");
   }
-  const Planner* planner = FindPlanner(PlannerFor(options.strategy));
-  if (planner == nullptr) {
-    std::string names = "hybrid";
-    for (const std::string& name : PlannerNames()) names += ", " + name;
-    return InvalidArgumentError("unknown strategy '" + options.strategy + "'; known: " + names);
-  }
+  SPARKV_ASSIGN_OR_RETURN(const Strategy strategy, FindStrategy(options.strategy));
 
   RunReport report;
   if (needed > hp.n_ctx_train) {
@@ -115,7 +107,7 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
   }
   report.strategy = options.strategy;
-  report.planner = std::string(planner->name());
+  report.planner = strategy.name;
   report.server = options.server_url;
   report.n_context = static_cast<int32_t>(context.size());
   report.n_query = static_cast<int32_t>(query.size());
@@ -155,23 +147,12 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
 
   // Plan input: per chunk, the allowed levels the manifest lists.
   PlanInput input;
-  input.compute = profile.compute;
-  input.decode_on_spare_core = profile.decode_on_spare_core;
-  input.query_seconds = profile.compute.ChunkSeconds(report.n_context, report.n_context + report.n_query) +
-                        profile.compute.ChunkSeconds(report.n_context + report.n_query,
-                                                     report.n_context + report.n_query + 1);
-  for (size_t j = 0; j < chunks.size(); ++j) {
-    ChunkSpec spec{chunks[j].index, chunks[j].begin, chunks[j].end, {}};
-    if (manifest) {
-      for (const std::string& codec : options.levels) {
-        auto level = manifest->chunks[j].levels.find(codec);
-        if (level == manifest->chunks[j].levels.end()) continue;
-        const DecodeCost* decode = profile.FindDecode(codec);
-        const double decode_seconds = decode != nullptr ? decode->Seconds(level->second.bytes) : 0.0;
-        spec.levels.push_back({codec, level->second.bytes, decode_seconds, CodecQualityRank(codec)});
-      }
-    }
-    input.chunks.push_back(std::move(spec));
+  if (manifest) {
+    input = MakePlanInput(profile, *manifest, options.levels, report.n_query, CodecQualityRank);
+  } else {
+    Manifest empty;
+    for (const ChunkRange& chunk : chunks) empty.chunks.push_back({chunk.index, chunk.begin, chunk.end, {}, {}});
+    input = MakePlanInput(profile, empty, {}, report.n_query, CodecQualityRank);
   }
 
   // Bandwidth: a hint, or a short probe of a blob the plan is likely to stream.
@@ -199,39 +180,35 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
   input.bandwidth = BandwidthModel::Constant(bandwidth > 0.0 ? bandwidth : 1.0);
   input.request_overhead_s = overhead;
 
-  // Plan. Without a usable manifest every chunk is computed, whatever the strategy.
-  const Clock::time_point plan_start = Clock::now();
-  std::vector<LoadChunk> load_chunks(chunks.size());
+  // Plan and load both paths at once. Without a usable manifest every chunk is computed, whatever
+  // the strategy.
   const bool can_stream = manifest.has_value() && bandwidth > 0.0;
-  Result<Plan> plan = SolvePlan(can_stream ? planner->name() : std::string_view("local"), input);
-  if (!plan.ok()) return plan.status().WithContext("planning failed");
-  if (can_stream && options.strategy == "stream") {
+  if (!can_stream) {
+    for (ChunkSpec& spec : input.chunks) spec.levels.clear();
+  }
+  if (can_stream && strategy.name == "stream") {
     for (size_t j = 0; j < chunks.size(); ++j) {
-      if (plan->decisions[j].path != Decision::Path::kStream) {
+      if (input.chunks[j].levels.empty()) {
         report.warnings.push_back("chunk " + std::to_string(j) + " has no allowed level on the server; computing it");
       }
     }
   }
-  report.predicted_ttft_s = plan->predicted.ttft_s + report.manifest_s + report.probe_s;
+  std::vector<LoadChunk> load_chunks(chunks.size());
   for (size_t j = 0; j < chunks.size(); ++j) {
     load_chunks[j].range = chunks[j];
     load_chunks[j].key = keys[j];
-    const Decision& decision = plan->decisions[j];
-    if (decision.path == Decision::Path::kStream) {
-      const LevelOption& level = input.chunks[j].levels[decision.level];
-      load_chunks[j].stream = true;
-      load_chunks[j].codec = level.codec;
-      load_chunks[j].bytes = level.bytes;
-    }
   }
-  report.plan_s = SecondsSince(plan_start);
-  SPARKV_LOG_INFO("plan %s: %d of %zu chunks streamed, predicted TTFT %.3f s at %.2f Mbit/s", report.planner.c_str(),
-                  plan->predicted.n_streamed, chunks.size(), report.predicted_ttft_s, bandwidth * 8 / 1e6);
-
-  // Load both paths at once.
-  Loader loader(&engine, source.get(), model.fingerprint());
-  SPARKV_ASSIGN_OR_RETURN(report.load, loader.Load(context, load_chunks));
+  SPARKV_ASSIGN_OR_RETURN(const Strategy followed, FindStrategy(can_stream ? strategy.name : "local"));
+  Loader loader(&engine, can_stream ? source.get() : nullptr, model.fingerprint());
+  SPARKV_ASSIGN_OR_RETURN(report.load, loader.Load(context, load_chunks, std::move(input), followed));
   report.load_s = SecondsSince(start);
+  report.plan_s = report.load.plan_s;
+  report.predicted_ttft_s = report.load.initial_plan.predicted.ttft_s + report.manifest_s + report.probe_s;
+  SPARKV_LOG_INFO("plan %s: %d of %zu chunks streamed first, predicted TTFT %.3f s at %.2f Mbit/s; %d re-plans, %d "
+                  "moves, %d cancellations",
+                  report.planner.c_str(), report.load.initial_plan.predicted.n_streamed, chunks.size(),
+                  report.predicted_ttft_s, bandwidth * 8 / 1e6, report.load.stats.n_replans, report.load.stats.n_moved,
+                  report.load.stats.n_cancelled);
   for (const ChunkOutcome& outcome : report.load.chunks) {
     if (outcome.fell_back) report.warnings.push_back("stream path fell back to compute: " + outcome.error);
   }
