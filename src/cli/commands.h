@@ -13,5 +13,7 @@ void AddServeCommand(CLI::App& app, int* exit_code);
 void AddRunCommand(CLI::App& app, int* exit_code);
 void AddProfileCommand(CLI::App& app, int* exit_code);
 void AddDemoCommand(CLI::App& app, int* exit_code);
+void AddSimulateCommand(CLI::App& app, int* exit_code);
+void AddEvalCodecCommand(CLI::App& app, int* exit_code);
 
 }  // namespace sparkv::cli

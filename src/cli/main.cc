@@ -23,8 +23,10 @@ int main(int argc, char** argv) {
   sparkv::cli::AddIngestCommand(app, &exit_code);
   sparkv::cli::AddServeCommand(app, &exit_code);
   sparkv::cli::AddProfileCommand(app, &exit_code);
+  sparkv::cli::AddSimulateCommand(app, &exit_code);
   sparkv::cli::AddConvertCommand(app, &exit_code);
   sparkv::cli::AddMakeModelCommand(app, &exit_code);
+  sparkv::cli::AddEvalCodecCommand(app, &exit_code);
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

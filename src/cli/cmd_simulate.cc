@@ -1,0 +1,221 @@
+// `sparkv simulate`: strategies on a scenario through the discrete-event simulator, beside the
+// hindsight optimum for the bandwidth the link really delivered.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "common/file_util.h"
+#include "kv/codec.h"
+#include "net/link.h"
+#include "runtime/session.h"
+#include "runtime/simulator.h"
+#include "runtime/strategy.h"
+
+namespace sparkv::cli {
+namespace {
+
+struct Flags {
+  std::string profile;
+  std::string manifest;
+  double rate_mbit = 0.0;
+  std::string trace;
+  double trace_offset_s = 0.0;
+  std::string steps;
+  std::string strategies = "local,stream,cachegen,split,cake,greedy,sparkv,sparkv-adaptive";
+  std::string levels;
+  int quality_floor = -1;
+  double slowdown = 1.0;
+  double initial_rate_mbit = 0.0;
+  double overhead_ms = 0.0;
+  int32_t query_tokens = 16;
+  double timeout_s = 60.0;
+  bool json = false;
+};
+
+// "T:MBIT,T:MBIT,...": from T seconds on the link carries MBIT megabits per second.
+Result<BandwidthModel> ParseSteps(const std::string& text) {
+  std::vector<BandwidthStep> steps;
+  for (const std::string& item : SplitList(text)) {
+    const size_t colon = item.find(':');
+    char* end = nullptr;
+    const double start = colon == std::string::npos ? NAN : std::strtod(item.c_str(), &end);
+    const double mbit = colon == std::string::npos ? NAN : std::strtod(item.c_str() + colon + 1, &end);
+    if (!std::isfinite(start) || !std::isfinite(mbit) || mbit < 0 || end == nullptr || *end != '\0') {
+      return InvalidArgumentError("--steps item '" + item + "' is not SECONDS:MBIT, e.g. --steps 0:20,4:2");
+    }
+    steps.push_back({start, mbit * 1e6 / 8.0});
+  }
+  if (steps.empty()) return InvalidArgumentError("--steps is empty; give e.g. --steps 0:20,4:2");
+  return BandwidthModel::Steps(std::move(steps));
+}
+
+Result<BandwidthModel> RealizedBandwidth(const Flags& f, std::string* label) {
+  const int given = (f.rate_mbit > 0) + !f.trace.empty() + !f.steps.empty();
+  if (given != 1) {
+    return InvalidArgumentError("give exactly one of --rate MBIT, --trace FILE or --steps T:MBIT,...");
+  }
+  if (f.rate_mbit > 0) {
+    *label = std::to_string(f.rate_mbit) + " Mbit/s";
+    return BandwidthModel::Constant(f.rate_mbit * 1e6 / 8.0);
+  }
+  if (!f.steps.empty()) {
+    *label = "steps " + f.steps;
+    return ParseSteps(f.steps);
+  }
+  SPARKV_ASSIGN_OR_RETURN(Link link, Link::LoadMahimahi(f.trace));
+  *label = f.trace + " from " + std::to_string(f.trace_offset_s) + " s";
+  return LinkBandwidth(link, f.trace_offset_s);
+}
+
+int RunSimulate(const Flags& f) {
+  Result<Profile> profile = LoadProfile(f.profile);
+  if (!profile.ok()) return ReportError(profile.status().WithContext("--profile " + f.profile));
+  Result<std::string> manifest_text = ReadFileToString(f.manifest);
+  if (!manifest_text.ok()) return ReportError(manifest_text.status());
+  Result<Manifest> manifest = ParseManifest(*manifest_text);
+  if (!manifest.ok()) return ReportError(manifest.status().WithContext("--manifest " + f.manifest));
+  if (!profile->model_fingerprint_hex.empty() && profile->model_fingerprint_hex != manifest->model_fingerprint.Hex()) {
+    std::fprintf(stderr, "sparkv: warning: the profile is for model %s, the manifest for %s\n",
+                 profile->model_fingerprint_hex.c_str(), manifest->model_fingerprint.Hex().c_str());
+  }
+  std::string link_label;
+  Result<BandwidthModel> actual = RealizedBandwidth(f, &link_label);
+  if (!actual.ok()) return ReportError(actual.status());
+
+  std::vector<std::string> levels = SplitList(f.levels);
+  if (levels.empty()) {
+    for (const Codec* codec : AllCodecs()) levels.emplace_back(codec->name());
+  }
+  std::vector<Strategy> strategies;
+  for (const std::string& name : SplitList(f.strategies)) {
+    Result<Strategy> strategy = FindStrategy(name);
+    if (!strategy.ok()) return ReportError(strategy.status().WithContext("--strategies"));
+    strategies.push_back(*strategy);
+  }
+
+  SimScenario scenario;
+  scenario.input = MakePlanInput(*profile, *manifest, levels, f.query_tokens, [](const std::string& codec) {
+    return CodecQualityRank(codec);
+  });
+  if (f.quality_floor >= 0) scenario.input.max_quality_rank = f.quality_floor;
+  scenario.input.request_overhead_s = f.overhead_ms / 1000.0;
+  // What a short probe at the start would measure, unless told.
+  constexpr double kProbeWindowS = 0.5;
+  const double initial = f.initial_rate_mbit > 0 ? f.initial_rate_mbit * 1e6 / 8.0
+                                                 : actual->BytesBetween(0.0, kProbeWindowS) / kProbeWindowS;
+  scenario.input.bandwidth = BandwidthModel::Constant(std::max(initial, 1.0));
+  scenario.actual = *actual;
+  scenario.device_slowdown = f.slowdown;
+  scenario.timeout_s = f.timeout_s;
+
+  Result<Plan> hindsight = HindsightOptimum(scenario);
+  if (!hindsight.ok()) return ReportError(hindsight.status());
+  std::vector<SimResult> results;
+  for (const Strategy& strategy : strategies) {
+    Result<SimResult> result = SimulateLoad(strategy, scenario);
+    if (!result.ok()) return ReportError(result.status().WithContext("strategy " + strategy.name));
+    results.push_back(std::move(result).value());
+  }
+  double best_single = HUGE_VAL;
+  for (const SimResult& r : results) {
+    if (r.strategy == "local" || r.strategy == "stream") best_single = std::min(best_single, r.ttft_s);
+  }
+  const double optimum = hindsight->predicted.ttft_s;
+
+  if (f.json) {
+    nlohmann::json out;
+    out["link"] = link_label;
+    out["initial_bandwidth_mbit"] = initial * 8 / 1e6;
+    out["device_slowdown"] = f.slowdown;
+    out["n_chunks"] = scenario.input.chunks.size();
+    out["hindsight_ttft_s"] = optimum;
+    out["strategies"] = nlohmann::json::array();
+    for (const SimResult& r : results) {
+      nlohmann::json chunks = nlohmann::json::array();
+      for (const SimChunk& c : r.chunks) {
+        chunks.push_back({{"streamed", c.streamed}, {"codec", c.streamed ? c.codec : ""}, {"fell_back", c.fell_back},
+                          {"cancelled", c.cancelled}, {"resident_s", c.resident_s}});
+      }
+      out["strategies"].push_back({{"name", r.strategy},
+                                   {"ttft_s", r.ttft_s},
+                                   {"predicted_ttft_s", r.initial_plan.predicted.ttft_s},
+                                   {"vs_hindsight", r.ttft_s / optimum},
+                                   {"chunks_streamed", r.n_streamed},
+                                   {"chunks_computed", r.n_computed},
+                                   {"received_bytes", r.received_bytes},
+                                   {"network_busy_s", r.network_busy_s},
+                                   {"cpu_busy_s", r.cpu_busy_s},
+                                   {"replans", r.stats.n_replans},
+                                   {"moved", r.stats.n_moved},
+                                   {"cancelled", r.stats.n_cancelled},
+                                   {"fallback", r.stats.n_fallback},
+                                   {"replan_times_s", r.stats.replan_times_s},
+                                   {"chunks", chunks}});
+    }
+    std::printf("%s\n", DumpJson(out, 2).c_str());
+    return 0;
+  }
+
+  std::printf("link %s; planner told %.2f Mbit/s at the start; device slowdown %.2fx; %zu chunks\n",
+              link_label.c_str(), initial * 8 / 1e6, f.slowdown, scenario.input.chunks.size());
+  std::printf("hindsight optimum (exact plan with the realized bandwidth): TTFT %.3f s\n\n", optimum);
+  std::printf("%-16s %9s %9s %8s %8s %9s %9s %7s %6s %7s %9s\n", "strategy", "TTFT s", "planned", "/optim",
+              "/single", "streamed", "computed", "replan", "moved", "cancel", "MiB recv");
+  for (const SimResult& r : results) {
+    std::printf("%-16s %9.3f %9.3f %8.3f %8.3f %9d %9d %7d %6d %7d %9.2f\n", r.strategy.c_str(), r.ttft_s,
+                r.initial_plan.predicted.ttft_s, r.ttft_s / optimum, best_single / r.ttft_s, r.n_streamed,
+                r.n_computed, r.stats.n_replans, r.stats.n_moved, r.stats.n_cancelled, r.received_bytes / 1048576.0);
+  }
+  std::printf("\n/optim: TTFT over the hindsight optimum (1 is optimal). /single: the better of local and stream\n"
+              "over this TTFT (above 1 is faster than both single paths).\n");
+  return 0;
+}
+
+}  // namespace
+
+void AddSimulateCommand(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand(
+      "simulate", "Run strategies on a profile, a manifest and a bandwidth (constant, steps or a mahimahi trace) "
+                  "in the discrete-event simulator");
+  command->add_option("--profile", flags->profile, "Device profile JSON from `sparkv profile`")
+      ->required()
+      ->check(CLI::ExistingFile);
+  command->add_option("--manifest", flags->manifest, "Context manifest JSON (the store's v1/contexts/KEY/manifest.json)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  command->add_option("--rate", flags->rate_mbit, "Constant bandwidth in Mbit/s")->check(CLI::PositiveNumber);
+  command->add_option("--trace", flags->trace, "Mahimahi trace file the link follows")->check(CLI::ExistingFile);
+  command->add_option("--trace-offset", flags->trace_offset_s, "Seconds into the trace where the request starts")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--steps", flags->steps, "Piecewise-constant bandwidth, SECONDS:MBIT,..., e.g. 0:20,4:2");
+  std::string names;
+  for (const std::string& name : StrategyNames()) names += (names.empty() ? "" : ", ") + name;
+  command->add_option("--strategies", flags->strategies, "Comma-separated strategies: " + names)->capture_default_str();
+  command->add_option("--levels", flags->levels, "Codec levels the plan may stream (default: every level known)");
+  command->add_option("--quality-floor", flags->quality_floor,
+                      "Highest quality rank allowed (0 = lossless only; default: no floor)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--slowdown", flags->slowdown, "Real device time over the profiled time (2 = twice as slow)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 100.0));
+  command->add_option("--initial-rate", flags->initial_rate_mbit,
+                      "Bandwidth the planner is told at the start, Mbit/s (default: the link's mean over 0.5 s)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--overhead-ms", flags->overhead_ms, "Per-request latency before the first byte, ms")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60000.0));
+  command->add_option("--query-tokens", flags->query_tokens, "Query length in tokens, for the TTFT")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  command->add_option("--timeout", flags->timeout_s, "Seconds before a transfer counts as failed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 1e6));
+  command->add_flag("--json", flags->json, "Print JSON instead of a table");
+  command->callback([flags, exit_code] { *exit_code = RunSimulate(*flags); });
+}
+
+}  // namespace sparkv::cli
