@@ -131,6 +131,19 @@ TEST(SimulatorTest, AdaptiveStreamsMoreOnSlowDevice) {
   EXPECT_LT(adaptive->ttft_s, fixed->ttft_s);
 }
 
+TEST(SimulatorTest, AdaptiveMeasuresLinkAfterBadProbe) {
+  SimScenario scenario;
+  // The probe saw an outage, so the first plan computes everything; the link then runs at 4 MB/s.
+  scenario.input = UniformInput(8, 1'000'000, 1.0);
+  scenario.actual = BandwidthModel::Constant(4e6);
+  Result<SimResult> fixed = SimulateLoad(Get("sparkv"), scenario);
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  ASSERT_TRUE(fixed.ok() && adaptive.ok());
+  EXPECT_EQ(fixed->n_streamed, 0);
+  EXPECT_GT(adaptive->n_streamed, 2);
+  EXPECT_LT(adaptive->ttft_s, fixed->ttft_s);
+}
+
 TEST(SimulatorTest, CakeBoundaryFloats) {
   SimScenario scenario;
   scenario.input = UniformInput(10, 1'000'000, 1e6);

@@ -195,6 +195,22 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
       if (!from_back) break;
     }
   }
+  if (pick < 0 && strategy_.replan && smoothed_seconds_ == 0.0) {
+    // No transfer has measured the link yet, so a plan that streams nothing may rest on a bad
+    // first estimate. The idle stream path fetches the last pending chunk at its smallest level:
+    // far from the compute path, it can only help, and its progress measures the link.
+    for (size_t j = n; j-- > frontier_ + 1;) {
+      if (chunks_[j].state != State::kPending || !CanStream(j)) continue;
+      for (size_t l = 0; l < input_.chunks[j].levels.size(); ++l) {
+        if (!input_.LevelAllowed(j, l)) continue;
+        if (level < 0 || input_.chunks[j].levels[l].bytes < input_.chunks[j].levels[static_cast<size_t>(level)].bytes) {
+          level = static_cast<int32_t>(l);
+        }
+      }
+      pick = static_cast<int32_t>(j);
+      break;
+    }
+  }
   if (pick < 0) return std::nullopt;
 
   Chunk& c = chunks_[static_cast<size_t>(pick)];
