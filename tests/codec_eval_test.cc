@@ -15,17 +15,6 @@
 namespace sparkv {
 namespace {
 
-// Runs a shell command; returns its exit status and standard output.
-std::pair<int, std::string> RunShell(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, ""};
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  return {::pclose(pipe), output};
-}
-
 class CodecEvalTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -150,7 +139,7 @@ TEST(EvalCodecCommandTest, JsonReportHasEveryRequestedLevel) {
   const std::string command = testing::SparkvBinary() + " --log-level error eval-codec --model " +
                               testing::Stories260KGguf() +
                               " --generate 100 --continuation 40 --levels f16,q8 --seed 5 --threads 2 --json";
-  const auto [status, output] = RunShell(command);
+  const auto [status, output] = testing::RunShell(command);
   ASSERT_EQ(status, 0) << output;
 
   const nlohmann::json report = nlohmann::json::parse(output);
@@ -173,7 +162,7 @@ TEST(EvalCodecCommandTest, TokensFileIsUsedAsContext) {
   const std::string command = testing::SparkvBinary() + " --log-level error eval-codec --model " +
                               testing::Stories260KGguf() + " --tokens " + dir.File("context.txt") +
                               " --continuation 10 --levels q8 --chunk-tokens 4 --json";
-  const auto [status, output] = RunShell(command);
+  const auto [status, output] = testing::RunShell(command);
   ASSERT_EQ(status, 0) << output;
   const nlohmann::json report = nlohmann::json::parse(output);
   EXPECT_EQ(report["n_context"], 8);
@@ -184,7 +173,7 @@ TEST(EvalCodecCommandTest, TokensFileIsUsedAsContext) {
 TEST(EvalCodecCommandTest, OverlongRequestNamesTheFlags) {
   const std::string command = testing::SparkvBinary() + " --log-level error eval-codec --model " +
                               testing::Stories260KGguf() + " --generate 400 --continuation 200 2>&1";
-  const auto [status, output] = RunShell(command);
+  const auto [status, output] = testing::RunShell(command);
   EXPECT_NE(status, 0);
   EXPECT_NE(output.find("--generate 400"), std::string::npos) << output;
   EXPECT_NE(output.find("--continuation 200"), std::string::npos) << output;
@@ -193,7 +182,7 @@ TEST(EvalCodecCommandTest, OverlongRequestNamesTheFlags) {
 TEST(EvalCodecCommandTest, UnknownLevelIsRejected) {
   const std::string command = testing::SparkvBinary() + " --log-level error eval-codec --model " +
                               testing::Stories260KGguf() + " --generate 20 --continuation 5 --levels bogus 2>&1";
-  const auto [status, output] = RunShell(command);
+  const auto [status, output] = testing::RunShell(command);
   EXPECT_NE(status, 0);
   EXPECT_NE(output.find("unknown codec level 'bogus'"), std::string::npos) << output;
 }

@@ -87,17 +87,6 @@ std::vector<TokenId> GoldenContext() {
   return tokens;
 }
 
-// Runs a shell command; returns its exit status and standard output.
-std::pair<int, std::string> RunShell(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, ""};
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  return {::pclose(pipe), output};
-}
-
 // Shared fixture: the model, an engine, a profile and a store with f16 and q8 blobs of the
 // golden 201-token context, chunked by 64.
 class EndToEndTest : public ::testing::Test {
@@ -301,7 +290,7 @@ TEST_F(EndToEndTest, RunCommandPrintsJsonReport) {
   const std::string command = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
                               " --tokens " + dir.File("context.txt") + " --query-tokens '403 261' --server " +
                               server.url() + " --chunk-tokens 64 --strategy hybrid -n 8 --json";
-  const auto [status, output] = RunShell(command);
+  const auto [status, output] = testing::RunShell(command);
   ASSERT_EQ(status, 0) << output;
 
   const nlohmann::json report = nlohmann::json::parse(output);
@@ -327,7 +316,7 @@ TEST(RunCommandTest, JsonSurvivesInvalidUtf8Text) {
   std::ofstream(dir.File("context.txt")) << context;
   const std::string command = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
                               " --tokens " + dir.File("context.txt") + " --strategy local -n 64 --json";
-  const auto [status, output] = RunShell(command);
+  const auto [status, output] = testing::RunShell(command);
   ASSERT_EQ(status, 0) << output;
 
   const nlohmann::json report = nlohmann::json::parse(output);
@@ -340,7 +329,7 @@ TEST(RunCommandTest, UnknownLevelIsRejected) {
   std::ofstream(dir.File("context.txt")) << "1 403 261";
   const std::string command = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
                               " --tokens " + dir.File("context.txt") + " --levels bogus 2>&1";
-  const auto [status, output] = RunShell(command);
+  const auto [status, output] = testing::RunShell(command);
   EXPECT_NE(status, 0);
   EXPECT_NE(output.find("unknown codec level 'bogus'"), std::string::npos) << output;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -54,6 +55,16 @@ std::string Stories260KGguf() {
     ADD_FAILURE() << "converting stories260K failed: " << status.ToString();
   }
   return path;
+}
+
+std::pair<int, std::string> RunShell(const std::string& command) {
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return {-1, ""};
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  return {::pclose(pipe), output};
 }
 
 }  // namespace sparkv::testing

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 namespace sparkv::testing {
 
@@ -32,5 +33,8 @@ class TempDir {
 // Converts stories260K to GGUF F32 once per test process (cached in a temporary folder) and
 // returns the GGUF's path.
 std::string Stories260KGguf();
+
+// Runs a shell command; returns its exit status and standard output.
+std::pair<int, std::string> RunShell(const std::string& command);
 
 }  // namespace sparkv::testing
