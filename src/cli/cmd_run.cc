@@ -72,7 +72,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   command->add_option("--bandwidth-mbit", flags->bandwidth_mbit,
                       "Bandwidth to plan with, Mbit/s; 0 = measure with a short probe")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 1e6));
   command->add_flag("--json", flags->json, "Print one JSON object instead of text");
 
   command->callback([flags, exit_code] {

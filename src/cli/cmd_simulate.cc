@@ -40,10 +40,13 @@ Result<BandwidthModel> ParseSteps(const std::string& text) {
   std::vector<BandwidthStep> steps;
   for (const std::string& item : SplitList(text)) {
     const size_t colon = item.find(':');
-    char* end = nullptr;
-    const double start = colon == std::string::npos ? NAN : std::strtod(item.c_str(), &end);
-    const double mbit = colon == std::string::npos ? NAN : std::strtod(item.c_str() + colon + 1, &end);
-    if (!std::isfinite(start) || !std::isfinite(mbit) || mbit < 0 || end == nullptr || *end != '\0') {
+    char* start_end = nullptr;
+    char* mbit_end = nullptr;
+    const double start = colon == std::string::npos ? NAN : std::strtod(item.c_str(), &start_end);
+    const double mbit = colon == std::string::npos ? NAN : std::strtod(item.c_str() + colon + 1, &mbit_end);
+    const bool whole = start_end == item.c_str() + colon && mbit_end != nullptr && *mbit_end == '\0' &&
+                       mbit_end != item.c_str() + colon + 1;
+    if (!whole || !std::isfinite(start) || !std::isfinite(mbit) || mbit < 0 || mbit > 1e6) {
       return InvalidArgumentError("--steps item '" + item + "' is not SECONDS:MBIT, e.g. --steps 0:20,4:2");
     }
     steps.push_back({start, mbit * 1e6 / 8.0});
@@ -89,11 +92,25 @@ int RunSimulate(const Flags& f) {
   if (levels.empty()) {
     for (const Codec* codec : AllCodecs()) levels.emplace_back(codec->name());
   }
+  for (const std::string& level : levels) {
+    if (FindCodec(level) == nullptr) {
+      return ReportError(InvalidArgumentError("--levels: unknown codec level '" + level +
+                                              "'; see `sparkv ingest --help` for the names"));
+    }
+  }
+  for (double value : {f.rate_mbit, f.initial_rate_mbit, f.slowdown, f.overhead_ms, f.timeout_s, f.trace_offset_s}) {
+    if (!std::isfinite(value)) {
+      return ReportError(InvalidArgumentError("a numeric flag is not finite (NaN or infinity); give a number"));
+    }
+  }
   std::vector<Strategy> strategies;
   for (const std::string& name : SplitList(f.strategies)) {
     Result<Strategy> strategy = FindStrategy(name);
     if (!strategy.ok()) return ReportError(strategy.status().WithContext("--strategies"));
     strategies.push_back(*strategy);
+  }
+  if (strategies.empty()) {
+    return ReportError(InvalidArgumentError("--strategies is empty; give e.g. --strategies local,stream,sparkv-adaptive"));
   }
 
   SimScenario scenario;
@@ -165,12 +182,14 @@ int RunSimulate(const Flags& f) {
   std::printf("%-16s %9s %9s %8s %8s %9s %9s %7s %6s %7s %9s\n", "strategy", "TTFT s", "planned", "/optim",
               "/single", "streamed", "computed", "replan", "moved", "cancel", "MiB recv");
   for (const SimResult& r : results) {
+    // Without local and stream in the list there is no single path to compare with: 0 marks it.
+    const double vs_single = std::isfinite(best_single) ? best_single / r.ttft_s : 0.0;
     std::printf("%-16s %9.3f %9.3f %8.3f %8.3f %9d %9d %7d %6d %7d %9.2f\n", r.strategy.c_str(), r.ttft_s,
-                r.initial_plan.predicted.ttft_s, r.ttft_s / optimum, best_single / r.ttft_s, r.n_streamed,
+                r.initial_plan.predicted.ttft_s, r.ttft_s / optimum, vs_single, r.n_streamed,
                 r.n_computed, r.stats.n_replans, r.stats.n_moved, r.stats.n_cancelled, r.received_bytes / 1048576.0);
   }
   std::printf("\n/optim: TTFT over the hindsight optimum (1 is optimal). /single: the better of local and stream\n"
-              "over this TTFT (above 1 is faster than both single paths).\n");
+              "over this TTFT (above 1 is faster than both single paths; 0 when neither ran).\n");
   return 0;
 }
 
@@ -187,10 +206,10 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
   command->add_option("--manifest", flags->manifest, "Context manifest JSON (the store's v1/contexts/KEY/manifest.json)")
       ->required()
       ->check(CLI::ExistingFile);
-  command->add_option("--rate", flags->rate_mbit, "Constant bandwidth in Mbit/s")->check(CLI::PositiveNumber);
+  command->add_option("--rate", flags->rate_mbit, "Constant bandwidth in Mbit/s")->check(CLI::Range(1e-6, 1e6));
   command->add_option("--trace", flags->trace, "Mahimahi trace file the link follows")->check(CLI::ExistingFile);
   command->add_option("--trace-offset", flags->trace_offset_s, "Seconds into the trace where the request starts")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 1e7));
   command->add_option("--steps", flags->steps, "Piecewise-constant bandwidth, SECONDS:MBIT,..., e.g. 0:20,4:2");
   std::string names;
   for (const std::string& name : StrategyNames()) names += (names.empty() ? "" : ", ") + name;
@@ -204,7 +223,7 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0.01, 100.0));
   command->add_option("--initial-rate", flags->initial_rate_mbit,
                       "Bandwidth the planner is told at the start, Mbit/s (default: the link's mean over 0.5 s)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1e-6, 1e6));
   command->add_option("--overhead-ms", flags->overhead_ms, "Per-request latency before the first byte, ms")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 60000.0));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "common/log.h"
@@ -94,8 +95,17 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
       return InvalidArgumentError("unknown codec level '" + codec + "'; known: " + known);
     }
   }
-  if (options.timeout_s <= 0.0) {
-    return InvalidArgumentError("HTTP timeout " + std::to_string(options.timeout_s) + " s must be positive");
+  if (!(options.bandwidth_hint_mbit >= 0.0) || !std::isfinite(options.bandwidth_hint_mbit)) {
+    return InvalidArgumentError("bandwidth hint " + std::to_string(options.bandwidth_hint_mbit) +
+                                " Mbit/s must be finite and >= 0 (0 measures it)");
+  }
+  if (!std::isfinite(options.sampling.temperature) || options.sampling.temperature < 0.0f ||
+      !(options.sampling.top_p > 0.0f && options.sampling.top_p <= 1.0f)) {
+    return InvalidArgumentError("sampling temperature must be finite and >= 0 and top-p in (0, 1]");
+  }
+  if (!(options.timeout_s > 0.0) || !std::isfinite(options.timeout_s)) {
+    return InvalidArgumentError("HTTP timeout " + std::to_string(options.timeout_s) +
+                                " s must be positive and finite (--timeout)");
   }
   SPARKV_ASSIGN_OR_RETURN(const Strategy strategy, FindStrategy(options.strategy));
 

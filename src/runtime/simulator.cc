@@ -37,7 +37,7 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
     return InvalidArgumentError("device slowdown " + std::to_string(scenario.device_slowdown) +
                                 " must be positive and finite");
   }
-  if (!(scenario.timeout_s > 0.0) || !(scenario.progress_interval_s > 0.0)) {
+  if (!(scenario.timeout_s > 0.0) || !(scenario.progress_interval_s > 0.0) || !std::isfinite(scenario.timeout_s)) {
     return InvalidArgumentError("simulator timeout and progress interval must be positive");
   }
   SPARKV_ASSIGN_OR_RETURN(std::unique_ptr<LoadController> controller,
@@ -211,6 +211,12 @@ Result<BandwidthModel> LinkBandwidth(const Link& link, double offset_s) {
   }
   if (!link.is_trace()) return BandwidthModel::Constant(link.mean_bytes_per_s());
   const uint32_t period_ms = link.period_ms();
+  // One rate per millisecond of the loop: an hour is 29 MB, far beyond any recorded trace.
+  constexpr uint32_t kMaxPeriodMs = 3'600'000;
+  if (period_ms > kMaxPeriodMs) {
+    return InvalidArgumentError("trace period of " + std::to_string(period_ms) + " ms is longer than the " +
+                                std::to_string(kMaxPeriodMs) + " ms the simulator models; cut the trace");
+  }
   const uint64_t offset_ms = static_cast<uint64_t>(std::llround(offset_s * 1000.0)) % period_ms;
   std::vector<double> rates(period_ms);
   // Rates from the second loop on: the first loop lacks the opportunities that the trace's last
