@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <random>
+#include <span>
 
-#include "common/f16.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "kv/blob.h"
@@ -27,37 +26,43 @@ double TimePrefill(Engine& engine, int32_t begin, int32_t n_tokens, int32_t n_vo
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// CPU seconds to verify and decode one blob of a full chunk, best of three.
-Result<DecodeCost> MeasureDecode(const Codec& codec, Engine& engine, int32_t chunk_tokens) {
-  KvSlice slice = engine.kv_cache().Slice(0, chunk_tokens);
-  std::mt19937 rng(1);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (int32_t l = 0; l < slice.n_layer; ++l) {
-    for (uint8_t* base : {slice.k[l], slice.v[l]}) {
-      const size_t n = static_cast<size_t>(slice.row_width()) * chunk_tokens;
-      for (size_t i = 0; i < n; ++i) {
-        if (slice.elem == KvElemType::kF16) {
-          const uint16_t h = F32ToF16(normal(rng));
-          std::memcpy(base + 2 * i, &h, 2);
-        } else {
-          const float f = normal(rng);
-          std::memcpy(base + 4 * i, &f, 4);
-        }
-      }
+// Median CPU seconds to verify and decode `blob` into `destination`, after one untimed run that
+// warms the caches. Takes up to kDecodeRepeats timed runs, fewer once kDecodeBudgetSeconds are spent
+// (but at least three), so that large models profile in bounded time.
+constexpr int kDecodeRepeats = 7;
+constexpr double kDecodeBudgetSeconds = 2.0;
+
+Result<double> MedianDecodeSeconds(std::span<const uint8_t> blob, const BlobExpectation& expected,
+                                   const KvSlice& destination) {
+  SPARKV_RETURN_IF_ERROR(DecodeBlob(blob, expected, destination));
+  std::vector<double> seconds;
+  double spent = 0.0;
+  while (static_cast<int>(seconds.size()) < kDecodeRepeats && (seconds.size() < 3 || spent < kDecodeBudgetSeconds)) {
+    const Clock::time_point start = Clock::now();
+    SPARKV_RETURN_IF_ERROR(DecodeBlob(blob, expected, destination));
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    spent += seconds.back();
+  }
+  std::nth_element(seconds.begin(), seconds.begin() + seconds.size() / 2, seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+// Fits seconds = seconds_per_chunk + seconds_per_byte * bytes through the half-chunk and full-chunk
+// points. Timing noise can make the slope or intercept negative. Both terms are kept >= 0, so the
+// fit then falls back to a line through the origin and the full-chunk point.
+DecodeCost FitDecodeCost(const std::string& codec, uint64_t half_bytes, double half_s, uint64_t full_bytes,
+                         double full_s) {
+  DecodeCost cost;
+  cost.codec = codec;
+  cost.seconds_per_byte = full_s / static_cast<double>(full_bytes);
+  if (full_bytes > half_bytes && full_s > half_s) {
+    const double slope = (full_s - half_s) / static_cast<double>(full_bytes - half_bytes);
+    const double intercept = full_s - slope * static_cast<double>(full_bytes);
+    if (intercept >= 0.0) {
+      cost.seconds_per_byte = slope;
+      cost.seconds_per_chunk = intercept;
     }
   }
-  const BlobIdentity identity{Hash128{1, 2}, Hash128{3, 4}, 0, chunk_tokens};
-  SPARKV_ASSIGN_OR_RETURN(std::vector<uint8_t> blob, EncodeBlob(codec, identity, slice));
-
-  double best = 1e30;
-  for (int repeat = 0; repeat < 3; ++repeat) {
-    const Clock::time_point start = Clock::now();
-    SPARKV_RETURN_IF_ERROR(DecodeBlob(blob, ExpectationFor(identity, codec.id(), slice), slice));
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  DecodeCost cost;
-  cost.codec = std::string(codec.name());
-  cost.seconds_per_byte = best / static_cast<double>(blob.size());
   return cost;
 }
 
@@ -73,6 +78,88 @@ std::string SanitizeName(const std::string& text) {
 }
 
 }  // namespace
+
+std::vector<std::string> AllCodecNames() {
+  std::vector<std::string> names;
+  for (const Codec* codec : AllCodecs()) names.emplace_back(codec->name());
+  return names;
+}
+
+Result<std::vector<DecodeCost>> MeasureDecodeCosts(const Model& model, Engine& engine, int32_t chunk_tokens,
+                                                   const std::vector<std::string>& codecs) {
+  std::vector<const Codec*> found;
+  for (const std::string& name : codecs) {
+    const Codec* codec = FindCodec(name);
+    if (codec == nullptr) {
+      std::string known;
+      for (const std::string& n : AllCodecNames()) known += (known.empty() ? "" : ", ") + n;
+      return InvalidArgumentError("unknown codec '" + name + "' in the profile options; known: " + known);
+    }
+    if (std::find(found.begin(), found.end(), codec) != found.end()) {
+      return InvalidArgumentError("codec '" + name + "' is listed twice in the profile options; list each once");
+    }
+    found.push_back(codec);
+  }
+  const int32_t n_tokens = std::min(chunk_tokens, engine.kv_cache().n_positions());
+  if (n_tokens <= 0) {
+    return InvalidArgumentError("decode profiling needs a chunk of at least one token, got " +
+                                std::to_string(chunk_tokens) + " with a KV capacity of " +
+                                std::to_string(engine.kv_cache().n_positions()));
+  }
+  if (found.empty()) return std::vector<DecodeCost>();
+
+  // The engine's own KV of one chunk: codecs such as ans and q4 compress real KV differently from
+  // random values, so both the blob sizes and the decode work match what a run streams.
+  engine.kv_cache().Clear();
+  const int32_t n_vocab = model.hparams().n_vocab;
+  std::vector<TokenId> tokens(n_tokens);
+  for (int32_t i = 0; i < n_tokens; ++i) tokens[i] = (i * 7919 + 3) % n_vocab;
+  SPARKV_RETURN_IF_ERROR(engine.Prefill(tokens, 0, nullptr));
+
+  const int32_t half_tokens = std::max(1, n_tokens / 2);
+  const KvSlice full = engine.kv_cache().Slice(0, n_tokens);
+  const KvSlice half = engine.kv_cache().Slice(0, half_tokens);
+  const BlobIdentity full_id{model.fingerprint(), Hash128{1, 2}, 0, n_tokens};
+  const BlobIdentity half_id{model.fingerprint(), Hash128{3, 4}, 0, half_tokens};
+  // Every blob is encoded before any decode overwrites the cache with a lossy reconstruction.
+  std::vector<std::vector<uint8_t>> full_blobs;
+  std::vector<std::vector<uint8_t>> half_blobs;
+  for (const Codec* codec : found) {
+    SPARKV_ASSIGN_OR_RETURN(std::vector<uint8_t> f, EncodeBlob(*codec, full_id, full));
+    SPARKV_ASSIGN_OR_RETURN(std::vector<uint8_t> h, EncodeBlob(*codec, half_id, half));
+    full_blobs.push_back(std::move(f));
+    half_blobs.push_back(std::move(h));
+  }
+
+  std::vector<DecodeCost> costs;
+  for (size_t i = 0; i < found.size(); ++i) {
+    const Codec& codec = *found[i];
+    SPARKV_ASSIGN_OR_RETURN(const double full_s,
+                            MedianDecodeSeconds(full_blobs[i], ExpectationFor(full_id, codec.id(), full), full));
+    SPARKV_ASSIGN_OR_RETURN(const double half_s,
+                            MedianDecodeSeconds(half_blobs[i], ExpectationFor(half_id, codec.id(), half), half));
+    costs.push_back(FitDecodeCost(std::string(codec.name()), half_blobs[i].size(), half_s, full_blobs[i].size(), full_s));
+    SPARKV_LOG_INFO("profile: decode %-6s %.3g s per chunk + %.3g s/byte (%d tokens: %zu bytes in %.3g s)",
+                    costs.back().codec.c_str(), costs.back().seconds_per_chunk, costs.back().seconds_per_byte, n_tokens,
+                    full_blobs[i].size(), full_s);
+  }
+  engine.kv_cache().Clear();
+  return costs;
+}
+
+Result<int> AddMissingDecodeCosts(Profile& profile, const Model& model, Engine& engine, int32_t chunk_tokens,
+                                  const std::vector<std::string>& codecs) {
+  std::vector<std::string> missing;
+  for (const std::string& name : codecs) {
+    if (profile.FindDecode(name) == nullptr && std::find(missing.begin(), missing.end(), name) == missing.end()) {
+      missing.push_back(name);
+    }
+  }
+  if (missing.empty()) return 0;
+  SPARKV_ASSIGN_OR_RETURN(std::vector<DecodeCost> costs, MeasureDecodeCosts(model, engine, chunk_tokens, missing));
+  for (DecodeCost& cost : costs) profile.decode.push_back(std::move(cost));
+  return static_cast<int>(missing.size());
+}
 
 std::string CpuName() {
   std::ifstream cpuinfo("/proc/cpuinfo");
@@ -135,13 +222,7 @@ Result<Profile> MeasureProfile(const Model& model, Engine& engine, const Profile
   // Blob decode runs on the stream path's own thread while prefill uses every core, so the two
   // share the CPU.
   profile.decode_on_spare_core = false;
-  const int32_t decode_tokens = std::min(options.chunk_tokens, capacity);
-  for (const std::string& name : options.codecs) {
-    const Codec* codec = FindCodec(name);
-    if (codec == nullptr) return InvalidArgumentError("unknown codec '" + name + "' in the profile options");
-    SPARKV_ASSIGN_OR_RETURN(DecodeCost cost, MeasureDecode(*codec, engine, decode_tokens));
-    profile.decode.push_back(cost);
-  }
+  SPARKV_ASSIGN_OR_RETURN(profile.decode, MeasureDecodeCosts(model, engine, options.chunk_tokens, options.codecs));
   engine.kv_cache().Clear();
 
   SPARKV_LOG_INFO("profile: compute a=%.3g s/token c=%.3g s/token^2 d=%.3g s (fit rms %.3g s, max error %.1f%%)",
@@ -153,13 +234,19 @@ Result<Profile> LoadOrMeasureProfile(const std::string& folder, const Model& mod
                                      const ProfileOptions& options) {
   const std::string path = ProfilePath(folder, model, engine.thread_pool().n_threads());
   Result<Profile> saved = LoadProfile(path);
-  if (saved.ok()) {
-    bool has_codecs = true;
-    for (const std::string& name : options.codecs) has_codecs = has_codecs && saved->FindDecode(name) != nullptr;
-    if (saved->model_fingerprint_hex == model.fingerprint().Hex() && has_codecs) {
-      SPARKV_LOG_INFO("using saved profile %s", path.c_str());
-      return saved;
+  if (saved.ok() && saved->model_fingerprint_hex == model.fingerprint().Hex()) {
+    SPARKV_LOG_INFO("using saved profile %s", path.c_str());
+    SPARKV_ASSIGN_OR_RETURN(const int n_added,
+                            AddMissingDecodeCosts(*saved, model, engine, options.chunk_tokens, options.codecs));
+    if (n_added > 0) {
+      SPARKV_LOG_INFO("measured %d decode costs the saved profile lacked; saving it again", n_added);
+      SPARKV_RETURN_IF_ERROR(SaveProfile(*saved, path));
     }
+    return saved;
+  }
+  if (saved.ok()) {
+    SPARKV_LOG_WARN("ignoring saved profile %s: it is for model %s, not %s", path.c_str(),
+                    saved->model_fingerprint_hex.c_str(), model.fingerprint().Hex().c_str());
   } else if (saved.status().code() != ErrorCode::kNotFound) {
     SPARKV_LOG_WARN("ignoring saved profile %s: %s", path.c_str(), saved.status().ToString().c_str());
   }
