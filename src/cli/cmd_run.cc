@@ -5,6 +5,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/report.h"
+#include "common/log.h"
 #include "kv/chunk_key.h"
 #include "plan/planner.h"
 #include "runtime/profiler.h"
@@ -76,6 +77,12 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   command->add_flag("--json", flags->json, "Print one JSON object instead of text");
 
   command->callback([flags, exit_code] {
+    // Checked before the model loads and the profile is measured, which can take a while.
+    const std::vector<std::string> levels = SplitList(flags->levels);
+    if (levels.empty()) {
+      return void(*exit_code = ReportError(InvalidArgumentError(
+                      "--levels '" + flags->levels + "' names no codec; pass --levels f16 (lossless) or e.g. f16,q8")));
+    }
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
     if (!model.ok()) return void(*exit_code = ReportError(model.status()));
     Result<std::vector<TokenId>> context = ReadContext(**model, flags->text, flags->tokens);
@@ -95,11 +102,18 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                                   ? LoadOrMeasureProfile(CacheDir() + "/profiles", **model, **engine, profile_options)
                                   : LoadProfile(flags->profile);
     if (!profile.ok()) return void(*exit_code = ReportError(profile.status()));
+    if (!flags->profile.empty()) {
+      // A profile from an older build lacks the newer codecs. Planning them with no decode cost
+      // would favour the slow entropy-coded levels. The given file is not modified.
+      Result<int> added = AddMissingDecodeCosts(*profile, **model, **engine, flags->chunk_tokens, levels);
+      if (!added.ok()) return void(*exit_code = ReportError(added.status()));
+      if (*added > 0) SPARKV_LOG_INFO("measured %d decode costs missing from %s", *added, flags->profile.c_str());
+    }
 
     RunOptions options;
     options.server_url = flags->server;
     options.strategy = flags->strategy;
-    options.levels = SplitList(flags->levels);
+    options.levels = levels;
     options.chunk_tokens = flags->chunk_tokens;
     options.n_generate = flags->n_generate;
     options.sampling = {flags->temperature, flags->top_p, flags->seed};
@@ -150,6 +164,10 @@ void AddProfileCommand(CLI::App& app, int* exit_code) {
     std::printf("prefill cost t(b, e) = (e - b) * (%.4g + %.4g * (b + e) / 2) + %.4g s; fit rms %.3g s, max error %.1f%%\n",
                 profile->compute.a, profile->compute.c, profile->compute.d, fit.rms_seconds,
                 100.0 * fit.max_relative_error);
+    for (const DecodeCost& decode : profile->decode) {
+      std::printf("decode %-6s %.4g s per chunk + %.4g s per byte\n", decode.codec.c_str(), decode.seconds_per_chunk,
+                  decode.seconds_per_byte);
+    }
     if (flags->out.empty()) {
       std::printf("%s\n", ProfileToJson(*profile).c_str());
     } else {

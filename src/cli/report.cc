@@ -6,6 +6,14 @@
 
 namespace sparkv::cli {
 
+std::map<std::string, int32_t> StreamedCodecCounts(const RunReport& report) {
+  std::map<std::string, int32_t> counts;
+  for (const ChunkOutcome& chunk : report.load.chunks) {
+    if (chunk.streamed) ++counts[chunk.codec];
+  }
+  return counts;
+}
+
 nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
   nlohmann::json chunks = nlohmann::json::array();
   for (size_t j = 0; j < report.load.chunks.size(); ++j) {
@@ -15,7 +23,8 @@ nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
                             {"planned", chunk.planned_stream ? "stream" : "compute"},
                             {"fell_back", chunk.fell_back},
                             {"resident_s", chunk.resident_s}};
-    if (chunk.planned_stream) {
+    // Chunks the controller moved to the stream path after the first plan carry a codec too.
+    if (chunk.planned_stream || chunk.streamed) {
       entry["codec"] = chunk.codec;
       entry["bytes"] = chunk.bytes;
       entry["transfer_start_s"] = chunk.transfer_start_s;
@@ -53,6 +62,7 @@ nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
       {"chunks_streamed", report.load.n_streamed},
       {"chunks_computed", report.load.n_computed},
       {"chunks_fallback", report.load.n_fallback},
+      {"streamed_codecs", StreamedCodecCounts(report)},
       {"tokens", report.tokens},
       {"text", text},
       {"decode_tokens_per_s", report.decode_tokens_per_s},
@@ -75,6 +85,14 @@ void PrintRunReport(const RunReport& report, const std::string& text) {
   std::printf("    streamed     %8d chunks, %.2f MiB in %.3f s of transfers (decode %.3f s)\n", report.load.n_streamed,
               (report.load.stream_bytes + report.probe_bytes) / 1048576.0, report.load.stream_busy_s,
               report.load.decode_busy_s);
+  if (report.load.n_streamed > 0) {
+    std::string levels;
+    for (const auto& [codec, count] : StreamedCodecCounts(report)) {
+      levels += (levels.empty() ? "" : ", ") + codec + " -> " + std::to_string(count) +
+                (count == 1 ? " chunk" : " chunks") + (CodecQualityRank(codec) > 0 ? " (lossy)" : "");
+    }
+    std::printf("      at levels  %s\n", levels.c_str());
+  }
   std::printf("    computed     %8d chunks in %.3f s of prefill%s\n", report.load.n_computed, report.load.compute_busy_s,
               report.load.n_fallback > 0 ? (" (" + std::to_string(report.load.n_fallback) + " after stream failures)").c_str() : "");
   std::printf("  query prefill  %8.3f s\n", report.query_prefill_s);

@@ -1,6 +1,7 @@
 // Printing run reports as text and JSON.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -8,6 +9,9 @@
 #include "runtime/session.h"
 
 namespace sparkv::cli {
+
+// Counts the streamed chunks per codec level, e.g. {"f16": 2, "q8": 5}. Computed chunks are not counted.
+std::map<std::string, int32_t> StreamedCodecCounts(const RunReport& report);
 
 nlohmann::json RunReportJson(const RunReport& report, const std::string& text);
 

@@ -56,7 +56,62 @@ Result<Manifest> FetchCheckedManifest(BlobSource& source, const Model& model, co
   return manifest;
 }
 
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string joined;
+  for (const std::string& name : names) joined += (joined.empty() ? "" : ",") + name;
+  return joined;
+}
+
+std::string NoAllowedLevelWarning(const Manifest& manifest, const std::vector<std::string>& levels) {
+  std::vector<std::string> stored;
+  for (const ManifestChunk& chunk : manifest.chunks) {
+    for (const auto& [codec, level] : chunk.levels) {
+      if (std::find(stored.begin(), stored.end(), codec) == stored.end()) stored.push_back(codec);
+    }
+  }
+  if (stored.empty()) return "the server's manifest lists no blob at any level; computing every chunk";
+  return "the server has levels " + JoinNames(stored) + " for this context, none of --levels " + JoinNames(levels) +
+         "; computing every chunk (pass --levels " + stored.front() + ", or ingest with --codecs " + JoinNames(levels) +
+         ")";
+}
+
+// "0-2, 5, 7-8" for the sorted indices {0, 1, 2, 5, 7, 8}.
+std::string FormatIndexRanges(const std::vector<int32_t>& indices) {
+  std::string text;
+  for (size_t i = 0; i < indices.size();) {
+    size_t last = i;
+    while (last + 1 < indices.size() && indices[last + 1] == indices[last] + 1) ++last;
+    text += (text.empty() ? "" : ", ") + std::to_string(indices[i]);
+    if (last > i) text += "-" + std::to_string(indices[last]);
+    i = last + 1;
+  }
+  return text;
+}
+
 }  // namespace
+
+std::string LossyStreamWarning(const LoadReport& load) {
+  // Codecs in the order they first appear, each with the chunks it carried.
+  std::vector<std::pair<std::string, std::vector<int32_t>>> lossy;
+  for (size_t j = 0; j < load.chunks.size(); ++j) {
+    const ChunkOutcome& chunk = load.chunks[j];
+    if (!chunk.streamed || CodecQualityRank(chunk.codec) == 0) continue;
+    auto entry = std::find_if(lossy.begin(), lossy.end(), [&](const auto& e) { return e.first == chunk.codec; });
+    if (entry == lossy.end()) entry = lossy.insert(lossy.end(), {chunk.codec, {}});
+    entry->second.push_back(static_cast<int32_t>(j));
+  }
+  if (lossy.empty()) return "";
+  std::string text;
+  for (size_t i = 0; i < lossy.size(); ++i) {
+    const auto& [codec, indices] = lossy[i];
+    const bool one = indices.size() == 1;
+    text += i > 0 ? ", " : "";
+    text += (one ? "chunk " : "chunks ") + FormatIndexRanges(indices);
+    if (i == 0) text += one ? " was streamed" : " were streamed";
+    text += " at " + codec;
+  }
+  return text + " (lossy); output may differ from a full local prefill; pass --levels f16 for lossless";
+}
 
 int CodecQualityRank(const std::string& codec) {
   const Codec* found = FindCodec(codec);
@@ -88,7 +143,15 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     return InvalidArgumentError("chunk size " + std::to_string(options.chunk_tokens) + " is outside [1, " +
                                 std::to_string(kMaxChunkTokens) + "]");
   }
-  for (const std::string& codec : options.levels) {
+  if (options.levels.empty()) {
+    return InvalidArgumentError("the list of codec levels to stream is empty; pass --levels f16 (lossless) or a "
+                                "comma-separated list such as f16,q8");
+  }
+  for (size_t i = 0; i < options.levels.size(); ++i) {
+    const std::string& codec = options.levels[i];
+    if (std::find(options.levels.begin(), options.levels.begin() + i, codec) != options.levels.begin() + i) {
+      return InvalidArgumentError("codec level '" + codec + "' is listed twice in --levels; list each level once");
+    }
     if (FindCodec(codec) == nullptr) {
       std::string known;
       for (const Codec* c : AllCodecs()) known += (known.empty() ? "" : ", ") + std::string(c->name());
@@ -165,14 +228,25 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     input = MakePlanInput(profile, empty, {}, report.n_query, CodecQualityRank);
   }
 
-  // Bandwidth: a hint, or a short probe of a blob the plan is likely to stream.
+  // A store without any allowed level leaves nothing to stream, so warn instead of computing quietly.
+  if (manifest && std::all_of(input.chunks.begin(), input.chunks.end(),
+                              [](const ChunkSpec& spec) { return spec.levels.empty(); })) {
+    report.warnings.push_back(NoAllowedLevelWarning(*manifest, options.levels));
+    SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
+    manifest.reset();
+  }
+
+  // Bandwidth: a hint, or a short probe of a blob the plan is likely to stream (the last chunk
+  // that has an allowed level).
   double bandwidth = options.bandwidth_hint_mbit * 1e6 / 8.0;
   double overhead = 0.0;
-  if (manifest && bandwidth <= 0.0 && !input.chunks.back().levels.empty()) {
+  if (manifest && bandwidth <= 0.0) {
+    size_t probed = input.chunks.size() - 1;
+    while (input.chunks[probed].levels.empty()) --probed;  // some chunk has a level, checked above
     const Clock::time_point probe_start = Clock::now();
-    const LevelOption& level = input.chunks.back().levels.front();
+    const LevelOption& level = input.chunks[probed].levels.front();
     const uint64_t probe_end = std::min<uint64_t>(kProbeBytes, level.bytes);
-    Result<FetchedBytes> probe = source->FetchBlob(keys.back(), level.codec, probe_end, probe_end, ProgressFunction());
+    Result<FetchedBytes> probe = source->FetchBlob(keys[probed], level.codec, probe_end, probe_end, ProgressFunction());
     if (probe.ok() && probe->seconds > probe->first_byte_seconds) {
       report.probe_bytes = probe->bytes.size();
       overhead = probe->first_byte_seconds;
@@ -221,6 +295,10 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
                   report.load.stats.n_cancelled);
   for (const ChunkOutcome& outcome : report.load.chunks) {
     if (outcome.fell_back) report.warnings.push_back("stream path fell back to compute: " + outcome.error);
+  }
+  if (std::string lossy = LossyStreamWarning(report.load); !lossy.empty()) {
+    report.warnings.push_back(std::move(lossy));
+    SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
   }
 
   // Query prefill and the first token end the TTFT.

@@ -17,7 +17,7 @@ namespace sparkv {
 struct RunOptions {
   std::string server_url;                    // empty: no server, so only `local` runs
   std::string strategy = "hybrid";           // local, stream, hybrid, or any planner name
-  std::vector<std::string> levels = {"f16"}; // codecs the plan may stream, best quality first
+  std::vector<std::string> levels = {"f16"}; // codecs the plan may stream, best quality first; not empty
   int32_t chunk_tokens = 256;
   int32_t n_generate = 16;                   // tokens to generate, the first one included
   SamplerOptions sampling;
@@ -58,6 +58,11 @@ struct RunReport {
 Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& profile,
                              std::span<const TokenId> context, std::span<const TokenId> query,
                              const RunOptions& options);
+
+// Returns one line naming the chunks the stream path delivered at a lossy level (quality rank > 0),
+// grouped by codec, e.g. "chunks 3-7 were streamed at q8 (lossy)...". Returns "" when every
+// streamed chunk was lossless.
+std::string LossyStreamWarning(const LoadReport& load);
 
 // Quality rank of a codec level for the planner's quality floor: 0 for lossless f16.
 int CodecQualityRank(const std::string& codec);
