@@ -1,4 +1,5 @@
 // `sparkv eval-codec`: the quality of each codec level against exact KV, as a table or JSON.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -82,7 +83,8 @@ void AddEvalCodecCommand(CLI::App& app, int* exit_code) {
   command->add_option("--continuation", flags->continuation, "Tokens scored after the context")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  command->add_option("--levels", flags->levels, "Codec levels, comma-separated (default: every codec)");
+  CLI::Option* levels_option =
+      command->add_option("--levels", flags->levels, "Codec levels, comma-separated (default: every codec)");
   command->add_option("--chunk-tokens", flags->chunk_tokens, "Tokens per encoded chunk, as in ingest")
       ->capture_default_str()
       ->check(CLI::Range(1, kMaxChunkTokens));
@@ -96,10 +98,23 @@ void AddEvalCodecCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0, kMaxThreads));
   command->add_flag("--json", flags->json, "Print one JSON object instead of a table");
 
-  command->callback([flags, exit_code] {
+  command->callback([flags, exit_code, levels_option] {
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
     if (!model.ok()) return void(*exit_code = ReportError(model.status()));
     const int32_t n_ctx = (*model)->hparams().n_ctx_train;
+    // Checked before any prefill: an empty list would silently mean every codec, and a repeated
+    // level would be evaluated and printed twice.
+    const std::vector<std::string> levels = SplitList(flags->levels);
+    if (levels_option->count() > 0 && levels.empty()) {
+      return void(*exit_code = ReportError(InvalidArgumentError(
+                      "--levels '" + flags->levels + "' names no codec; omit it to evaluate every codec")));
+    }
+    for (size_t i = 0; i < levels.size(); ++i) {
+      if (std::find(levels.begin(), levels.begin() + i, levels[i]) != levels.begin() + i) {
+        return void(*exit_code = ReportError(InvalidArgumentError(
+                        "--levels lists '" + levels[i] + "' more than once; list each level once")));
+      }
+    }
 
     // Checked here as well as in EvaluateCodecs so the message names the flags, and before a
     // generated context is sampled.
@@ -124,7 +139,7 @@ void AddEvalCodecCommand(CLI::App& app, int* exit_code) {
     }
 
     CodecEvalOptions options;
-    options.levels = SplitList(flags->levels);
+    options.levels = levels;
     options.chunk_tokens = flags->chunk_tokens;
     options.n_continuation = flags->continuation;
     options.seed = flags->seed;

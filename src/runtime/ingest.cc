@@ -1,5 +1,6 @@
 #include "runtime/ingest.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/log.h"
@@ -39,9 +40,13 @@ Result<IngestReport> IngestContext(const Model& model, Engine& engine, std::span
       for (const Codec* c : AllCodecs()) known += (known.empty() ? "" : ", ") + std::string(c->name());
       return InvalidArgumentError("unknown codec '" + name + "'; known codecs: " + known);
     }
+    // A repeated codec would be encoded and written twice and counted twice in the report.
+    if (std::find(codecs.begin(), codecs.end(), codec) != codecs.end()) {
+      return InvalidArgumentError("--codecs lists '" + name + "' more than once; list each codec once");
+    }
     codecs.push_back(codec);
   }
-  if (codecs.empty()) return InvalidArgumentError("--codecs lists no codec");
+  if (codecs.empty()) return InvalidArgumentError("--codecs lists no codec; pass e.g. --codecs f16,q8");
 
   SPARKV_ASSIGN_OR_RETURN(Store store, Store::Open(store_root));
   const std::vector<ChunkRange> chunks = SplitIntoChunks(static_cast<int32_t>(tokens.size()), options.chunk_tokens);

@@ -16,7 +16,7 @@ namespace sparkv {
 
 struct IngestOptions {
   int32_t chunk_tokens = 256;
-  std::vector<std::string> codecs = {"f16", "q8"};
+  std::vector<std::string> codecs = {"f16", "q8"};  // at least one; each name once
 };
 
 struct IngestReport {
