@@ -203,6 +203,70 @@ TEST_F(EndToEndTest, Q8StreamAgreesWithLocalOnMostTokens) {
   EXPECT_GE(share, 0.5);
 }
 
+TEST_F(EndToEndTest, LossyStreamIsWarned) {
+  ServeProcess server(store_dir_.path(), 0);
+  const RunReport lossless = Run(server.url(), "stream", "f16", 4);
+  ASSERT_EQ(lossless.load.n_streamed, 4);
+  for (const std::string& warning : lossless.warnings) EXPECT_EQ(warning.find("lossy"), std::string::npos) << warning;
+
+  const RunReport lossy = Run(server.url(), "stream", "q8", 4);
+  ASSERT_EQ(lossy.load.n_streamed, 4);
+  for (const ChunkOutcome& chunk : lossy.load.chunks) EXPECT_EQ(chunk.codec, "q8");
+  bool warned = false;
+  for (const std::string& warning : lossy.warnings) {
+    warned = warned || warning.rfind("chunks 0-3 were streamed at q8 (lossy); output may differ", 0) == 0;
+  }
+  EXPECT_TRUE(warned) << ::testing::PrintToString(lossy.warnings);
+}
+
+TEST_F(EndToEndTest, NoAllowedLevelIsWarned) {
+  // The store contains f16 and q8 but not q4. Without a bandwidth hint no probe runs either.
+  ServeProcess server(store_dir_.path(), 0);
+  const RunReport local = Run("", "local", "f16", 8);
+  const RunReport stream = Run(server.url(), "stream", "q4", 8);
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(stream.load.n_streamed, 0);
+  EXPECT_EQ(stream.probe_bytes, 0u);
+  ASSERT_EQ(stream.warnings.size(), 1u) << ::testing::PrintToString(stream.warnings);
+  EXPECT_NE(stream.warnings[0].find("levels f16,q8"), std::string::npos) << stream.warnings[0];
+  EXPECT_NE(stream.warnings[0].find("none of --levels q4"), std::string::npos) << stream.warnings[0];
+
+  // The same with a bandwidth hint: one warning, not one per chunk.
+  const RunReport hinted = Run(server.url(), "stream", "q4", 8, 100.0);
+  EXPECT_EQ(hinted.load.n_streamed, 0);
+  ASSERT_EQ(hinted.warnings.size(), 1u) << ::testing::PrintToString(hinted.warnings);
+  EXPECT_NE(hinted.warnings[0].find("none of --levels q4"), std::string::npos) << hinted.warnings[0];
+}
+
+TEST_F(EndToEndTest, EmptyOrRepeatedLevelsRejected) {
+  RunOptions options;
+  options.strategy = "local";
+  options.chunk_tokens = kChunkTokens;
+  options.levels = {};
+  Result<RunReport> empty = RunRequest(*model_, *engine_, profile_, context_, query_, options);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(empty.status().message().find("--levels f16"), std::string::npos) << empty.status().ToString();
+
+  options.levels = {"f16", "q8", "f16"};
+  Result<RunReport> repeated = RunRequest(*model_, *engine_, profile_, context_, query_, options);
+  ASSERT_FALSE(repeated.ok());
+  EXPECT_NE(repeated.status().message().find("'f16' is listed twice"), std::string::npos)
+      << repeated.status().ToString();
+}
+
+TEST_F(EndToEndTest, IngestRejectsRepeatedCodecs) {
+  testing::TempDir store;
+  IngestOptions ingest;
+  ingest.chunk_tokens = kChunkTokens;
+  ingest.codecs = {"f16", "q8", "f16"};
+  Result<IngestReport> report = IngestContext(*model_, *engine_, context_, ingest, store.path());
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(report.status().message().find("'f16' more than once"), std::string::npos) << report.status().ToString();
+  EXPECT_TRUE(std::filesystem::is_empty(store.path())) << "nothing may be written";
+}
+
 TEST_F(EndToEndTest, ServerKilledMidTransferFallsBackToCompute) {
   const RunReport local = Run("", "local", "f16", 16);
   // At 0.05 Mbit/s one 13 KB blob takes about two seconds, so the kill lands mid-transfer.
@@ -322,6 +386,85 @@ TEST(RunCommandTest, JsonSurvivesInvalidUtf8Text) {
   const nlohmann::json report = nlohmann::json::parse(output);
   EXPECT_EQ(report["tokens"].size(), 64u);
   EXPECT_TRUE(report["text"].is_string());
+}
+
+TEST_F(EndToEndTest, RunCommandListsStreamedLevels) {
+  ServeProcess server(store_dir_.path(), 0);
+  testing::TempDir dir;
+  std::string context;
+  for (TokenId id : context_) context += std::to_string(id) + " ";
+  std::ofstream(dir.File("context.txt")) << context;
+  const std::string base = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
+                           " --tokens " + dir.File("context.txt") + " --query-tokens '403 261' --server " +
+                           server.url() + " --chunk-tokens 64 --strategy stream --levels q8 -n 4";
+  const auto [text_status, text] = testing::RunShell(base);
+  ASSERT_EQ(text_status, 0) << text;
+  EXPECT_NE(text.find("at levels  q8 -> 4 chunks (lossy)"), std::string::npos) << text;
+  EXPECT_NE(text.find("warning: chunks 0-3 were streamed at q8 (lossy)"), std::string::npos) << text;
+  EXPECT_NE(text.find("pass --levels f16 for lossless"), std::string::npos) << text;
+
+  const auto [json_status, json] = testing::RunShell(base + " --json");
+  ASSERT_EQ(json_status, 0) << json;
+  const nlohmann::json report = nlohmann::json::parse(json);
+  EXPECT_EQ(report["streamed_codecs"], nlohmann::json({{"q8", 4}}));
+  ASSERT_EQ(report["chunk_timeline"].size(), 4u);
+  for (const nlohmann::json& chunk : report["chunk_timeline"]) EXPECT_EQ(chunk["codec"], "q8");
+}
+
+TEST(RunCommandTest, EmptyLevelListIsRejected) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("context.txt")) << "1 403 261";
+  for (const char* levels : {"''", "','"}) {
+    const std::string command = testing::SparkvBinary() + " --log-level error run --model " +
+                                testing::Stories260KGguf() + " --tokens " + dir.File("context.txt") + " --levels " +
+                                levels + " 2>&1";
+    const auto [status, output] = testing::RunShell(command);
+    EXPECT_NE(status, 0) << levels;
+    EXPECT_NE(output.find("names no codec"), std::string::npos) << levels << ": " << output;
+  }
+}
+
+TEST(IngestCommandTest, RepeatedCodecIsRejected) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("context.txt")) << "1 403 261 17 29";
+  const std::string command = testing::SparkvBinary() + " --log-level error ingest --model " +
+                              testing::Stories260KGguf() + " --tokens " + dir.File("context.txt") + " --store " +
+                              dir.File("store") + " --codecs f16,f16 2>&1";
+  const auto [status, output] = testing::RunShell(command);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(output.find("'f16' more than once"), std::string::npos) << output;
+}
+
+TEST(EvalCodecCommandTest, RepeatedOrEmptyLevelsRejected) {
+  for (const char* levels : {"q8,q4,q8", "','"}) {
+    const std::string command = testing::SparkvBinary() + " --log-level error eval-codec --model " +
+                                testing::Stories260KGguf() + " --generate 16 --continuation 8 --levels " + levels +
+                                " 2>&1";
+    const auto [status, output] = testing::RunShell(command);
+    EXPECT_NE(status, 0) << levels;
+    EXPECT_TRUE(output.find("more than once") != std::string::npos || output.find("names no codec") != std::string::npos)
+        << levels << ": " << output;
+  }
+}
+
+TEST(LossyStreamWarningTest, GroupsChunksByCodec) {
+  LoadReport load;
+  load.chunks.resize(9);
+  const char* codecs[9] = {"f16", "q8", "q8", "q8", "", "q4", "q8", "f16ans", "q4"};
+  for (size_t j = 0; j < 9; ++j) {
+    load.chunks[j].codec = codecs[j];
+    load.chunks[j].streamed = codecs[j][0] != '\0';
+  }
+  load.chunks[8].streamed = false;  // fell back: computed, so not lossy
+  load.chunks[8].fell_back = true;
+  EXPECT_EQ(LossyStreamWarning(load),
+            "chunks 1-3, 6 were streamed at q8, chunk 5 at q4 (lossy); output may differ from a full local prefill; "
+            "pass --levels f16 for lossless");
+
+  for (ChunkOutcome& chunk : load.chunks) {
+    if (chunk.codec != "f16ans") chunk.streamed = false;
+  }
+  EXPECT_EQ(LossyStreamWarning(load), "") << "f16ans is lossless";
 }
 
 TEST(RunCommandTest, UnknownLevelIsRejected) {
