@@ -1,0 +1,388 @@
+#include "bench/scenario.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/file_util.h"
+#include "kv/codec.h"
+#include "net/link.h"
+#include "runtime/session.h"
+#include "runtime/strategy.h"
+
+namespace sparkv {
+namespace {
+
+using nlohmann::json;
+
+// Upper bounds that keep a sweep finite and its sizes far from overflow.
+constexpr size_t kMaxSweepPoints = 100000;
+constexpr int32_t kMaxChunks = 1 << 16;
+constexpr int32_t kMaxSyntheticChunkTokens = 1 << 20;
+constexpr double kMaxMbit = 1e6;
+
+Status FieldError(const std::string& field, const std::string& want) {
+  return InvalidArgumentError("scenario field '" + field + "': " + want);
+}
+
+Result<double> NumberIn(const json& value, const std::string& field, double lo, double hi) {
+  if (!value.is_number()) return FieldError(field, "must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  const double x = value.get<double>();
+  if (!std::isfinite(x) || x < lo || x > hi) {
+    return FieldError(field, "is " + value.dump() + "; give a number in [" + std::to_string(lo) + ", " +
+                                 std::to_string(hi) + "]");
+  }
+  return x;
+}
+
+Result<int32_t> IntegerIn(const json& value, const std::string& field, int32_t lo, int32_t hi) {
+  if (!value.is_number_integer()) {
+    return FieldError(field, "must be a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  const int64_t x = value.get<int64_t>();
+  if (x < lo || x > hi) {
+    return FieldError(field, "is " + value.dump() + "; give a whole number in [" + std::to_string(lo) + ", " +
+                                 std::to_string(hi) + "]");
+  }
+  return static_cast<int32_t>(x);
+}
+
+// A number or a non-empty list of numbers (a swept value).
+Result<std::vector<double>> NumberOrList(const json& value, const std::string& field, double lo, double hi) {
+  std::vector<double> out;
+  if (value.is_array()) {
+    if (value.empty()) return FieldError(field, "is an empty list; give a number or a list of numbers");
+    for (size_t i = 0; i < value.size(); ++i) {
+      SPARKV_ASSIGN_OR_RETURN(double x, NumberIn(value[i], field + "[" + std::to_string(i) + "]", lo, hi));
+      out.push_back(x);
+    }
+    return out;
+  }
+  SPARKV_ASSIGN_OR_RETURN(double x, NumberIn(value, field, lo, hi));
+  out.push_back(x);
+  return out;
+}
+
+Result<std::string> String(const json& value, const std::string& field) {
+  if (!value.is_string() || value.get<std::string>().empty()) return FieldError(field, "must be a non-empty string");
+  return value.get<std::string>();
+}
+
+Result<std::vector<std::string>> StringList(const json& value, const std::string& field) {
+  if (!value.is_array() || value.empty()) return FieldError(field, "must be a non-empty list of strings");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < value.size(); ++i) {
+    SPARKV_ASSIGN_OR_RETURN(std::string s, String(value[i], field + "[" + std::to_string(i) + "]"));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string Resolve(const std::string& path, const std::string& folder) {
+  const std::filesystem::path p(path);
+  if (p.is_absolute() || folder.empty()) return path;
+  return (std::filesystem::path(folder) / p).lexically_normal().string();
+}
+
+bool IsFileName(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name[0] == '.') return false;
+  return std::all_of(name.begin(), name.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
+  });
+}
+
+Status ParseBandwidth(const json& value, const std::string& folder, BandwidthSpec* out) {
+  if (!value.is_object()) {
+    return FieldError("bandwidth", "must be an object with one of rate_mbit, steps or trace");
+  }
+  const int n_kinds = value.contains("rate_mbit") + value.contains("steps") + value.contains("trace");
+  if (n_kinds != 1) {
+    return FieldError("bandwidth", "give exactly one of rate_mbit (number or list), steps ([[SECONDS, MBIT], ...]) "
+                                   "or trace (mahimahi file, with offset_s)");
+  }
+  for (const auto& [key, unused] : value.items()) {
+    if (key != "rate_mbit" && key != "steps" && key != "trace" && key != "offset_s") {
+      return FieldError("bandwidth." + key, "is not a known field; use rate_mbit, steps, or trace with offset_s");
+    }
+  }
+  if (value.contains("offset_s") && !value.contains("trace")) {
+    return FieldError("bandwidth.offset_s", "only applies to a trace; remove it or give bandwidth.trace");
+  }
+
+  if (value.contains("rate_mbit")) {
+    out->kind = BandwidthSpec::Kind::kConstant;
+    SPARKV_ASSIGN_OR_RETURN(out->rates_mbit, NumberOrList(value["rate_mbit"], "bandwidth.rate_mbit", 1e-6, kMaxMbit));
+    return Status::Ok();
+  }
+
+  if (value.contains("steps")) {
+    out->kind = BandwidthSpec::Kind::kSteps;
+    const json& steps = value["steps"];
+    if (!steps.is_array() || steps.empty()) {
+      return FieldError("bandwidth.steps", "must be a non-empty list of [SECONDS, MBIT] pairs, e.g. [[0, 20], [4, 2]]");
+    }
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const std::string field = "bandwidth.steps[" + std::to_string(i) + "]";
+      if (!steps[i].is_array() || steps[i].size() != 2) return FieldError(field, "must be a [SECONDS, MBIT] pair");
+      SPARKV_ASSIGN_OR_RETURN(double start, NumberIn(steps[i][0], field + "[0]", 0.0, 1e7));
+      SPARKV_ASSIGN_OR_RETURN(double mbit, NumberIn(steps[i][1], field + "[1]", 0.0, kMaxMbit));
+      out->steps.push_back({start, mbit * 1e6 / 8.0});
+    }
+    Result<BandwidthModel> check = BandwidthModel::Steps(out->steps);
+    if (!check.ok()) {
+      return FieldError("bandwidth.steps", "start at 0 s with strictly increasing times (" + check.status().message() + ")");
+    }
+    return Status::Ok();
+  }
+
+  out->kind = BandwidthSpec::Kind::kTrace;
+  SPARKV_ASSIGN_OR_RETURN(std::string trace, String(value["trace"], "bandwidth.trace"));
+  out->trace_path = Resolve(trace, folder);
+  out->trace_offsets_s = {0.0};
+  if (value.contains("offset_s")) {
+    SPARKV_ASSIGN_OR_RETURN(out->trace_offsets_s, NumberOrList(value["offset_s"], "bandwidth.offset_s", 0.0, 1e7));
+  }
+  return Status::Ok();
+}
+
+std::string FormatNumber(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", x);
+  return text;
+}
+
+}  // namespace
+
+Result<Scenario> ParseScenario(std::string_view text, const std::string& folder) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return InvalidArgumentError("scenario is not valid JSON; check brackets, commas and quotes");
+  if (!doc.is_object()) return InvalidArgumentError("scenario must be a JSON object with fields such as profile and bandwidth");
+  static const char* const kKnown[] = {"name", "profile", "manifest", "synthetic", "n_chunks", "levels",
+                                       "quality_floor", "bandwidth", "initial_rate_mbit", "rtt_ms", "slowdown",
+                                       "strategies", "repetitions", "query_tokens", "timeout_s", "energy_profile",
+                                       "power_profiles"};
+  for (const auto& [key, unused] : doc.items()) {
+    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }) == std::end(kKnown)) {
+      return FieldError(key, "is not a known field; see docs/benchmarks.md for the scenario layout");
+    }
+  }
+  Scenario s;
+  if (!doc.contains("name")) return FieldError("name", "is missing; give a short name for the output files");
+  SPARKV_ASSIGN_OR_RETURN(s.name, String(doc["name"], "name"));
+  if (!IsFileName(s.name)) return FieldError("name", "'" + s.name + "' must be 1-64 of [A-Za-z0-9_.-], not starting with '.'");
+  if (!doc.contains("profile")) return FieldError("profile", "is missing; give the device profile from `sparkv profile`");
+  SPARKV_ASSIGN_OR_RETURN(std::string profile, String(doc["profile"], "profile"));
+  s.profile_path = Resolve(profile, folder);
+
+  if (doc.contains("manifest") == doc.contains("synthetic")) {
+    return FieldError("manifest", "give exactly one of manifest (a manifest.json path) or synthetic "
+                                  "({chunk_tokens, bytes_per_token})");
+  }
+  if (doc.contains("manifest")) {
+    SPARKV_ASSIGN_OR_RETURN(std::string manifest, String(doc["manifest"], "manifest"));
+    s.manifest_path = Resolve(manifest, folder);
+  } else {
+    const json& syn = doc["synthetic"];
+    if (!syn.is_object() || !syn.contains("chunk_tokens") || !syn.contains("bytes_per_token")) {
+      return FieldError("synthetic", "must be {\"chunk_tokens\": N, \"bytes_per_token\": {\"LEVEL\": BYTES, ...}}");
+    }
+    SPARKV_ASSIGN_OR_RETURN(s.chunk_tokens, IntegerIn(syn["chunk_tokens"], "synthetic.chunk_tokens", 1, kMaxSyntheticChunkTokens));
+    const json& bpt = syn["bytes_per_token"];
+    if (!bpt.is_object() || bpt.empty()) {
+      return FieldError("synthetic.bytes_per_token", "must map each codec level to its bytes per token, e.g. {\"q8\": 13056}");
+    }
+    for (const auto& [level, bytes] : bpt.items()) {
+      const std::string field = "synthetic.bytes_per_token." + level;
+      if (FindCodec(level) == nullptr) return FieldError(field, "names an unknown codec level; see `sparkv ingest --help`");
+      SPARKV_ASSIGN_OR_RETURN(double b, NumberIn(bytes, field, 1e-3, 1e9));
+      s.bytes_per_token[level] = b;
+    }
+    if (!doc.contains("n_chunks")) return FieldError("n_chunks", "is required with a synthetic context; give a number or a list");
+  }
+  if (doc.contains("n_chunks")) {
+    SPARKV_ASSIGN_OR_RETURN(std::vector<double> n, NumberOrList(doc["n_chunks"], "n_chunks", 1, kMaxChunks));
+    for (double x : n) {
+      if (x != std::floor(x)) return FieldError("n_chunks", "must hold whole numbers of chunks");
+      s.n_chunks.push_back(static_cast<int32_t>(x));
+    }
+  }
+
+  if (doc.contains("levels")) {
+    SPARKV_ASSIGN_OR_RETURN(s.levels, StringList(doc["levels"], "levels"));
+  } else if (!s.bytes_per_token.empty()) {
+    for (const auto& [level, unused] : s.bytes_per_token) s.levels.push_back(level);
+  } else {
+    for (const Codec* codec : AllCodecs()) s.levels.emplace_back(codec->name());
+  }
+  for (const std::string& level : s.levels) {
+    if (FindCodec(level) == nullptr) return FieldError("levels", "'" + level + "' is not a codec level; see `sparkv ingest --help`");
+    if (!s.bytes_per_token.empty() && s.bytes_per_token.count(level) == 0) {
+      return FieldError("levels", "'" + level + "' has no synthetic.bytes_per_token entry; add one or drop the level");
+    }
+  }
+  if (doc.contains("quality_floor")) {
+    SPARKV_ASSIGN_OR_RETURN(s.quality_floor, IntegerIn(doc["quality_floor"], "quality_floor", 0, 1000));
+  }
+  if (!doc.contains("bandwidth")) return FieldError("bandwidth", "is missing; give e.g. {\"rate_mbit\": [1, 5, 20]}");
+  SPARKV_RETURN_IF_ERROR(ParseBandwidth(doc["bandwidth"], folder, &s.bandwidth));
+  if (doc.contains("initial_rate_mbit")) {
+    SPARKV_ASSIGN_OR_RETURN(s.initial_rate_mbit, NumberIn(doc["initial_rate_mbit"], "initial_rate_mbit", 1e-6, kMaxMbit));
+  }
+  if (doc.contains("rtt_ms")) {
+    SPARKV_ASSIGN_OR_RETURN(s.rtt_ms, NumberIn(doc["rtt_ms"], "rtt_ms", 0.0, 60000.0));
+  }
+  if (doc.contains("slowdown")) {
+    SPARKV_ASSIGN_OR_RETURN(s.slowdowns, NumberOrList(doc["slowdown"], "slowdown", 0.01, 100.0));
+  }
+  if (!doc.contains("strategies")) return FieldError("strategies", "is missing; give e.g. [\"local\", \"stream\", \"sparkv-adaptive\"]");
+  SPARKV_ASSIGN_OR_RETURN(s.strategies, StringList(doc["strategies"], "strategies"));
+  for (const std::string& name : s.strategies) {
+    Result<Strategy> strategy = FindStrategy(name);
+    if (!strategy.ok()) return FieldError("strategies", strategy.status().message());
+  }
+  if (doc.contains("repetitions")) {
+    SPARKV_ASSIGN_OR_RETURN(s.repetitions, IntegerIn(doc["repetitions"], "repetitions", 1, 1000));
+  }
+  if (doc.contains("query_tokens")) {
+    SPARKV_ASSIGN_OR_RETURN(s.query_tokens, IntegerIn(doc["query_tokens"], "query_tokens", 1, 1 << 20));
+  }
+  if (doc.contains("timeout_s")) {
+    SPARKV_ASSIGN_OR_RETURN(s.timeout_s, NumberIn(doc["timeout_s"], "timeout_s", 0.001, 1e6));
+  }
+  if (!doc.contains("energy_profile")) {
+    return FieldError("energy_profile", "is missing; give a profile name from data/power_profiles.json, e.g. \"phone-lte\"");
+  }
+  SPARKV_ASSIGN_OR_RETURN(s.energy_profile, String(doc["energy_profile"], "energy_profile"));
+  if (doc.contains("power_profiles")) {
+    SPARKV_ASSIGN_OR_RETURN(std::string path, String(doc["power_profiles"], "power_profiles"));
+    s.power_profiles_path = Resolve(path, folder);
+  }
+  if (ExpandScenario(s).size() > kMaxSweepPoints) {
+    return FieldError("bandwidth", "the sweep has more than " + std::to_string(kMaxSweepPoints) +
+                                       " points; shorten the lists of rates, offsets, slowdowns or n_chunks");
+  }
+  return s;
+}
+
+Result<Scenario> LoadScenario(const std::string& path) {
+  SPARKV_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  Result<Scenario> scenario = ParseScenario(text, std::filesystem::path(path).parent_path().string());
+  if (!scenario.ok()) return scenario.status().WithContext(path);
+  return scenario;
+}
+
+std::vector<ScenarioPoint> ExpandScenario(const Scenario& s) {
+  // Sizes are checked before the product is built, so a hostile file cannot make it huge.
+  const std::vector<double> none{0.0};
+  const std::vector<double>& rates = s.bandwidth.kind == BandwidthSpec::Kind::kConstant ? s.bandwidth.rates_mbit : none;
+  const std::vector<double>& offsets = s.bandwidth.kind == BandwidthSpec::Kind::kTrace ? s.bandwidth.trace_offsets_s : none;
+  const std::vector<int32_t> whole{0};
+  const std::vector<int32_t>& lengths = s.n_chunks.empty() ? whole : s.n_chunks;
+  const double n_points = static_cast<double>(rates.size()) * offsets.size() * s.slowdowns.size() * lengths.size();
+  std::vector<ScenarioPoint> points;
+  if (n_points > kMaxSweepPoints) {
+    points.resize(kMaxSweepPoints + 1);
+    return points;
+  }
+  for (int32_t n : lengths) {
+    for (double slowdown : s.slowdowns) {
+      for (double offset : offsets) {
+        for (double rate : rates) points.push_back({rate, offset, slowdown, n});
+      }
+    }
+  }
+  return points;
+}
+
+std::string ScenarioPoint::LabelWithoutRate(const Scenario& s) const {
+  std::string label;
+  if (s.bandwidth.kind == BandwidthSpec::Kind::kSteps) label = "steps";
+  if (s.bandwidth.kind == BandwidthSpec::Kind::kTrace) {
+    label = std::filesystem::path(s.bandwidth.trace_path).stem().string() + " @" + FormatNumber(trace_offset_s) + " s";
+  }
+  label += (label.empty() ? "x" : ", x") + FormatNumber(slowdown);
+  if (n_chunks > 0) label += ", " + std::to_string(n_chunks) + " chunks";
+  return label;
+}
+
+std::string ScenarioPoint::Label(const Scenario& s) const {
+  if (s.bandwidth.kind != BandwidthSpec::Kind::kConstant) return LabelWithoutRate(s);
+  return FormatNumber(rate_mbit) + " Mbit/s, " + LabelWithoutRate(s);
+}
+
+Result<BenchContext> LoadBenchContext(const Scenario& s) {
+  BenchContext context;
+  Result<Profile> profile = LoadProfile(s.profile_path);
+  if (!profile.ok()) return profile.status().WithContext("scenario field 'profile' (" + s.profile_path + ")");
+  context.profile = std::move(profile).value();
+  const int32_t longest = s.n_chunks.empty() ? 0 : *std::max_element(s.n_chunks.begin(), s.n_chunks.end());
+  if (!s.manifest_path.empty()) {
+    Result<std::string> text = ReadFileToString(s.manifest_path);
+    if (!text.ok()) return text.status().WithContext("scenario field 'manifest'");
+    Result<Manifest> manifest = ParseManifest(*text);
+    if (!manifest.ok()) return manifest.status().WithContext("scenario field 'manifest' (" + s.manifest_path + ")");
+    context.manifest = std::move(manifest).value();
+    if (longest > static_cast<int32_t>(context.manifest.chunks.size())) {
+      return FieldError("n_chunks", std::to_string(longest) + " is more than the manifest's " +
+                                        std::to_string(context.manifest.chunks.size()) + " chunks; give at most that");
+    }
+  } else {
+    context.manifest.chunk_tokens = s.chunk_tokens;
+    for (int32_t j = 0; j < longest; ++j) {
+      ManifestChunk chunk;
+      chunk.index = j;
+      chunk.begin = j * s.chunk_tokens;
+      chunk.end = (j + 1) * s.chunk_tokens;
+      for (const auto& [level, bytes] : s.bytes_per_token) {
+        chunk.levels[level].bytes = static_cast<uint64_t>(std::ceil(bytes * s.chunk_tokens));
+      }
+      context.manifest.chunks.push_back(std::move(chunk));
+    }
+    context.manifest.n_tokens = longest * s.chunk_tokens;
+  }
+  for (const std::string& level : s.levels) {
+    if (context.profile.FindDecode(level) == nullptr) {
+      return FieldError("levels", "'" + level + "' has no decode cost in the profile " + s.profile_path +
+                                      "; profile that level or drop it");
+    }
+  }
+  return context;
+}
+
+Result<BandwidthModel> PointBandwidth(const Scenario& s, const ScenarioPoint& point) {
+  switch (s.bandwidth.kind) {
+    case BandwidthSpec::Kind::kConstant:
+      return BandwidthModel::Constant(point.rate_mbit * 1e6 / 8.0);
+    case BandwidthSpec::Kind::kSteps:
+      return BandwidthModel::Steps(s.bandwidth.steps);
+    case BandwidthSpec::Kind::kTrace: {
+      Result<Link> link = Link::LoadMahimahi(s.bandwidth.trace_path);
+      if (!link.ok()) return link.status().WithContext("scenario field 'bandwidth.trace'");
+      return LinkBandwidth(*link, point.trace_offset_s);
+    }
+  }
+  return InternalError("unknown bandwidth kind");
+}
+
+Result<SimScenario> MakeSimScenario(const Scenario& s, const BenchContext& context, const ScenarioPoint& point) {
+  Manifest manifest = context.manifest;
+  if (point.n_chunks > 0) manifest.chunks.resize(static_cast<size_t>(point.n_chunks));
+  SimScenario sim;
+  sim.input = MakePlanInput(context.profile, manifest, s.levels, s.query_tokens,
+                            [](const std::string& codec) { return CodecQualityRank(codec); });
+  if (s.quality_floor >= 0) sim.input.max_quality_rank = s.quality_floor;
+  sim.input.request_overhead_s = s.rtt_ms / 1000.0;
+  SPARKV_ASSIGN_OR_RETURN(sim.actual, PointBandwidth(s, point));
+  // What a short probe at the start would measure, unless the scenario sets initial_rate_mbit.
+  constexpr double kProbeWindowS = 0.5;
+  const double initial = s.initial_rate_mbit > 0 ? s.initial_rate_mbit * 1e6 / 8.0
+                                                 : sim.actual.BytesBetween(0.0, kProbeWindowS) / kProbeWindowS;
+  sim.input.bandwidth = BandwidthModel::Constant(std::max(initial, 1.0));
+  sim.device_slowdown = point.slowdown;
+  sim.timeout_s = s.timeout_s;
+  return sim;
+}
+
+}  // namespace sparkv

@@ -1,0 +1,90 @@
+// A benchmark scenario for `sparkv bench` (DESIGN.md 7): the context, the device, the link and
+// the strategies to run, read from a JSON file. Rate, trace offset, slowdown and context length
+// may each be a list, so one scenario describes the cross product of those values (a sweep).
+// ExpandScenario lists its points. The JSON layout is in docs/benchmarks.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "plan/cost_model.h"
+#include "runtime/simulator.h"
+#include "sparkv/status.h"
+#include "store/manifest.h"
+
+namespace sparkv {
+
+struct BandwidthSpec {
+  enum class Kind : uint8_t { kConstant = 0, kSteps = 1, kTrace = 2 };
+  Kind kind = Kind::kConstant;
+  std::vector<double> rates_mbit;        // kConstant: [n_rates], swept
+  std::vector<BandwidthStep> steps;      // kSteps: [n_steps], rates in bytes/s
+  std::string trace_path;                // kTrace: mahimahi trace, absolute
+  std::vector<double> trace_offsets_s;   // kTrace: [n_offsets], swept
+};
+
+struct Scenario {
+  std::string name;             // names the output files; [A-Za-z0-9_.-]
+  std::string profile_path;     // absolute (relative paths resolve against the scenario's folder)
+  std::string manifest_path;    // empty for a synthetic context
+  // Synthetic context (when manifest_path is empty): chunks of chunk_tokens tokens whose blob
+  // at each level contains bytes_per_token bytes per token.
+  int32_t chunk_tokens = 0;
+  std::map<std::string, double> bytes_per_token;  // codec level -> bytes per token
+  // Context length in chunks, swept; empty means the whole manifest. With a manifest, a value
+  // keeps its first n chunks.
+  std::vector<int32_t> n_chunks;
+  std::vector<std::string> levels;  // codec levels the plan may stream, in order
+  int quality_floor = -1;           // highest quality rank allowed; -1 = no floor
+  BandwidthSpec bandwidth;
+  double initial_rate_mbit = 0.0;   // first bandwidth estimate given to the planner; 0 = the link's first 0.5 s
+  double rtt_ms = 0.0;              // request overhead before each transfer's first byte
+  std::vector<double> slowdowns{1.0};  // [n_slowdowns], swept
+  std::vector<std::string> strategies;
+  int32_t repetitions = 1;
+  int32_t query_tokens = 16;
+  double timeout_s = 60.0;
+  std::string energy_profile;       // a name in the power profiles file
+  std::string power_profiles_path;  // empty: the checked-in data/power_profiles.json
+};
+
+// One combination of the swept values.
+struct ScenarioPoint {
+  double rate_mbit = 0.0;       // kConstant only
+  double trace_offset_s = 0.0;  // kTrace only
+  double slowdown = 1.0;
+  int32_t n_chunks = 0;         // 0 = the whole manifest
+
+  // Short human-readable description, e.g. "5 Mbit/s, x1.5, 8 chunks".
+  std::string Label(const Scenario& scenario) const;
+  // The same without the rate: points that differ only in rate share it (one TTFT curve each).
+  std::string LabelWithoutRate(const Scenario& scenario) const;
+};
+
+// Parses scenario JSON. `folder` is the scenario file's folder, against which relative paths
+// resolve. InvalidArgument names the field that is wrong and what it should hold.
+Result<Scenario> ParseScenario(std::string_view json, const std::string& folder);
+Result<Scenario> LoadScenario(const std::string& path);
+
+// The cross product of the swept values, rates (or offsets) varying fastest.
+std::vector<ScenarioPoint> ExpandScenario(const Scenario& scenario);
+
+// Data shared by every point of a scenario, loaded once: the profile and the context's chunks.
+struct BenchContext {
+  Profile profile;
+  Manifest manifest;  // from the file, or synthetic with as many chunks as the largest point needs
+};
+Result<BenchContext> LoadBenchContext(const Scenario& scenario);
+
+// The simulator's input for one point: the context cut to the point's length, the link it
+// delivers, the first bandwidth estimate, RTT, slowdown and timeout.
+Result<SimScenario> MakeSimScenario(const Scenario& scenario, const BenchContext& context,
+                                    const ScenarioPoint& point);
+
+// The bandwidth the link delivers at one point, for the pictures.
+Result<BandwidthModel> PointBandwidth(const Scenario& scenario, const ScenarioPoint& point);
+
+}  // namespace sparkv

@@ -1,0 +1,286 @@
+// `sparkv bench`: a scenario file's sweep (every point x strategy) through the discrete-event
+// simulator, with the hindsight optimum, a per-request energy model, and optional JSON, CSV
+// and SVG pictures. Simulated mode only; the numbers are the cost model's, not a measurement.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "bench/energy.h"
+#include "bench/scenario.h"
+#include "bench/svg.h"
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "common/file_util.h"
+#include "runtime/simulator.h"
+#include "runtime/strategy.h"
+
+namespace sparkv::cli {
+namespace {
+
+struct Flags {
+  std::string scenario;
+  bool json = false;
+  std::string csv;
+  std::string svg_dir;
+  std::string power_profiles;
+};
+
+// One strategy at one point; TTFT and energy are means over the repetitions.
+struct Row {
+  size_t point = 0;
+  std::string strategy;
+  double ttft_s = 0.0;
+  double ttft_spread_s = 0.0;  // max - min over repetitions; 0 while the simulator is deterministic
+  double vs_hindsight = 0.0;   // TTFT over the hindsight optimum's
+  double vs_single = NAN;      // the better of local and stream over this TTFT; NaN when neither ran
+  Energy energy;
+  double energy_vs_local = NAN;  // this energy over local's; NaN when local did not run
+  uint64_t received_bytes = 0;
+  int32_t n_streamed = 0;
+  int32_t n_computed = 0;
+  int32_t n_replans = 0;
+};
+
+// Timelines are written for at most this many points, so a large sweep does not flood the folder.
+constexpr size_t kMaxTimelinePoints = 64;
+
+nlohmann::json OrNull(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
+
+std::string Ratio(double x) {
+  if (!std::isfinite(x)) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f", x);
+  return text;
+}
+
+std::string CsvField(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char ch : text) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
+Status WriteSvg(const std::string& dir, const std::string& name, const std::string& svg) {
+  return WriteFileAtomic((std::filesystem::path(dir) / name).string(), svg);
+}
+
+int RunBench(const Flags& f) {
+  Result<Scenario> scenario = LoadScenario(f.scenario);
+  if (!scenario.ok()) return ReportError(scenario.status());
+  const Scenario& s = *scenario;
+  const std::string power_path = !f.power_profiles.empty()           ? f.power_profiles
+                                 : !s.power_profiles_path.empty() ? s.power_profiles_path
+                                                                   : DefaultPowerProfilesPath();
+  Result<std::vector<PowerProfile>> powers = LoadPowerProfiles(power_path);
+  if (!powers.ok()) return ReportError(powers.status());
+  Result<PowerProfile> power = FindPowerProfile(*powers, s.energy_profile);
+  if (!power.ok()) return ReportError(power.status().WithContext("scenario field 'energy_profile'"));
+  Result<BenchContext> context = LoadBenchContext(s);
+  if (!context.ok()) return ReportError(context.status());
+  std::vector<Strategy> strategies;
+  for (const std::string& name : s.strategies) {
+    Result<Strategy> strategy = FindStrategy(name);
+    if (!strategy.ok()) return ReportError(strategy.status().WithContext("scenario field 'strategies'"));
+    strategies.push_back(*strategy);
+  }
+  if (!f.svg_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(f.svg_dir, error);
+    if (error) return ReportError(InvalidArgumentError("--svg-dir " + f.svg_dir + ": " + error.message()));
+  }
+
+  const std::vector<ScenarioPoint> points = ExpandScenario(s);
+  const size_t n_runs = points.size() * strategies.size() * static_cast<size_t>(s.repetitions);
+  const bool show_progress = n_runs > 40;
+  std::vector<double> hindsight(points.size());
+  std::vector<Row> rows;
+  for (size_t p = 0; p < points.size(); ++p) {
+    const std::string label = points[p].Label(s);
+    Result<SimScenario> sim = MakeSimScenario(s, *context, points[p]);
+    if (!sim.ok()) return ReportError(sim.status().WithContext(label));
+    Result<Plan> optimum = HindsightOptimum(*sim);
+    if (!optimum.ok()) return ReportError(optimum.status().WithContext(label));
+    hindsight[p] = optimum->predicted.ttft_s;
+    const size_t first_row = rows.size();
+    for (const Strategy& strategy : strategies) {
+      Row row;
+      row.point = p;
+      row.strategy = strategy.name;
+      double lo = HUGE_VAL, hi = -HUGE_VAL;
+      for (int32_t rep = 0; rep < s.repetitions; ++rep) {
+        Result<SimResult> result = SimulateLoad(strategy, *sim);
+        if (!result.ok()) return ReportError(result.status().WithContext(label + ", strategy " + strategy.name));
+        const Energy e = RequestEnergy(*result, *power);
+        const double n = s.repetitions;
+        row.ttft_s += result->ttft_s / n;
+        row.energy.cpu_busy_j += e.cpu_busy_j / n;
+        row.energy.cpu_idle_j += e.cpu_idle_j / n;
+        row.energy.radio_active_j += e.radio_active_j / n;
+        row.energy.radio_tail_j += e.radio_tail_j / n;
+        lo = std::min(lo, result->ttft_s);
+        hi = std::max(hi, result->ttft_s);
+        if (rep == 0) {
+          row.received_bytes = result->received_bytes;
+          row.n_streamed = result->n_streamed;
+          row.n_computed = result->n_computed;
+          row.n_replans = result->stats.n_replans;
+          if (!f.svg_dir.empty() && p < kMaxTimelinePoints) {
+            const std::string file = s.name + (points.size() > 1 ? "-p" + std::to_string(p) : "") + "-" +
+                                     strategy.name + "-timeline.svg";
+            Status written = WriteSvg(f.svg_dir, file,
+                                      TimelineSvg(*result, sim->actual, s.name + ": " + strategy.name + ", " + label));
+            if (!written.ok()) return ReportError(written);
+          }
+        }
+      }
+      row.ttft_spread_s = hi - lo;
+      row.vs_hindsight = row.ttft_s / hindsight[p];
+      rows.push_back(row);
+    }
+    double best_single = HUGE_VAL, local_j = NAN;
+    for (size_t r = first_row; r < rows.size(); ++r) {
+      if (rows[r].strategy == "local" || rows[r].strategy == "stream") best_single = std::min(best_single, rows[r].ttft_s);
+      if (rows[r].strategy == "local") local_j = rows[r].energy.total_j();
+    }
+    for (size_t r = first_row; r < rows.size(); ++r) {
+      if (std::isfinite(best_single)) rows[r].vs_single = best_single / rows[r].ttft_s;
+      if (local_j > 0) rows[r].energy_vs_local = rows[r].energy.total_j() / local_j;
+    }
+    if (show_progress && ((p + 1) % std::max<size_t>(1, points.size() / 10) == 0 || p + 1 == points.size())) {
+      std::fprintf(stderr, "sparkv bench: %zu/%zu points (%s)\n", p + 1, points.size(), label.c_str());
+    }
+  }
+
+  if (!f.svg_dir.empty() && s.bandwidth.kind == BandwidthSpec::Kind::kConstant && s.bandwidth.rates_mbit.size() > 1) {
+    // One chart per combination of the other swept values, one line per strategy.
+    std::map<std::string, std::map<std::string, std::pair<SvgSeries, SvgSeries>>> groups;
+    std::vector<std::string> group_order;
+    for (const Row& row : rows) {
+      const std::string group = points[row.point].LabelWithoutRate(s);
+      if (groups.count(group) == 0) group_order.push_back(group);
+      auto& [ttft, energy] = groups[group][row.strategy];
+      ttft.name = energy.name = row.strategy;
+      ttft.points.emplace_back(points[row.point].rate_mbit, row.ttft_s);
+      energy.points.emplace_back(points[row.point].rate_mbit, row.energy.total_j());
+    }
+    for (size_t g = 0; g < group_order.size(); ++g) {
+      std::vector<SvgSeries> ttft, energy;
+      for (const std::string& name : s.strategies) {
+        ttft.push_back(groups[group_order[g]][name].first);
+        energy.push_back(groups[group_order[g]][name].second);
+      }
+      const std::string suffix = group_order.size() > 1 ? "-g" + std::to_string(g) : "";
+      Status written = WriteSvg(f.svg_dir, s.name + "-ttft-vs-rate" + suffix + ".svg",
+                                LineChartSvg(s.name + ": TTFT against bandwidth (" + group_order[g] + ")",
+                                             "bandwidth, Mbit/s", "TTFT, s", ttft));
+      if (written.ok()) {
+        written = WriteSvg(f.svg_dir, s.name + "-energy-vs-rate" + suffix + ".svg",
+                           LineChartSvg(s.name + ": energy per request against bandwidth (" + group_order[g] +
+                                            ", " + power->name + " model)",
+                                        "bandwidth, Mbit/s", "energy, J", energy));
+      }
+      if (!written.ok()) return ReportError(written);
+    }
+  }
+
+  if (!f.csv.empty()) {
+    std::string csv =
+        "scenario,point,rate_mbit,trace_offset_s,slowdown,n_chunks,strategy,ttft_s,hindsight_ttft_s,vs_hindsight,"
+        "vs_single,energy_j,cpu_busy_j,cpu_idle_j,radio_active_j,radio_tail_j,energy_vs_local,received_bytes,"
+        "n_streamed,n_computed,replans\n";
+    for (const Row& r : rows) {
+      const ScenarioPoint& pt = points[r.point];
+      char line[1024];
+      std::snprintf(line, sizeof line, ",%zu,%g,%g,%g,%d,%s,%.6f,%.6f,%.6f,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%llu,%d,%d,%d\n",
+                    r.point, pt.rate_mbit, pt.trace_offset_s, pt.slowdown, pt.n_chunks, CsvField(r.strategy).c_str(),
+                    r.ttft_s, hindsight[r.point], r.vs_hindsight, Ratio(r.vs_single).c_str(), r.energy.total_j(),
+                    r.energy.cpu_busy_j, r.energy.cpu_idle_j, r.energy.radio_active_j, r.energy.radio_tail_j,
+                    Ratio(r.energy_vs_local).c_str(), static_cast<unsigned long long>(r.received_bytes), r.n_streamed,
+                    r.n_computed, r.n_replans);
+      csv += CsvField(s.name) + line;
+    }
+    Status written = WriteFileAtomic(f.csv, csv);
+    if (!written.ok()) return ReportError(written.WithContext("--csv"));
+  }
+
+  if (f.json) {
+    nlohmann::json out;
+    out["scenario"] = s.name;
+    out["energy_profile"] = power->name;
+    out["repetitions"] = s.repetitions;
+    out["points"] = nlohmann::json::array();
+    for (size_t p = 0; p < points.size(); ++p) {
+      nlohmann::json point = {{"label", points[p].Label(s)},
+                              {"rate_mbit", points[p].rate_mbit},
+                              {"trace_offset_s", points[p].trace_offset_s},
+                              {"slowdown", points[p].slowdown},
+                              {"n_chunks", points[p].n_chunks},
+                              {"hindsight_ttft_s", hindsight[p]},
+                              {"strategies", nlohmann::json::array()}};
+      for (const Row& r : rows) {
+        if (r.point != p) continue;
+        point["strategies"].push_back({{"name", r.strategy},
+                                       {"ttft_s", r.ttft_s},
+                                       {"ttft_spread_s", r.ttft_spread_s},
+                                       {"vs_hindsight", r.vs_hindsight},
+                                       {"vs_single", OrNull(r.vs_single)},
+                                       {"energy_j", r.energy.total_j()},
+                                       {"cpu_busy_j", r.energy.cpu_busy_j},
+                                       {"cpu_idle_j", r.energy.cpu_idle_j},
+                                       {"radio_active_j", r.energy.radio_active_j},
+                                       {"radio_tail_j", r.energy.radio_tail_j},
+                                       {"energy_vs_local", OrNull(r.energy_vs_local)},
+                                       {"received_bytes", r.received_bytes},
+                                       {"chunks_streamed", r.n_streamed},
+                                       {"chunks_computed", r.n_computed},
+                                       {"replans", r.n_replans}});
+      }
+      out["points"].push_back(std::move(point));
+    }
+    std::printf("%s\n", DumpJson(out, 2).c_str());
+    return 0;
+  }
+
+  size_t label_width = 5;
+  for (const ScenarioPoint& pt : points) label_width = std::max(label_width, pt.Label(s).size());
+  std::printf("scenario %s: %zu points x %zu strategies, %d repetition(s); energy model %s\n\n", s.name.c_str(),
+              points.size(), strategies.size(), s.repetitions, power->name.c_str());
+  std::printf("%-*s %-16s %9s %8s %8s %9s %8s %9s\n", static_cast<int>(label_width), "point", "strategy", "TTFT s",
+              "/optim", "/single", "energy J", "/local", "MiB recv");
+  for (const Row& r : rows) {
+    std::printf("%-*s %-16s %9.3f %8.3f %8s %9.2f %8s %9.2f\n", static_cast<int>(label_width),
+                points[r.point].Label(s).c_str(), r.strategy.c_str(), r.ttft_s, r.vs_hindsight,
+                Ratio(r.vs_single).c_str(), r.energy.total_j(), Ratio(r.energy_vs_local).c_str(),
+                r.received_bytes / 1048576.0);
+  }
+  std::printf("\n/optim: TTFT over the hindsight optimum (1 is optimal). /single: the better of local and stream\n"
+              "over this TTFT (above 1 is faster than both). /local: energy over local's (below 1 saves energy).\n"
+              "Energy is a model (%s), not a measurement; see docs/benchmarks.md.\n",
+              power_path.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void AddBenchCommand(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand(
+      "bench", "Run a scenario file's sweep of strategies in the simulator: TTFT, hindsight optimum, energy model, "
+               "table, JSON, CSV and SVG");
+  command->add_option("--scenario", flags->scenario, "Scenario JSON (layout in docs/benchmarks.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  command->add_flag("--json", flags->json, "Print JSON instead of a table");
+  command->add_option("--csv", flags->csv, "Also write one CSV row per point and strategy to this file");
+  command->add_option("--svg-dir", flags->svg_dir,
+                      "Write timelines (and, for a rate sweep, TTFT and energy against bandwidth) as SVG here");
+  command->add_option("--power-profiles", flags->power_profiles,
+                      "Power profiles JSON (default: the scenario's, else the source tree's data/power_profiles.json)")
+      ->check(CLI::ExistingFile);
+  command->callback([flags, exit_code] { *exit_code = RunBench(*flags); });
+}
+
+}  // namespace sparkv::cli
