@@ -14,6 +14,7 @@ void AddRunCommand(CLI::App& app, int* exit_code);
 void AddProfileCommand(CLI::App& app, int* exit_code);
 void AddDemoCommand(CLI::App& app, int* exit_code);
 void AddSimulateCommand(CLI::App& app, int* exit_code);
+void AddBenchCommand(CLI::App& app, int* exit_code);
 void AddBenchEngineCommand(CLI::App& app, int* exit_code);
 void AddEvalCodecCommand(CLI::App& app, int* exit_code);
 

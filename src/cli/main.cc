@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   sparkv::cli::AddServeCommand(app, &exit_code);
   sparkv::cli::AddProfileCommand(app, &exit_code);
   sparkv::cli::AddSimulateCommand(app, &exit_code);
+  sparkv::cli::AddBenchCommand(app, &exit_code);
   sparkv::cli::AddBenchEngineCommand(app, &exit_code);
   sparkv::cli::AddConvertCommand(app, &exit_code);
   sparkv::cli::AddMakeModelCommand(app, &exit_code);
