@@ -1,0 +1,210 @@
+// Tests of scenario files for `sparkv bench`: a good file with relative paths, each bad field
+// rejected with its name, sweep expansion, and the simulator input built for a point.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "bench/scenario.h"
+#include "common/file_util.h"
+#include "kv/format.h"
+#include "test_support.h"
+
+namespace sparkv {
+namespace {
+
+using nlohmann::json;
+
+// Saves a profile with decode costs for f16 and q8, as `sparkv profile` would.
+void WriteProfile(const std::string& path) {
+  Profile profile;
+  profile.compute = {0.04, 3e-5, 0.0};
+  profile.decode = {{"f16", 0.0, 5e-10}, {"q8", 0.0, 1.6e-9}};
+  profile.model_fingerprint_hex = "998e70f4bcf08a3eed4e29045bbd69f9";
+  ASSERT_TRUE(SaveProfile(profile, path).ok());
+}
+
+json GoodScenario() {
+  return {{"name", "sweep"},
+          {"profile", "profile.json"},
+          {"synthetic", {{"chunk_tokens", 256}, {"bytes_per_token", {{"f16", 12288}, {"q8", 6528}}}}},
+          {"n_chunks", {4, 8}},
+          {"levels", {"f16", "q8"}},
+          {"bandwidth", {{"rate_mbit", {1, 5, 20}}}},
+          {"rtt_ms", 40},
+          {"slowdown", {1, 2}},
+          {"strategies", {"local", "stream", "sparkv-adaptive"}},
+          {"repetitions", 2},
+          {"energy_profile", "phone-lte"}};
+}
+
+TEST(BenchScenarioTest, ParsesGoodFileAndResolvesPaths) {
+  testing::TempDir dir;
+  WriteProfile(dir.File("profile.json"));
+  ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), GoodScenario().dump()).ok());
+
+  Result<Scenario> s = LoadScenario(dir.File("s.json"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->name, "sweep");
+  EXPECT_EQ(s->profile_path, dir.File("profile.json"));
+  EXPECT_TRUE(s->manifest_path.empty());
+  EXPECT_EQ(s->chunk_tokens, 256);
+  EXPECT_EQ(s->bandwidth.kind, BandwidthSpec::Kind::kConstant);
+  EXPECT_EQ(s->bandwidth.rates_mbit, (std::vector<double>{1, 5, 20}));
+  EXPECT_EQ(s->slowdowns, (std::vector<double>{1, 2}));
+  EXPECT_EQ(s->n_chunks, (std::vector<int32_t>{4, 8}));
+  EXPECT_DOUBLE_EQ(s->rtt_ms, 40);
+  EXPECT_EQ(s->repetitions, 2);
+  EXPECT_EQ(s->energy_profile, "phone-lte");
+}
+
+TEST(BenchScenarioTest, SweepExpandsToCrossProduct) {
+  Result<Scenario> s = ParseScenario(GoodScenario().dump(), "/tmp");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const std::vector<ScenarioPoint> points = ExpandScenario(*s);
+  ASSERT_EQ(points.size(), 3u * 2u * 2u);
+  // Rates vary fastest; every combination appears once.
+  EXPECT_DOUBLE_EQ(points[0].rate_mbit, 1);
+  EXPECT_DOUBLE_EQ(points[1].rate_mbit, 5);
+  for (size_t i = 0; i < points.size(); ++i) {
+    for (size_t k = i + 1; k < points.size(); ++k) {
+      const bool same = points[i].rate_mbit == points[k].rate_mbit && points[i].slowdown == points[k].slowdown &&
+                        points[i].n_chunks == points[k].n_chunks;
+      EXPECT_FALSE(same) << "points " << i << " and " << k;
+    }
+  }
+
+  json trace = GoodScenario();
+  trace["bandwidth"] = {{"trace", "link.down"}, {"offset_s", {0, 30, 60, 90}}};
+  trace.erase("n_chunks");
+  trace["n_chunks"] = 8;
+  Result<Scenario> t = ParseScenario(trace.dump(), "/data");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->bandwidth.trace_path, "/data/link.down");
+  EXPECT_EQ(ExpandScenario(*t).size(), 4u * 2u);
+}
+
+TEST(BenchScenarioTest, RejectsEachBadFieldByName) {
+  struct Case {
+    const char* field;  // expected in the message
+    json patch;         // replaces fields of the good scenario; null values remove the field
+  };
+  const std::vector<Case> cases = {
+      {"name", {{"name", nullptr}}},
+      {"name", {{"name", "../escape"}}},
+      {"profile", {{"profile", nullptr}}},
+      {"profile", {{"profile", 7}}},
+      {"manifest", {{"manifest", "m.json"}}},
+      {"synthetic.chunk_tokens", {{"synthetic", {{"chunk_tokens", 0}, {"bytes_per_token", {{"q8", 1}}}}}}},
+      {"synthetic.bytes_per_token.zz9", {{"synthetic", {{"chunk_tokens", 8}, {"bytes_per_token", {{"zz9", 1}}}}}}},
+      {"n_chunks", {{"n_chunks", json::array()}}},
+      {"n_chunks", {{"n_chunks", 2.5}}},
+      {"n_chunks[1]", {{"n_chunks", {4, -1}}}},
+      {"levels", {{"levels", {"f16", "nope"}}}},
+      {"levels", {{"levels", json::array()}}},
+      {"quality_floor", {{"quality_floor", -2}}},
+      {"bandwidth", {{"bandwidth", nullptr}}},
+      {"bandwidth", {{"bandwidth", {{"rate_mbit", 5}, {"trace", "t"}}}}},
+      {"bandwidth.rate_mbit", {{"bandwidth", {{"rate_mbit", 0}}}}},
+      {"bandwidth.rate_mbit[1]", {{"bandwidth", {{"rate_mbit", {1, "fast"}}}}}},
+      {"bandwidth.steps", {{"bandwidth", {{"steps", {{1, 5}}}}}}},
+      {"bandwidth.steps[0]", {{"bandwidth", {{"steps", {{0, 5, 7}}}}}}},
+      {"bandwidth.offset_s", {{"bandwidth", {{"rate_mbit", 5}, {"offset_s", 3}}}}},
+      {"bandwidth.offset_s", {{"bandwidth", {{"trace", "t.down"}, {"offset_s", -3}}}}},
+      {"bandwidth.speed", {{"bandwidth", {{"rate_mbit", 5}, {"speed", 3}}}}},
+      {"rtt_ms", {{"rtt_ms", "fast"}}},
+      {"slowdown", {{"slowdown", 0}}},
+      {"strategies", {{"strategies", {"local", "teleport"}}}},
+      {"strategies", {{"strategies", nullptr}}},
+      {"repetitions", {{"repetitions", 0}}},
+      {"query_tokens", {{"query_tokens", 1.5}}},
+      {"timeout_s", {{"timeout_s", -1}}},
+      {"energy_profile", {{"energy_profile", nullptr}}},
+      {"colour", {{"colour", "red"}}},
+  };
+  for (const Case& c : cases) {
+    json doc = GoodScenario();
+    // Replace objects whole, so a patched bandwidth does not keep the good rate_mbit.
+    for (const auto& [key, value] : c.patch.items()) {
+      if (value.is_object()) doc.erase(key);
+    }
+    doc.merge_patch(c.patch);
+    Result<Scenario> s = ParseScenario(doc.dump(), "/tmp");
+    ASSERT_FALSE(s.ok()) << c.field << ": accepted " << doc.dump();
+    EXPECT_EQ(s.status().code(), ErrorCode::kInvalidArgument) << c.field;
+    EXPECT_NE(s.status().message().find(std::string("'") + c.field + "'"), std::string::npos)
+        << c.field << ": " << s.status().message();
+  }
+}
+
+TEST(BenchScenarioTest, RejectsBrokenJsonAndHugeSweeps) {
+  EXPECT_FALSE(ParseScenario("{\"name\": \"x\",", "/tmp").ok());
+  EXPECT_FALSE(ParseScenario("[1, 2]", "/tmp").ok());
+
+  json doc = GoodScenario();
+  std::vector<double> rates(1000), slowdowns(200);
+  for (size_t i = 0; i < rates.size(); ++i) rates[i] = 1.0 + static_cast<double>(i);
+  for (size_t i = 0; i < slowdowns.size(); ++i) slowdowns[i] = 1.0 + 0.01 * static_cast<double>(i);
+  doc["bandwidth"] = {{"rate_mbit", rates}};
+  doc["slowdown"] = slowdowns;
+  Result<Scenario> s = ParseScenario(doc.dump(), "/tmp");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("points"), std::string::npos) << s.status().message();
+}
+
+TEST(BenchScenarioTest, BuildsSimulatorInputPerPoint) {
+  testing::TempDir dir;
+  WriteProfile(dir.File("profile.json"));
+  ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), GoodScenario().dump()).ok());
+  Result<Scenario> s = LoadScenario(dir.File("s.json"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Result<BenchContext> context = LoadBenchContext(*s);
+  ASSERT_TRUE(context.ok()) << context.status().ToString();
+  EXPECT_EQ(context->manifest.chunks.size(), 8u);
+
+  for (const ScenarioPoint& point : ExpandScenario(*s)) {
+    Result<SimScenario> sim = MakeSimScenario(*s, *context, point);
+    ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+    ASSERT_EQ(sim->input.chunks.size(), static_cast<size_t>(point.n_chunks));
+    ASSERT_EQ(sim->input.chunks[0].levels.size(), 2u);
+    EXPECT_EQ(sim->input.chunks[0].levels[1].bytes, 6528u * 256u);
+    EXPECT_DOUBLE_EQ(sim->input.request_overhead_s, 0.040);
+    EXPECT_DOUBLE_EQ(sim->device_slowdown, point.slowdown);
+    EXPECT_DOUBLE_EQ(sim->actual.RateAt(3.0), point.rate_mbit * 1e6 / 8);
+    EXPECT_TRUE(ValidatePlanInput(sim->input).ok());
+  }
+}
+
+TEST(BenchScenarioTest, RejectsContextLongerThanManifest) {
+  testing::TempDir dir;
+  WriteProfile(dir.File("profile.json"));
+  Manifest manifest;
+  manifest.format_version = kFormatVersion;
+  manifest.chunk_tokens = 16;
+  manifest.n_tokens = 32;
+  for (int j = 0; j < 2; ++j) {
+    ManifestChunk chunk;
+    chunk.index = j;
+    chunk.begin = 16 * j;
+    chunk.end = 16 * (j + 1);
+    chunk.levels["q8"] = {4096, {}};
+    manifest.chunks.push_back(chunk);
+  }
+  manifest.context_key = manifest.chunks.back().key;
+  ASSERT_TRUE(WriteFileAtomic(dir.File("manifest.json"), ToJson(manifest)).ok());
+  json doc = GoodScenario();
+  doc.erase("synthetic");
+  doc["manifest"] = "manifest.json";
+  doc["levels"] = {"q8"};
+  doc["n_chunks"] = {1, 3};
+  ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), doc.dump()).ok());
+  Result<Scenario> s = LoadScenario(dir.File("s.json"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->manifest_path, dir.File("manifest.json"));
+  Result<BenchContext> context = LoadBenchContext(*s);
+  ASSERT_FALSE(context.ok());
+  EXPECT_NE(context.status().message().find("'n_chunks'"), std::string::npos) << context.status().message();
+}
+
+}  // namespace
+}  // namespace sparkv
