@@ -54,6 +54,8 @@ struct Energy {
 // (ttft_s - all_resident_s). Tail gaps come from the chunks' last transfers
 // [transfer_start_s, transfer_end_s). Cancelled or failed earlier transfers count as active time
 // through network_busy_s, but the simulator keeps no interval for them, so they do not shorten gaps.
+// NOTE: with decode on a spare core, CPU busy time can exceed the TTFT. It is then capped at the
+// TTFT, which undercounts the second core's energy.
 Energy RequestEnergy(const SimResult& result, const PowerProfile& power);
 
 }  // namespace sparkv

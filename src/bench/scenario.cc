@@ -1,6 +1,7 @@
 #include "bench/scenario.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +23,8 @@ constexpr size_t kMaxSweepPoints = 100000;
 constexpr int32_t kMaxChunks = 1 << 16;
 constexpr int32_t kMaxSyntheticChunkTokens = 1 << 20;
 constexpr double kMaxMbit = 1e6;
+// Synthetic contexts stay below this many tokens, so positions fit in int32_t with room to spare.
+constexpr int64_t kMaxSyntheticTokens = int64_t{1} << 24;
 
 Status FieldError(const std::string& field, const std::string& want) {
   return InvalidArgumentError("scenario field '" + field + "': " + want);
@@ -206,6 +209,22 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
     for (double x : n) {
       if (x != std::floor(x)) return FieldError("n_chunks", "must hold whole numbers of chunks");
       s.n_chunks.push_back(static_cast<int32_t>(x));
+    }
+  }
+
+  if (!s.bytes_per_token.empty()) {
+    const int64_t longest = *std::max_element(s.n_chunks.begin(), s.n_chunks.end());
+    if (longest * s.chunk_tokens > kMaxSyntheticTokens) {
+      return FieldError("n_chunks", std::to_string(longest) + " chunks of " + std::to_string(s.chunk_tokens) +
+                                        " tokens exceed " + std::to_string(kMaxSyntheticTokens) +
+                                        " tokens; use fewer or shorter chunks");
+    }
+    for (const auto& [level, bytes] : s.bytes_per_token) {
+      if (bytes * s.chunk_tokens > static_cast<double>(kMaxBlobBytes)) {
+        return FieldError("synthetic.bytes_per_token." + level, "makes a chunk's blob larger than " +
+                                                                    std::to_string(kMaxBlobBytes) +
+                                                                    " bytes; give fewer bytes per token");
+      }
     }
   }
 

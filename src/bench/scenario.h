@@ -69,7 +69,9 @@ struct ScenarioPoint {
 Result<Scenario> ParseScenario(std::string_view json, const std::string& folder);
 Result<Scenario> LoadScenario(const std::string& path);
 
-// The cross product of the swept values, rates (or offsets) varying fastest.
+// Lists the cross product of the swept values, rates (or offsets) varying fastest. A scenario that
+// ParseScenario accepted has at most 100000 points. NOTE: a larger one built by hand yields
+// 100001 default points instead of the product, so that the caller can reject it cheaply.
 std::vector<ScenarioPoint> ExpandScenario(const Scenario& scenario);
 
 // Data shared by every point of a scenario, loaded once: the profile and the context's chunks.
