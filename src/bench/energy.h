@@ -4,10 +4,10 @@
 //
 // Over the request, from 0 to the TTFT:
 //   CPU:   busy watts while prefill, decode or the query runs; idle watts the rest of the time.
-//   Radio: active watts while a transfer is in flight (network_busy_s); after each transfer the
-//          radio stays in its tail state for tail seconds, cut short by the next transfer; the
-//          tail after the last transfer is counted whole, even past the TTFT, since the request
-//          caused it. No transfer at all means no radio energy (the radio idles at ~0 W).
+//   Radio: active watts while a transfer is in flight (network_busy_s). After each transfer the
+//          radio stays in its tail state for tail seconds, unless the next transfer starts sooner.
+//          The tail after the last transfer counts whole, even past the TTFT, because the request
+//          caused it. A request without transfers uses no radio energy (idle is taken as 0 W).
 #pragma once
 
 #include <map>
@@ -50,7 +50,7 @@ struct Energy {
   double total_j() const { return cpu_busy_j + cpu_idle_j + radio_active_j + radio_tail_j; }
 };
 
-// The request's energy from its simulated timeline. CPU busy time is cpu_busy_s plus the query
+// Computes the request's energy from its simulated timeline. CPU busy time is cpu_busy_s plus the query
 // (ttft_s - all_resident_s). Tail gaps come from the chunks' last transfers
 // [transfer_start_s, transfer_end_s). Cancelled or failed earlier transfers count as active time
 // through network_busy_s, but the simulator keeps no interval for them, so they do not shorten gaps.
