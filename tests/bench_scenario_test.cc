@@ -178,6 +178,26 @@ TEST(BenchScenarioTest, BuildsSimulatorInputPerPoint) {
   }
 }
 
+TEST(BenchScenarioTest, StepsBandwidthFollowsSteps) {
+  testing::TempDir dir;
+  WriteProfile(dir.File("profile.json"));
+  json doc = GoodScenario();
+  doc["bandwidth"] = {{"steps", {{0, 20}, {4, 2}}}};
+  ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), doc.dump()).ok());
+  Result<Scenario> s = LoadScenario(dir.File("s.json"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const std::vector<ScenarioPoint> points = ExpandScenario(*s);
+  EXPECT_EQ(points.size(), 2u * 2u);
+  Result<BenchContext> context = LoadBenchContext(*s);
+  ASSERT_TRUE(context.ok()) << context.status().ToString();
+  Result<SimScenario> sim = MakeSimScenario(*s, *context, points[0]);
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  EXPECT_DOUBLE_EQ(sim->actual.RateAt(1.0), 20e6 / 8);
+  EXPECT_DOUBLE_EQ(sim->actual.RateAt(5.0), 2e6 / 8);
+  // The planner starts from what a 0.5 s probe would see: the first step's rate.
+  EXPECT_DOUBLE_EQ(sim->input.bandwidth.RateAt(0.0), 20e6 / 8);
+}
+
 TEST(BenchScenarioTest, RejectsContextLongerThanManifest) {
   testing::TempDir dir;
   WriteProfile(dir.File("profile.json"));
