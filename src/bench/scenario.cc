@@ -166,8 +166,10 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
                                        "quality_floor", "bandwidth", "initial_rate_mbit", "rtt_ms", "slowdown",
                                        "strategies", "repetitions", "query_tokens", "timeout_s", "energy_profile",
                                        "power_profiles"};
-  for (const auto& [key, unused] : doc.items()) {
-    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }) == std::end(kKnown)) {
+  for (const auto& item : doc.items()) {
+    const std::string& key = item.key();
+    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&key](const char* k) { return key == k; }) ==
+        std::end(kKnown)) {
       return FieldError(key, "is not a known field; see docs/benchmarks.md for the scenario layout");
     }
   }
