@@ -71,7 +71,7 @@ TEST(SimulatorTest, HindsightBoundsEveryStrategy) {
       for (LevelOption& level : spec.levels) level.decode_seconds = 0.0;
     }
     scenario.actual = scenario.input.bandwidth;
-    // The planner is told a constant rate; the link does what the random model says.
+    // The planner starts from a constant rate, while the link follows the random model.
     scenario.input.bandwidth = BandwidthModel::Constant(scenario.actual.RateAt(0.0) + 1.0);
     scenario.timeout_s = 1e9;
     Result<Plan> optimum = HindsightOptimum(scenario);
@@ -148,7 +148,7 @@ TEST(SimulatorTest, CakeBoundaryFloats) {
   SimScenario scenario;
   scenario.input = UniformInput(10, 1'000'000, 1e6);
   // The planner expects 1 MB/s, the link gives 3 MB/s: Cake's stream path keeps taking chunks
-  // from the back until the paths meet, so it streams more than its plan said.
+  // from the back until the paths meet, so it streams more than its plan chose.
   scenario.actual = BandwidthModel::Constant(3e6);
   Result<SimResult> cake = SimulateLoad(Get("cake"), scenario);
   ASSERT_TRUE(cake.ok());

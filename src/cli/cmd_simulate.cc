@@ -119,7 +119,7 @@ int RunSimulate(const Flags& f) {
   });
   if (f.quality_floor >= 0) scenario.input.max_quality_rank = f.quality_floor;
   scenario.input.request_overhead_s = f.overhead_ms / 1000.0;
-  // What a short probe at the start would measure, unless told.
+  // What a short probe at the start would measure, unless --initial-rate is given.
   constexpr double kProbeWindowS = 0.5;
   const double initial = f.initial_rate_mbit > 0 ? f.initial_rate_mbit * 1e6 / 8.0
                                                  : actual->BytesBetween(0.0, kProbeWindowS) / kProbeWindowS;

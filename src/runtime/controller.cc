@@ -232,7 +232,7 @@ bool LoadController::StreamPathDone() const {
   for (size_t j = frontier_; j < chunks_.size(); ++j) {
     const Chunk& c = chunks_[j];
     if (c.state != State::kPending || !CanStream(j)) continue;
-    // Static strategies stream only what the first plan said; Cake and re-planning ones may
+    // Static strategies stream only what the first plan chose. Cake and re-planning ones may
     // still take any pending chunk.
     if (strategy_.claim_until_meet || strategy_.replan || c.decision.path == Decision::Path::kStream) return false;
   }
@@ -443,7 +443,7 @@ void LoadController::Replan(double now_s) {
   const PlanInput in = ReplanInput(now_s, &version);
   const Status valid = ValidatePlanInput(in);
   if (!valid.ok()) {
-    // A bug in the snapshot, not an input error: keep the current plan and say so.
+    // A bug in the snapshot, not an input error: keep the current plan and log a warning.
     SPARKV_LOG_WARN("re-plan skipped: %s", valid.ToString().c_str());
     dirty_ = false;
     return;

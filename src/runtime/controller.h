@@ -4,7 +4,7 @@
 // The controller owns no threads and reads no clock. Each path requests its next step and
 // reports what happened, with times in seconds since the load started. The real loader calls it
 // under one mutex from its stream, compute and planner threads; the simulator calls it from its
-// event loop. It keeps, per chunk, where the chunk stands, and, for the chunks not yet started, the
+// event loop. It keeps, per chunk, the chunk's state and, for the chunks not yet started, the
 // current plan. With re-planning on, it predicts bandwidth from the transfers' progress and the
 // device's speed from measured prefill times, and it re-solves the remaining chunks from the
 // current state after every chunk completion and whenever a prediction drifts.
@@ -49,7 +49,7 @@ class LoadController {
     uint64_t bytes = 0;
   };
   // The next blob to fetch, or nothing for now. Nothing does not mean the path is done: a later
-  // re-plan may give it work; StreamPathDone() says when it is.
+  // re-plan may give it work. StreamPathDone() tells whether it is.
   std::optional<Transfer> NextTransfer(double now_s);
   // True when no chunk can ever be streamed again (all resident or claimed by compute, or the
   // stream path was abandoned after a transport error).
@@ -84,7 +84,7 @@ class LoadController {
   // compute costs at their current predictions. `version` identifies the state for InstallPlan.
   PlanInput ReplanInput(double now_s, uint64_t* version);
   // Installs decisions solved from ReplanInput; chunks that left the pending state since then
-  // keep their path. Moves in-flight transfers to compute when the plan says that is faster.
+  // keep their path. Moves in-flight transfers to compute when the plan predicts that is faster.
   void InstallPlan(const Plan& plan, uint64_t version, double now_s);
   // Both of the above with the strategy's planner, for single-threaded callers (the simulator).
   void Replan(double now_s);

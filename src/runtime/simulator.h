@@ -20,7 +20,7 @@ namespace sparkv {
 
 struct SimScenario {
   // A fresh plan input: chunks and levels, the compute cost as profiled, the bandwidth the
-  // planner is told at the start (a probe's estimate), request overhead and query time.
+  // planner starts from (a probe's estimate), request overhead and query time.
   PlanInput input;
   BandwidthModel actual;          // what the link delivers, from the request's start
   double device_slowdown = 1.0;   // real compute and decode take this times the profiled time
@@ -28,7 +28,7 @@ struct SimScenario {
   double progress_interval_s = 0.02;  // how often a transfer reports its progress
 };
 
-// What happened to one chunk, in seconds since the load started.
+// The outcome of one chunk, with times in seconds since the load started.
 struct SimChunk {
   bool streamed = false;     // resident through the stream path
   bool fell_back = false;    // a transfer of it failed (timeout, outage) and it was computed

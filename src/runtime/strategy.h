@@ -21,7 +21,7 @@ struct Strategy {
   // chunks from the front, so the boundary lands wherever the paths meet.
   bool float_boundary = false;
   // The stream path keeps taking chunks from the back until the paths meet, whatever the first
-  // plan said (Cake's rule).
+  // plan chose (Cake's rule).
   bool claim_until_meet = false;
   // The compute path may take a chunk it waits for, cancelling its transfer, when computing it is
   // predicted to end sooner.
