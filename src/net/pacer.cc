@@ -4,7 +4,9 @@
 
 namespace sparkv {
 
-Pacer::Pacer(Link link) : link_(std::move(link)), origin_(Clock::now()) {
+Pacer::Pacer(Link link, double offset_s)
+    : link_(std::move(link)),
+      origin_(Clock::now() - std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(offset_s))) {
   const double two_ms_of_bytes = link_.mean_bytes_per_s() * 0.002;
   piece_bytes_ = static_cast<size_t>(
       std::clamp(two_ms_of_bytes, double{Link::kPacketBytes}, 64.0 * 1024.0));

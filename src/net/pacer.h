@@ -14,8 +14,10 @@ class Pacer {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // The link's origin (trace offset 0) is the moment of construction.
-  explicit Pacer(Link link);
+  // The link's origin (trace offset 0) lies `offset_s` seconds before the moment of
+  // construction, so the first byte meets the schedule `offset_s` into it.
+  // REQUIRES: offset_s >= 0 and finite.
+  explicit Pacer(Link link, double offset_s = 0.0);
 
   // Queues `n_bytes` that are ready now behind everything reserved before, and returns when the
   // last of them has crossed the link. The caller writes them at that time. Thread-safe.

@@ -244,7 +244,10 @@ struct StoreServer::Impl {
   ServerOptions options;
   std::string root_real;  // realpath of options.root, for the containment check
   httplib::Server http;
-  std::unique_ptr<Pacer> pacer;  // null when unpaced
+  // Null when unpaced. Each response holds its own reference, so RestartPacing can swap the
+  // pacer while earlier bodies are still being written.
+  std::shared_ptr<Pacer> pacer;  // guarded by pacer_mutex
+  std::mutex pacer_mutex;
   int port = 0;
   std::thread listen_thread;
 
@@ -383,7 +386,11 @@ void StoreServer::Impl::ServeStoreFile(const Target& target, const httplib::Requ
     res.set_content(std::string(), content_type);
     return;
   }
-  Pacer* body_pacer = pacer.get();
+  std::shared_ptr<Pacer> body_pacer;
+  {
+    std::lock_guard<std::mutex> lock(pacer_mutex);
+    body_pacer = pacer;
+  }
   res.set_content_provider(
       n_body, content_type,
       [this, file, begin = range.begin, body_pacer](size_t offset, size_t length,
@@ -478,10 +485,10 @@ Result<std::unique_ptr<StoreServer>> StoreServer::Start(ServerOptions options) {
   if (!options.trace_path.empty()) {
     Result<Link> link = Link::LoadMahimahi(options.trace_path);
     if (!link.ok()) return link.status().WithContext("pacing trace");
-    impl->pacer = std::make_unique<Pacer>(std::move(link).value());
+    impl->pacer = std::make_shared<Pacer>(std::move(link).value());
   } else if (options.rate_mbit > 0) {
     SPARKV_ASSIGN_OR_RETURN(Link link, Link::Constant(options.rate_mbit));
-    impl->pacer = std::make_unique<Pacer>(std::move(link));
+    impl->pacer = std::make_shared<Pacer>(std::move(link));
   }
   impl->options = std::move(options);
 
@@ -593,6 +600,17 @@ StoreServer::StoreServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 StoreServer::~StoreServer() { Stop(); }
 
 int StoreServer::port() const { return impl_->port; }
+
+Status StoreServer::RestartPacing(std::optional<Link> link, double offset_s) {
+  if (!(offset_s >= 0) || !std::isfinite(offset_s)) {
+    return InvalidArgumentError("pacing offset " + std::to_string(offset_s) + " s must be 0 or positive");
+  }
+  std::shared_ptr<Pacer> fresh;
+  if (link.has_value()) fresh = std::make_shared<Pacer>(std::move(*link), offset_s);
+  std::lock_guard<std::mutex> lock(impl_->pacer_mutex);
+  impl_->pacer = std::move(fresh);
+  return Status::Ok();
+}
 
 std::string StoreServer::base_url() const {
   return "http://" + BracketHost(impl_->options.host) + ":" + std::to_string(impl_->port);

@@ -15,8 +15,10 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "net/link.h"
 #include "sparkv/status.h"
 
 namespace sparkv {
@@ -55,6 +57,13 @@ class StoreServer {
   // Blocks until Stop() has finished, e.g. the CLI's main thread while a signal handler thread
   // calls Stop().
   void Wait();
+
+  // Replaces the pacing of store bodies: from now on they follow `link` (nullopt: unpaced), whose
+  // origin is placed `offset_s` seconds before this call, with nothing sent yet. A benchmark calls
+  // it right before each run so that every repetition meets the same stretch of the link.
+  // Responses already in progress keep the link they started with.
+  // Errors: InvalidArgument for a negative or non-finite offset.
+  Status RestartPacing(std::optional<Link> link, double offset_s = 0.0);
 
   // Counters also shown on /metrics.
   int64_t connections_accepted() const;
