@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
+#include "kv/chunk_key.h"
 #include "kv/codec.h"
 #include "net/link.h"
 #include "runtime/session.h"
@@ -150,6 +151,69 @@ Status ParseBandwidth(const json& value, const std::string& folder, BandwidthSpe
   return Status::Ok();
 }
 
+Status ParseReal(const json& value, const std::string& folder, RealSpec* out) {
+  if (!value.is_object()) {
+    return FieldError("real", "must be an object such as {\"model\": \"stories260K.bin\", \"sample_tokens\": 400, "
+                              "\"chunk_tokens\": 64}");
+  }
+  static const char* const kKnownReal[] = {"model", "tokens", "sample_tokens", "seed", "chunk_tokens", "codecs",
+                                           "store", "threads", "background_threads", "background_duty"};
+  for (const auto& item : value.items()) {
+    const std::string& key = item.key();
+    if (std::find_if(std::begin(kKnownReal), std::end(kKnownReal), [&key](const char* k) { return key == k; }) ==
+        std::end(kKnownReal)) {
+      return FieldError("real." + key, "is not a known field; see docs/benchmarks.md, section Real mode");
+    }
+  }
+  if (!value.contains("model")) return FieldError("real.model", "is missing; give a GGUF or a llama2.c checkpoint (.bin)");
+  SPARKV_ASSIGN_OR_RETURN(std::string model, String(value["model"], "real.model"));
+  out->model_path = Resolve(model, folder);
+  if (value.contains("tokens") == value.contains("sample_tokens")) {
+    return FieldError("real.tokens", "give exactly one of real.tokens (a file of token ids, BOS first) or "
+                                     "real.sample_tokens (how many tokens to sample from the model)");
+  }
+  if (value.contains("tokens")) {
+    SPARKV_ASSIGN_OR_RETURN(std::string tokens, String(value["tokens"], "real.tokens"));
+    out->tokens_path = Resolve(tokens, folder);
+  } else {
+    SPARKV_ASSIGN_OR_RETURN(out->sample_tokens, IntegerIn(value["sample_tokens"], "real.sample_tokens", 2, 1 << 20));
+  }
+  if (value.contains("seed")) {
+    if (!value["seed"].is_number_unsigned()) return FieldError("real.seed", "must be a whole number >= 0");
+    out->seed = value["seed"].get<uint64_t>();
+  }
+  if (!value.contains("chunk_tokens")) return FieldError("real.chunk_tokens", "is missing; give the tokens per chunk, e.g. 64");
+  SPARKV_ASSIGN_OR_RETURN(out->chunk_tokens, IntegerIn(value["chunk_tokens"], "real.chunk_tokens", 1, kMaxChunkTokens));
+  if (value.contains("codecs")) {
+    SPARKV_ASSIGN_OR_RETURN(out->codecs, StringList(value["codecs"], "real.codecs"));
+    for (size_t i = 0; i < out->codecs.size(); ++i) {
+      const std::string& codec = out->codecs[i];
+      if (FindCodec(codec) == nullptr) return FieldError("real.codecs", "'" + codec + "' is not a codec level; see `sparkv ingest --help`");
+      if (std::find(out->codecs.begin(), out->codecs.begin() + i, codec) != out->codecs.begin() + i) {
+        return FieldError("real.codecs", "lists '" + codec + "' twice; list each level once");
+      }
+    }
+  }
+  if (value.contains("store")) {
+    SPARKV_ASSIGN_OR_RETURN(std::string store, String(value["store"], "real.store"));
+    out->store_path = Resolve(store, folder);
+  }
+  if (value.contains("threads")) {
+    SPARKV_ASSIGN_OR_RETURN(out->threads, IntegerIn(value["threads"], "real.threads", 0, 256));
+  }
+  if (value.contains("background_threads")) {
+    SPARKV_ASSIGN_OR_RETURN(out->background_threads,
+                            IntegerIn(value["background_threads"], "real.background_threads", 0, 64));
+  }
+  if (value.contains("background_duty")) {
+    SPARKV_ASSIGN_OR_RETURN(out->background_duty, NumberIn(value["background_duty"], "real.background_duty", 0.01, 1.0));
+    if (out->background_threads == 0) {
+      return FieldError("real.background_duty", "needs real.background_threads above 0; set it or remove the duty");
+    }
+  }
+  return Status::Ok();
+}
+
 std::string FormatNumber(double x) {
   char text[32];
   std::snprintf(text, sizeof text, "%g", x);
@@ -162,7 +226,7 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return InvalidArgumentError("scenario is not valid JSON; check brackets, commas and quotes");
   if (!doc.is_object()) return InvalidArgumentError("scenario must be a JSON object with fields such as profile and bandwidth");
-  static const char* const kKnown[] = {"name", "profile", "manifest", "synthetic", "n_chunks", "levels",
+  static const char* const kKnown[] = {"name", "mode", "real", "profile", "manifest", "synthetic", "n_chunks", "levels",
                                        "quality_floor", "bandwidth", "initial_rate_mbit", "rtt_ms", "slowdown",
                                        "strategies", "repetitions", "query_tokens", "timeout_s", "energy_profile",
                                        "power_profiles"};
@@ -177,15 +241,45 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   if (!doc.contains("name")) return FieldError("name", "is missing; give a short name for the output files");
   SPARKV_ASSIGN_OR_RETURN(s.name, String(doc["name"], "name"));
   if (!IsFileName(s.name)) return FieldError("name", "'" + s.name + "' must be 1-64 of [A-Za-z0-9_.-], not starting with '.'");
-  if (!doc.contains("profile")) return FieldError("profile", "is missing; give the device profile from `sparkv profile`");
-  SPARKV_ASSIGN_OR_RETURN(std::string profile, String(doc["profile"], "profile"));
-  s.profile_path = Resolve(profile, folder);
+  if (doc.contains("mode")) {
+    SPARKV_ASSIGN_OR_RETURN(std::string mode, String(doc["mode"], "mode"));
+    if (mode == "simulated") {
+      s.mode = BenchMode::kSimulated;
+    } else if (mode == "real") {
+      s.mode = BenchMode::kReal;
+    } else if (mode == "both") {
+      s.mode = BenchMode::kBoth;
+    } else {
+      return FieldError("mode", "is '" + mode + "'; give \"simulated\", \"real\" or \"both\"");
+    }
+  }
+  const bool real = s.mode != BenchMode::kSimulated;
+  if (real != doc.contains("real")) {
+    return FieldError("real", real ? "is missing; mode real and both need {\"model\", \"tokens\" or \"sample_tokens\", "
+                                     "\"chunk_tokens\"}"
+                                   : "only applies to mode \"real\" or \"both\"; set mode or remove it");
+  }
+  if (real) {
+    SPARKV_RETURN_IF_ERROR(ParseReal(doc["real"], folder, &s.real));
+    if (doc.contains("manifest") || doc.contains("synthetic")) {
+      return FieldError(doc.contains("manifest") ? "manifest" : "synthetic",
+                        "does not apply to a real run, whose context is real.tokens or real.sample_tokens; remove it");
+    }
+  }
+  if (doc.contains("profile")) {
+    SPARKV_ASSIGN_OR_RETURN(std::string profile, String(doc["profile"], "profile"));
+    s.profile_path = Resolve(profile, folder);
+  } else if (!real) {
+    return FieldError("profile", "is missing; give the device profile from `sparkv profile`");
+  }
 
-  if (doc.contains("manifest") == doc.contains("synthetic")) {
+  if (!real && doc.contains("manifest") == doc.contains("synthetic")) {
     return FieldError("manifest", "give exactly one of manifest (a manifest.json path) or synthetic "
                                   "({chunk_tokens, bytes_per_token})");
   }
-  if (doc.contains("manifest")) {
+  if (real) {
+    // The context is real.tokens or real.sample_tokens, which n_chunks below may cut.
+  } else if (doc.contains("manifest")) {
     SPARKV_ASSIGN_OR_RETURN(std::string manifest, String(doc["manifest"], "manifest"));
     s.manifest_path = Resolve(manifest, folder);
   } else {
@@ -257,6 +351,10 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   if (doc.contains("slowdown")) {
     SPARKV_ASSIGN_OR_RETURN(s.slowdowns, NumberOrList(doc["slowdown"], "slowdown", 0.01, 100.0));
   }
+  if (real && s.slowdowns.size() != 1) {
+    return FieldError("slowdown", "must be one number in mode real or both: the device runs at its own speed, and "
+                                  "the simulated side models it with this factor");
+  }
   if (!doc.contains("strategies")) return FieldError("strategies", "is missing; give e.g. [\"local\", \"stream\", \"sparkv-adaptive\"]");
   SPARKV_ASSIGN_OR_RETURN(s.strategies, StringList(doc["strategies"], "strategies"));
   for (const std::string& name : s.strategies) {
@@ -272,10 +370,12 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   if (doc.contains("timeout_s")) {
     SPARKV_ASSIGN_OR_RETURN(s.timeout_s, NumberIn(doc["timeout_s"], "timeout_s", 0.001, 1e6));
   }
-  if (!doc.contains("energy_profile")) {
+  if (!doc.contains("energy_profile") && s.mode != BenchMode::kReal) {
     return FieldError("energy_profile", "is missing; give a profile name from data/power_profiles.json, e.g. \"phone-lte\"");
   }
-  SPARKV_ASSIGN_OR_RETURN(s.energy_profile, String(doc["energy_profile"], "energy_profile"));
+  if (doc.contains("energy_profile")) {
+    SPARKV_ASSIGN_OR_RETURN(s.energy_profile, String(doc["energy_profile"], "energy_profile"));
+  }
   if (doc.contains("power_profiles")) {
     SPARKV_ASSIGN_OR_RETURN(std::string path, String(doc["power_profiles"], "power_profiles"));
     s.power_profiles_path = Resolve(path, folder);

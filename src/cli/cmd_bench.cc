@@ -1,6 +1,8 @@
-// `sparkv bench`: a scenario file's sweep (every point x strategy) through the discrete-event
-// simulator, with the hindsight optimum, a per-request energy model, and optional JSON, CSV
-// and SVG pictures. Simulated mode only; the numbers are the cost model's, not a measurement.
+// `sparkv bench`: a scenario file's sweep (every point x strategy). Mode simulated runs it through
+// the discrete-event simulator, with the hindsight optimum, a per-request energy model, and
+// optional JSON, CSV and SVG pictures; those numbers are the cost model's, not a measurement.
+// Modes real and both measure it (bench/real.h): engine compute, a paced loopback server,
+// medians over the repetitions, and in mode both the ratio to the simulated TTFT.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include <memory>
 
 #include "bench/energy.h"
+#include "bench/real.h"
 #include "bench/scenario.h"
 #include "bench/svg.h"
 #include "cli/cli_util.h"
@@ -67,10 +70,173 @@ Status WriteSvg(const std::string& dir, const std::string& name, const std::stri
   return WriteFileAtomic((std::filesystem::path(dir) / name).string(), svg);
 }
 
+const char* ModeName(BenchMode mode) {
+  switch (mode) {
+    case BenchMode::kSimulated:
+      return "simulated";
+    case BenchMode::kReal:
+      return "real";
+    case BenchMode::kBoth:
+      return "both";
+  }
+  return "?";
+}
+
+bool OffBeyondTolerance(double real_over_sim) {
+  return real_over_sim > 0 && std::fabs(real_over_sim - 1.0) > kSimAgreementTolerance;
+}
+
+void PrintRunLine(const std::string& line) { std::fprintf(stderr, "sparkv bench: %s\n", line.c_str()); }
+
+int RunRealMode(const Flags& f, const Scenario& s) {
+  if (!f.svg_dir.empty()) {
+    return ReportError(InvalidArgumentError("--svg-dir draws simulated timelines; drop it in mode " +
+                                            std::string(ModeName(s.mode)) + ", or set the scenario's mode to simulated"));
+  }
+  RealBenchOptions options;
+  options.on_run = PrintRunLine;
+  Result<RealBenchReport> result = RunRealBench(s, options);
+  if (!result.ok()) return ReportError(result.status());
+  const RealBenchReport& report = *result;
+  const bool both = s.mode == BenchMode::kBoth;
+  const std::vector<ScenarioPoint>& points = report.points;
+
+  if (!f.csv.empty()) {
+    std::string csv =
+        "scenario,mode,point,rate_mbit,trace_offset_s,slowdown,n_chunks,n_context_tokens,strategy,ttft_median_s,"
+        "ttft_min_s,ttft_max_s,load_ttft_median_s,sim_ttft_s,real_over_sim,sim_measured_speed_ttft_s,"
+        "real_over_sim_measured_speed,received_bytes,n_streamed,n_computed,fallbacks,device_factor,"
+        "first_token_mismatches\n";
+    for (const RealRow& r : report.rows) {
+      const ScenarioPoint& pt = points[r.point];
+      char line[1024];
+      std::snprintf(line, sizeof line,
+                    ",%s,%zu,%g,%g,%g,%d,%d,%s,%.6f,%.6f,%.6f,%.6f,%s,%s,%s,%s,%.0f,%g,%g,%d,%.4f,%d\n",
+                    ModeName(s.mode), r.point, pt.rate_mbit, pt.trace_offset_s, pt.slowdown, pt.n_chunks,
+                    report.n_context_tokens[r.point], CsvField(r.strategy).c_str(), r.median_ttft_s, r.min_ttft_s,
+                    r.max_ttft_s, r.median_load_ttft_s, both ? std::to_string(r.sim_ttft_s).c_str() : "",
+                    both ? Ratio(r.real_over_sim).c_str() : "",
+                    both ? std::to_string(r.sim_measured_speed_ttft_s).c_str() : "",
+                    both ? Ratio(r.real_over_sim_measured_speed).c_str() : "", r.median_received_bytes, r.median_streamed,
+                    r.median_computed, r.n_fallback, r.median_device_factor, r.n_mismatches);
+      csv += CsvField(s.name) + line;
+    }
+    Status written = WriteFileAtomic(f.csv, csv);
+    if (!written.ok()) return ReportError(written.WithContext("--csv"));
+  }
+
+  if (f.json) {
+    nlohmann::json out;
+    out["scenario"] = s.name;
+    out["mode"] = ModeName(s.mode);
+    out["repetitions"] = s.repetitions;
+    out["profile"] = report.profile_source;
+    out["background_threads"] = s.real.background_threads;
+    out["background_duty"] = s.real.background_duty;
+    out["first_token_mismatches"] = report.n_mismatches;
+    out["points"] = nlohmann::json::array();
+    for (size_t p = 0; p < points.size(); ++p) {
+      nlohmann::json point = {{"label", points[p].Label(s)},
+                              {"rate_mbit", points[p].rate_mbit},
+                              {"trace_offset_s", points[p].trace_offset_s},
+                              {"slowdown", points[p].slowdown},
+                              {"n_chunks", points[p].n_chunks},
+                              {"n_context_tokens", report.n_context_tokens[p]},
+                              {"local_first_token", report.local_first_token[p]},
+                              {"strategies", nlohmann::json::array()}};
+      for (const RealRow& r : report.rows) {
+        if (r.point != p) continue;
+        nlohmann::json row = {{"name", r.strategy},
+                              {"ttft_s", r.median_ttft_s},
+                              {"ttft_min_s", r.min_ttft_s},
+                              {"ttft_max_s", r.max_ttft_s},
+                              {"ttft_runs_s", r.ttft_s},
+                              {"load_ttft_s", r.median_load_ttft_s},
+                              {"received_bytes", r.median_received_bytes},
+                              {"chunks_streamed", r.median_streamed},
+                              {"chunks_computed", r.median_computed},
+                              {"fallbacks", r.n_fallback},
+                              {"device_factor", r.median_device_factor},
+                              {"first_token_mismatches", r.n_mismatches},
+                              {"streamed_lossy", r.streamed_lossy}};
+        if (both) {
+          row["sim_ttft_s"] = r.sim_ttft_s;
+          row["real_over_sim"] = OrNull(r.real_over_sim);
+          row["off_by_more_than_10_percent"] = OffBeyondTolerance(r.real_over_sim);
+          row["sim_measured_speed_ttft_s"] = r.sim_measured_speed_ttft_s;
+          row["real_over_sim_measured_speed"] = OrNull(r.real_over_sim_measured_speed);
+        }
+        point["strategies"].push_back(std::move(row));
+      }
+      out["points"].push_back(std::move(point));
+    }
+    std::printf("%s\n", DumpJson(out, 2).c_str());
+  } else {
+    size_t label_width = 5;
+    for (const ScenarioPoint& pt : points) label_width = std::max(label_width, pt.Label(s).size());
+    std::printf("scenario %s, mode %s: %zu points x %zu strategies, %d repetition(s); profile %s; "
+                "background load %d thread(s) at %.0f%%\n\n",
+                s.name.c_str(), ModeName(s.mode), points.size(), s.strategies.size(), s.repetitions,
+                report.profile_source.c_str(), s.real.background_threads, 100.0 * s.real.background_duty);
+    std::printf("%-*s %-16s %9s %9s %9s %9s", static_cast<int>(label_width), "point", "strategy", "TTFT s", "min",
+                "max", "load s");
+    if (both) std::printf(" %9s %9s %9s", "sim s", "real/sim", "/measured");
+    std::printf(" %6s %6s %9s %7s %s\n", "stream", "comp", "MiB recv", "device", "1st token");
+    size_t n_off = 0, n_off_measured = 0;
+    double sum_abs_error = 0.0, sum_abs_error_measured = 0.0;
+    for (const RealRow& r : report.rows) {
+      std::printf("%-*s %-16s %9.4f %9.4f %9.4f %9.4f", static_cast<int>(label_width), points[r.point].Label(s).c_str(),
+                  r.strategy.c_str(), r.median_ttft_s, r.min_ttft_s, r.max_ttft_s, r.median_load_ttft_s);
+      if (both) {
+        const bool off = OffBeyondTolerance(r.real_over_sim);
+        n_off += off;
+        sum_abs_error += std::fabs(r.real_over_sim - 1.0);
+        const bool off_measured = OffBeyondTolerance(r.real_over_sim_measured_speed);
+        n_off_measured += off_measured;
+        sum_abs_error_measured += std::fabs(r.real_over_sim_measured_speed - 1.0);
+        std::printf(" %9.4f %8s%s %8s%s", r.sim_ttft_s, Ratio(r.real_over_sim).c_str(), off ? "*" : " ",
+                    Ratio(r.real_over_sim_measured_speed).c_str(), off_measured ? "*" : " ");
+      }
+      const std::string first = r.n_mismatches == 0 ? "same"
+                                                     : "MISMATCH " + std::to_string(r.n_mismatches) + "/" +
+                                                           std::to_string(s.repetitions);
+      std::printf(" %6.1f %6.1f %9.3f %7.2f %s\n", r.median_streamed, r.median_computed,
+                  r.median_received_bytes / 1048576.0, r.median_device_factor, first.c_str());
+    }
+    std::printf("\nTTFT: median over the repetitions, min and max beside it; the whole request, manifest fetch\n"
+                "included. load s: the median without the manifest fetch, which is what the simulator models.\n"
+                "device: measured over profiled compute time (the slowdown that would simulate this run).\n"
+                "1st token: the first generated token against local's (the quality rule).\n");
+    if (both) {
+      const double n_rows = std::max<double>(1.0, report.rows.size());
+      std::printf("real/sim: load s over the simulated TTFT with the same profile, link and the scenario's slowdown.\n"
+                  "/measured: the same, simulated at the device factor this row measured. * marks a ratio off by\n"
+                  "more than %.0f%%: real/sim %zu of %zu (mean |ratio - 1| %.3f), /measured %zu of %zu (%.3f).\n",
+                  100.0 * kSimAgreementTolerance, n_off, report.rows.size(), sum_abs_error / n_rows, n_off_measured,
+                  report.rows.size(), sum_abs_error_measured / n_rows);
+    }
+  }
+  if (report.n_lossless_mismatches > 0) {
+    std::fprintf(stderr,
+                 "sparkv bench: error: %d run(s) streamed only lossless levels yet generated a first token other "
+                 "than local's; the stream path broke the quality rule (see the warnings above)\n",
+                 report.n_lossless_mismatches);
+    return 1;
+  }
+  if (report.n_mismatches > 0) {
+    std::fprintf(stderr,
+                 "sparkv bench: warning: %d run(s) generated a first token other than local's after streaming a "
+                 "lossy level; restrict levels to f16 to keep the quality rule exact\n",
+                 report.n_mismatches);
+  }
+  return 0;
+}
+
 int RunBench(const Flags& f) {
   Result<Scenario> scenario = LoadScenario(f.scenario);
   if (!scenario.ok()) return ReportError(scenario.status());
   const Scenario& s = *scenario;
+  if (s.mode != BenchMode::kSimulated) return RunRealMode(f, s);
   const std::string power_path = !f.power_profiles.empty()           ? f.power_profiles
                                  : !s.power_profiles_path.empty() ? s.power_profiles_path
                                                                    : DefaultPowerProfilesPath();
@@ -268,8 +434,8 @@ int RunBench(const Flags& f) {
 void AddBenchCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand(
-      "bench", "Run a scenario file's sweep of strategies in the simulator: TTFT, hindsight optimum, energy model, "
-               "table, JSON, CSV and SVG");
+      "bench", "Run a scenario file's sweep of strategies in the simulator (TTFT, hindsight optimum, energy model, "
+               "SVG) or for real on a paced loopback server (median TTFT, ratio to the simulator); table, JSON, CSV");
   command->add_option("--scenario", flags->scenario, "Scenario JSON (layout in docs/benchmarks.md)")
       ->required()
       ->check(CLI::ExistingFile);
