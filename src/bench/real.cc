@@ -71,11 +71,11 @@ Result<std::vector<TokenId>> ReadTokens(const std::string& path, int32_t n_vocab
         ++p;
         continue;
       }
-      return FieldError("real.tokens", path + " holds '" + std::string(p, std::min<size_t>(16, std::strlen(p))) +
-                                           "' where a token id should be; give whitespace-separated ids");
+      return FieldError("real.tokens", path + " contains '" + std::string(p, std::min<size_t>(16, std::strlen(p))) +
+                                           "', which is not a token id; give whitespace-separated ids");
     }
     if (id < 0 || id >= n_vocab) {
-      return FieldError("real.tokens", path + " holds token " + std::to_string(id) + ", outside the model's vocabulary [0, " +
+      return FieldError("real.tokens", path + " contains token " + std::to_string(id) + ", outside the model's vocabulary [0, " +
                                            std::to_string(n_vocab) + ")");
     }
     tokens.push_back(static_cast<TokenId>(id));
@@ -139,7 +139,7 @@ Result<Link> PointLink(const Scenario& s, const ScenarioPoint& point, double* of
         const auto n_due = static_cast<uint64_t>(model.BytesBetween(0.0, (ms + 1) / 1000.0) / Link::kPacketBytes);
         for (; n_sent < n_due; ++n_sent) text += std::to_string(ms + 1) + "\n";
       }
-      // The last line is the loop period; without it a trace that ends in an outage would loop early.
+      // The last line is the loop period. Without it, a trace that ends in an outage would loop early.
       text += std::to_string(n_ms) + "\n";
       return Link::ParseMahimahi(text, "bandwidth.steps");
     }
@@ -188,7 +188,7 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
     longest = std::max(longest, n);
   }
 
-  // One engine for everything; runs clear its cache. Only the first token is generated.
+  // One engine serves every run, and each run clears its cache. Only the first token is generated.
   EngineOptions engine_options;
   engine_options.n_threads = s.real.threads;
   engine_options.n_positions = longest + s.query_tokens + 1;
@@ -236,9 +236,9 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
     manifests[n] = std::move(manifest).value();
   }
 
-  // The server runs in this process rather than as a child `sparkv serve`: the bench restarts its
-  // pacing right before every run (RestartPacing), so each repetition meets the link from the
-  // same origin, which a separate process could only offer through a control channel of its own.
+  // The server runs in this process rather than as a child `sparkv serve`, because the bench
+  // restarts its pacing right before every run (RestartPacing). So each repetition meets the link
+  // from the same origin. A separate process would need a control channel of its own for that.
   ServerOptions server_options;
   server_options.root = report.store;
   server_options.rtt_ms = s.rtt_ms;
@@ -262,7 +262,7 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
     // which then skips its probe: a probe would spend link time the simulator does not model.
     BenchContext bench_context{report.profile, manifests[n_context]};
     ScenarioPoint whole = point;
-    whole.n_chunks = 0;  // the manifest already holds exactly the point's chunks
+    whole.n_chunks = 0;  // the manifest already contains exactly the point's chunks
     Result<SimScenario> sim = MakeSimScenario(s, bench_context, whole);
     if (!sim.ok()) return sim.status().WithContext(label);
     double offset_s = 0.0;

@@ -20,7 +20,7 @@ namespace sparkv {
 struct RealRow {
   size_t point = 0;
   std::string strategy;
-  std::vector<double> ttft_s;       // [repetitions] whole request, manifest fetch included
+  std::vector<double> ttft_s;       // [repetitions] the whole request, manifest fetch included
   double median_ttft_s = 0.0;
   double min_ttft_s = 0.0;
   double max_ttft_s = 0.0;
@@ -60,8 +60,8 @@ struct RealBenchReport {
 inline constexpr double kSimAgreementTolerance = 0.10;
 
 struct RealBenchOptions {
-  // Folder for the converted model and the temporary store; empty: a fresh temporary folder,
-  // removed at the end.
+  // Folder for the converted model and the temporary store. Default: empty, so a fresh
+  // temporary folder is used and removed at the end.
   std::string work_dir;
   // Called after each run with a one-line description, e.g. for progress on stderr.
   void (*on_run)(const std::string& line) = nullptr;
@@ -70,15 +70,15 @@ struct RealBenchOptions {
 // Runs a scenario whose mode is real or both. The model is loaded (a llama2.c checkpoint is
 // converted first), the context ingested into a store (unless real.store names one), the
 // profile loaded or measured, and a StoreServer started on 127.0.0.1 port 0. For every point,
-// the local strategy runs once unpaced as the reference and warm-up; then the repetitions run,
-// all strategies within each repetition, the server's pacing restarted right before every run.
+// the local strategy runs once as the reference and warm-up. Then come the repetitions, each
+// running every strategy, and the server's pacing restarts right before every run.
 // Errors: InvalidArgument naming the scenario field for inputs that do not fit (context too
 // short, a store without the context, ...); what the engine, ingest or server return.
 Result<RealBenchReport> RunRealBench(const Scenario& scenario, const RealBenchOptions& options = {});
 
-// The link the server paces a point by, and the offset of its origin: the constant rate, the
-// trace at the point's offset, or steps as a trace of 1500-byte packets (which repeats after
-// the last step's start plus the scenario's timeout).
+// Returns the link the server paces a point by, and sets the offset of its origin. A constant
+// rate and a trace (at the point's offset) map directly. Steps become a trace of 1500-byte
+// packets, which repeats after the last step's start plus the scenario's timeout.
 Result<Link> PointLink(const Scenario& scenario, const ScenarioPoint& point, double* offset_s);
 
 }  // namespace sparkv

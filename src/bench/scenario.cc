@@ -165,9 +165,11 @@ Status ParseReal(const json& value, const std::string& folder, RealSpec* out) {
       return FieldError("real." + key, "is not a known field; see docs/benchmarks.md, section Real mode");
     }
   }
+
   if (!value.contains("model")) return FieldError("real.model", "is missing; give a GGUF or a llama2.c checkpoint (.bin)");
   SPARKV_ASSIGN_OR_RETURN(std::string model, String(value["model"], "real.model"));
   out->model_path = Resolve(model, folder);
+
   if (value.contains("tokens") == value.contains("sample_tokens")) {
     return FieldError("real.tokens", "give exactly one of real.tokens (a file of token ids, BOS first) or "
                                      "real.sample_tokens (how many tokens to sample from the model)");
@@ -182,6 +184,7 @@ Status ParseReal(const json& value, const std::string& folder, RealSpec* out) {
     if (!value["seed"].is_number_unsigned()) return FieldError("real.seed", "must be a whole number >= 0");
     out->seed = value["seed"].get<uint64_t>();
   }
+
   if (!value.contains("chunk_tokens")) return FieldError("real.chunk_tokens", "is missing; give the tokens per chunk, e.g. 64");
   SPARKV_ASSIGN_OR_RETURN(out->chunk_tokens, IntegerIn(value["chunk_tokens"], "real.chunk_tokens", 1, kMaxChunkTokens));
   if (value.contains("codecs")) {
@@ -194,6 +197,7 @@ Status ParseReal(const json& value, const std::string& folder, RealSpec* out) {
       }
     }
   }
+
   if (value.contains("store")) {
     SPARKV_ASSIGN_OR_RETURN(std::string store, String(value["store"], "real.store"));
     out->store_path = Resolve(store, folder);
@@ -201,6 +205,7 @@ Status ParseReal(const json& value, const std::string& folder, RealSpec* out) {
   if (value.contains("threads")) {
     SPARKV_ASSIGN_OR_RETURN(out->threads, IntegerIn(value["threads"], "real.threads", 0, 256));
   }
+
   if (value.contains("background_threads")) {
     SPARKV_ASSIGN_OR_RETURN(out->background_threads,
                             IntegerIn(value["background_threads"], "real.background_threads", 0, 64));

@@ -26,20 +26,20 @@ struct BandwidthSpec {
   std::vector<double> trace_offsets_s;   // kTrace: [n_offsets], swept
 };
 
-// How `sparkv bench` runs the points: in the discrete-event simulator, for real (engine compute
-// and paced HTTP transfers on loopback), or both, with the ratio of the two TTFTs.
+// Mode of `sparkv bench`: the discrete-event simulator, real runs (engine compute and paced HTTP
+// transfers on loopback), or both, with the ratio of the two TTFTs.
 enum class BenchMode : uint8_t { kSimulated = 0, kReal = 1, kBoth = 2 };
 
-// What a real run needs (modes real and both): the model, the context and how to ingest it, and
+// Inputs of a real run (modes real and both): the model, the context and how to ingest it, and
 // the device's threads and background load.
 struct RealSpec {
   std::string model_path;      // GGUF, or a llama2.c checkpoint (*.bin) converted at the start
-  std::string tokens_path;     // context and query token ids, BOS first; empty: sample_tokens
+  std::string tokens_path;     // context and query token ids, BOS first. Empty: sample_tokens
   int32_t sample_tokens = 0;   // without tokens_path: BOS and tokens sampled at temperature 1
   uint64_t seed = 0;           // of the sampled tokens
   int32_t chunk_tokens = 0;
-  std::vector<std::string> codecs;  // levels to ingest; empty: the scenario's levels
-  std::string store_path;      // a store already holding the context; empty: a temporary one
+  std::vector<std::string> codecs;  // levels to ingest. Empty: the scenario's levels
+  std::string store_path;      // a store that already contains the context. Empty: a temporary one
   int threads = 1;             // compute threads of the engine (0 = every core)
   int background_threads = 0;  // busy threads spinning during the timed runs
   double background_duty = 1.0;  // share of each 10 ms period those threads spin, (0, 1]
@@ -49,8 +49,8 @@ struct Scenario {
   std::string name;             // names the output files; [A-Za-z0-9_.-]
   BenchMode mode = BenchMode::kSimulated;
   RealSpec real;                // modes real and both only
-  std::string profile_path;     // absolute (relative paths resolve against the scenario's folder);
-                                // may be empty in modes real and both: measured at the start
+  std::string profile_path;     // absolute (relative paths resolve against the scenario's folder).
+                                // Empty in modes real and both: measured at the start
   std::string manifest_path;    // empty for a synthetic context
   // Synthetic context (when manifest_path is empty): chunks of chunk_tokens tokens whose blob
   // at each level contains bytes_per_token bytes per token.

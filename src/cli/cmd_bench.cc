@@ -1,6 +1,6 @@
 // `sparkv bench`: a scenario file's sweep (every point x strategy). Mode simulated runs it through
 // the discrete-event simulator, with the hindsight optimum, a per-request energy model, and
-// optional JSON, CSV and SVG pictures; those numbers are the cost model's, not a measurement.
+// optional JSON, CSV and SVG pictures. Those numbers are the cost model's, not a measurement.
 // Modes real and both measure it (bench/real.h): engine compute, a paced loopback server,
 // medians over the repetitions, and in mode both the ratio to the simulated TTFT.
 #include <algorithm>
@@ -90,7 +90,7 @@ void PrintRunLine(const std::string& line) { std::fprintf(stderr, "sparkv bench:
 
 int RunRealMode(const Flags& f, const Scenario& s) {
   if (!f.svg_dir.empty()) {
-    return ReportError(InvalidArgumentError("--svg-dir draws simulated timelines; drop it in mode " +
+    return ReportError(InvalidArgumentError("--svg-dir draws simulated timelines only; remove it in mode " +
                                             std::string(ModeName(s.mode)) + ", or set the scenario's mode to simulated"));
   }
   RealBenchOptions options;

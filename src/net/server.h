@@ -58,9 +58,9 @@ class StoreServer {
   // calls Stop().
   void Wait();
 
-  // Replaces the pacing of store bodies: from now on they follow `link` (nullopt: unpaced), whose
-  // origin is placed `offset_s` seconds before this call, with nothing sent yet. A benchmark calls
-  // it right before each run so that every repetition meets the same stretch of the link.
+  // Replaces the pacing of store bodies. From now on they follow `link` (nullopt: unpaced), whose
+  // origin lies `offset_s` seconds before this call, with nothing sent yet. A benchmark calls it
+  // right before each run so that every repetition meets the same stretch of the link.
   // Responses already in progress keep the link they started with.
   // Errors: InvalidArgument for a negative or non-finite offset.
   Status RestartPacing(std::optional<Link> link, double offset_s = 0.0);
