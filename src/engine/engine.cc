@@ -36,14 +36,22 @@ Status CheckMatrix(const WeightView& w, const char* name, int32_t layer, int64_t
     case gguf::TensorType::kBF16:
       return Status::Ok();
     case gguf::TensorType::kQ8_0:
+    case gguf::TensorType::kQ4_0:
       if (n_in % kernels::kQ8BlockSize != 0) {
-        return InvalidArgumentError(where + " is Q8_0 with " + std::to_string(n_in) +
-                                    " inputs, not a multiple of 32");
+        return InvalidArgumentError(where + " is " + std::string(gguf::GetTypeTraits(w.type())->name) + " with " +
+                                    std::to_string(n_in) + " inputs, not a multiple of 32");
+      }
+      return Status::Ok();
+    case gguf::TensorType::kQ4_K:
+    case gguf::TensorType::kQ6_K:
+      if (n_in % kernels::kQKBlockSize != 0) {
+        return InvalidArgumentError(where + " is " + std::string(gguf::GetTypeTraits(w.type())->name) + " with " +
+                                    std::to_string(n_in) + " inputs, not a multiple of 256");
       }
       return Status::Ok();
     default:
       return UnsupportedError(where + " has weight type " + std::to_string(static_cast<int>(w.type())) +
-                              "; the engine runs F32, F16, BF16 and Q8_0: requantize the model");
+                              "; the engine runs F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K: requantize the model");
   }
 }
 
@@ -196,9 +204,14 @@ void Engine::MatMul(const WeightView& w, const float* x, int64_t x_stride, int64
     case gguf::TensorType::kF32: kernel = k_.matmul_f32; break;
     case gguf::TensorType::kF16: kernel = k_.matmul_f16; break;
     case gguf::TensorType::kBF16: kernel = k_.matmul_bf16; break;
+    case gguf::TensorType::kQ4_0: kernel = k_.matmul_q4_0; break;
+    case gguf::TensorType::kQ4_K: kernel = k_.matmul_q4_k; break;
+    case gguf::TensorType::kQ6_K: kernel = k_.matmul_q6_k; break;
     default: kernel = k_.matmul_q8_0; break;  // Create admitted no other type
   }
-  if (w.type() == gguf::TensorType::kQ8_0) {
+  const bool float_weights = w.type() == gguf::TensorType::kF32 || w.type() == gguf::TensorType::kF16 ||
+                             w.type() == gguf::TensorType::kBF16;
+  if (!float_weights) {
     const int64_t n_blocks = n_in / kernels::kQ8BlockSize;
     for (int64_t t = 0; t < n_tokens; ++t) k_.quantize_q8_act(x + t * x_stride, n_in, &q8_[t * n_blocks]);
     args.x = q8_.data();

@@ -33,8 +33,8 @@ struct EngineOptions {
 
 class Engine {
  public:
-  // Checks that the model's shapes and weight types are ones the kernels run (F32, F16, BF16, Q8_0
-  // matrices; F32 norms and biases), then allocates the KV cache and scratch.
+  // Checks that the model's shapes and weight types are ones the kernels run (F32, F16, BF16, Q8_0,
+  // Q4_0, Q4_K, Q6_K matrices; F32 norms and biases), then allocates the KV cache and scratch.
   // `model` must outlive the engine.
   static Result<std::unique_ptr<Engine>> Create(const Model& model, EngineOptions options);
 

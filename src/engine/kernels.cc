@@ -74,6 +74,88 @@ void MatMulQ8_0(const MatMulArgs& a) {
   }
 }
 
+uint16_t LoadU16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// The quantized products below share one shape: per 32-input block an exact int32 dot product of
+// the weight's integer values with the activation's int8 values, scaled in f32 by the block's
+// scales and summed over the row.
+template <typename BlockDot>
+void MatMulQuantized(const MatMulArgs& a, BlockDot block_dot) {
+  const int64_t n_blocks = a.n_in / kQ8BlockSize;
+  for (int64_t t = 0; t < a.n_tokens; ++t) {
+    const auto* x = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + t * a.x_row_bytes);
+    for (int64_t r = a.row_begin; r < a.row_end; ++r) {
+      const uint8_t* w = a.w + r * a.w_row_bytes;
+      float sum = 0.0f;
+      for (int64_t b = 0; b < n_blocks; ++b) sum += block_dot(w, b, x[b]);
+      a.y[t * a.ldy + r] = sum;
+    }
+  }
+}
+
+// Q4_0 block b: d * sum((nibble - 8) * xq), times the activation scale.
+float BlockDotQ4_0(const uint8_t* w, int64_t b, const BlockQ8Act& x) {
+  const uint8_t* block = w + b * kQ4_0BlockBytes;
+  const uint8_t* qs = block + 2;
+  int32_t sumi = 0;
+  for (int i = 0; i < 16; ++i) {
+    sumi += ((qs[i] & 0xF) - 8) * x.qs[i];
+    sumi += ((qs[i] >> 4) - 8) * x.qs[i + 16];
+  }
+  return static_cast<float>(sumi) * (F16ToF32(LoadU16(block)) * x.d);
+}
+
+// Q4_K sub-block j of a super-block: d * scale_j * sum(nibble * xq) - dmin * min_j * sum(xq),
+// times the activation scale.
+float BlockDotQ4_K(const uint8_t* w, int64_t b, const BlockQ8Act& x) {
+  const int64_t super = b / (kQKBlockSize / kQ8BlockSize);
+  const int j = static_cast<int>(b % (kQKBlockSize / kQ8BlockSize));
+  const uint8_t* block = w + super * kQ4_KBlockBytes;
+  uint8_t scale, min;
+  Q4KScaleMin(block + 4, j, &scale, &min);
+  const uint8_t* qs = block + 16 + 32 * (j / 2);
+  const int shift = 4 * (j % 2);
+  int32_t sumi = 0, sumx = 0;
+  for (int i = 0; i < 32; ++i) {
+    sumi += ((qs[i] >> shift) & 0xF) * x.qs[i];
+    sumx += x.qs[i];
+  }
+  const float d = F16ToF32(LoadU16(block));
+  const float dmin = F16ToF32(LoadU16(block + 2));
+  return x.d * (d * static_cast<float>(scale) * static_cast<float>(sumi) -
+                dmin * static_cast<float>(min) * static_cast<float>(sumx));
+}
+
+// Q6_K: 32-input block k of a super-block is quarter k % 4 of half k / 4, and holds two 16-element
+// sub-blocks with their own int8 scales.
+float BlockDotQ6_K(const uint8_t* w, int64_t b, const BlockQ8Act& x) {
+  const int64_t super = b / (kQKBlockSize / kQ8BlockSize);
+  const int k = static_cast<int>(b % (kQKBlockSize / kQ8BlockSize));
+  const int half = k / 4;
+  const int quarter = k % 4;
+  const uint8_t* block = w + super * kQ6_KBlockBytes;
+  const uint8_t* ql = block + 64 * half + 32 * (quarter % 2);
+  const uint8_t* qh = block + 128 + 32 * half;
+  const auto* scales = reinterpret_cast<const int8_t*>(block + 192) + 8 * half + 2 * quarter;
+  const int low_shift = 4 * (quarter / 2);
+  const int high_shift = 2 * quarter;
+  int32_t sumi[2] = {0, 0};
+  for (int i = 0; i < 32; ++i) {
+    const int q = (((ql[i] >> low_shift) & 0xF) | (((qh[i] >> high_shift) & 3) << 4)) - 32;
+    sumi[i / 16] += q * x.qs[i];
+  }
+  const int32_t isum = scales[0] * sumi[0] + scales[1] * sumi[1];
+  return static_cast<float>(isum) * (F16ToF32(LoadU16(block + 208)) * x.d);
+}
+
+void MatMulQ4_0(const MatMulArgs& a) { MatMulQuantized(a, BlockDotQ4_0); }
+void MatMulQ4_K(const MatMulArgs& a) { MatMulQuantized(a, BlockDotQ4_K); }
+void MatMulQ6_K(const MatMulArgs& a) { MatMulQuantized(a, BlockDotQ6_K); }
+
 void QuantizeQ8Act(const float* x, int64_t n, BlockQ8Act* out) {
   for (int64_t b = 0; b < n / kQ8BlockSize; ++b) {
     const float* xb = x + b * kQ8BlockSize;
@@ -203,6 +285,9 @@ const KernelTable kScalarTable = {
     .matmul_f16 = MatMulF16,
     .matmul_bf16 = MatMulBf16,
     .matmul_q8_0 = MatMulQ8_0,
+    .matmul_q4_0 = MatMulQ4_0,
+    .matmul_q4_k = MatMulQ4_K,
+    .matmul_q6_k = MatMulQ6_K,
     .quantize_q8_act = QuantizeQ8Act,
     .rms_norm = RmsNorm,
     .rope = Rope,
@@ -241,6 +326,18 @@ bool CpuHasAvx2() {
 }  // namespace
 
 const KernelTable& ScalarKernels() { return kScalarTable; }
+
+void Q4KScaleMin(const uint8_t* scales, int j, uint8_t* scale, uint8_t* min) {
+  // Sub-blocks 0-3 keep 6 bits in bytes [0, 8); sub-blocks 4-7 keep their low 4 bits in bytes
+  // [8, 12) and their top 2 bits in the top bits of bytes [0, 8).
+  if (j < 4) {
+    *scale = scales[j] & 63;
+    *min = scales[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
+  }
+}
 
 const KernelTable* Avx2Kernels() {
   static const bool supported = CpuHasAvx2();
@@ -289,6 +386,53 @@ bool DequantizeRow(uint32_t type, const uint8_t* row, int64_t n, float* out) {
         const float d = F16ToF32(d_bits);
         const auto* qs = reinterpret_cast<const int8_t*>(block + 2);
         for (int i = 0; i < kQ8BlockSize; ++i) out[b * kQ8BlockSize + i] = d * static_cast<float>(qs[i]);
+      }
+      return true;
+    case gguf::TensorType::kQ4_0:
+      if (n % kQ8BlockSize != 0) return false;
+      for (int64_t b = 0; b < n / kQ8BlockSize; ++b) {
+        const uint8_t* block = row + b * kQ4_0BlockBytes;
+        const float d = F16ToF32(LoadU16(block));
+        float* y = out + b * kQ8BlockSize;
+        for (int i = 0; i < 16; ++i) {
+          y[i] = d * static_cast<float>((block[2 + i] & 0xF) - 8);
+          y[i + 16] = d * static_cast<float>((block[2 + i] >> 4) - 8);
+        }
+      }
+      return true;
+    case gguf::TensorType::kQ4_K:
+      if (n % kQKBlockSize != 0) return false;
+      for (int64_t b = 0; b < n / kQKBlockSize; ++b) {
+        const uint8_t* block = row + b * kQ4_KBlockBytes;
+        const float d = F16ToF32(LoadU16(block));
+        const float dmin = F16ToF32(LoadU16(block + 2));
+        for (int j = 0; j < 8; ++j) {
+          uint8_t scale, min;
+          Q4KScaleMin(block + 4, j, &scale, &min);
+          const uint8_t* qs = block + 16 + 32 * (j / 2);
+          float* y = out + b * kQKBlockSize + 32 * j;
+          for (int i = 0; i < 32; ++i) {
+            y[i] = d * scale * static_cast<float>((qs[i] >> (4 * (j % 2))) & 0xF) - dmin * min;
+          }
+        }
+      }
+      return true;
+    case gguf::TensorType::kQ6_K:
+      if (n % kQKBlockSize != 0) return false;
+      for (int64_t b = 0; b < n / kQKBlockSize; ++b) {
+        const uint8_t* block = row + b * kQ6_KBlockBytes;
+        const float d = F16ToF32(LoadU16(block + 208));
+        const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
+        for (int k = 0; k < 8; ++k) {
+          const int half = k / 4, quarter = k % 4;
+          const uint8_t* ql = block + 64 * half + 32 * (quarter % 2);
+          const uint8_t* qh = block + 128 + 32 * half;
+          float* y = out + b * kQKBlockSize + 32 * k;
+          for (int i = 0; i < 32; ++i) {
+            const int q = (((ql[i] >> (4 * (quarter / 2))) & 0xF) | (((qh[i] >> (2 * quarter)) & 3) << 4)) - 32;
+            y[i] = d * static_cast<float>(scales[8 * half + 2 * quarter + i / 16] * q);
+          }
+        }
       }
       return true;
     default:

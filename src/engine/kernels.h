@@ -16,6 +16,18 @@ namespace sparkv::kernels {
 
 inline constexpr int kQ8BlockSize = 32;            // elements per Q8_0 block
 inline constexpr size_t kQ8_0BlockBytes = 34;      // GGUF Q8_0: f16 scale, then 32 int8
+// GGUF Q4_0: f16 scale d, then 16 bytes. Byte i contains element i in its low nibble and element
+// i + 16 in its high nibble, each meaning d * (nibble - 8).
+inline constexpr size_t kQ4_0BlockBytes = 18;
+// K-quant super-blocks of 256 elements.
+inline constexpr int kQKBlockSize = 256;
+// GGUF Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit (scale, min) pairs for 8 sub-blocks of 32, then
+// 128 bytes of nibbles. Element = d * scale_j * nibble - dmin * min_j. Bytes [32c, 32c + 32) of
+// the nibbles contain sub-block 2c in their low and sub-block 2c + 1 in their high nibbles.
+inline constexpr size_t kQ4_KBlockBytes = 144;
+// GGUF Q6_K: 128 bytes of low 4 bits (ql), 64 bytes of high 2 bits (qh), 16 int8 scales (one per
+// 16 elements), then f16 d. Element = d * scale * (6-bit value - 32).
+inline constexpr size_t kQ6_KBlockBytes = 210;
 
 // Activations quantized for a Q8_0 product: one block per 32 inputs. The scale stays f32 (GGUF
 // weights store f16) because activations are quantized afresh each call and never stored.
@@ -27,9 +39,9 @@ struct BlockQ8Act {
 struct MatMulArgs {
   const uint8_t* w = nullptr;  // [n_out][w_row_bytes]; only rows [row_begin, row_end) are read
   size_t w_row_bytes = 0;
-  int64_t n_in = 0;            // inputs per row; a multiple of 32 for Q8_0
+  int64_t n_in = 0;            // inputs per row; a multiple of 32 for Q8_0/Q4_0, 256 for K-quants
   // [n_tokens] rows, x_row_bytes apart: f32 [n_in] for F32/F16/BF16 weights, BlockQ8Act
-  // [n_in / 32] for Q8_0 weights.
+  // [n_in / 32] for the quantized weights (Q8_0, Q4_0, Q4_K, Q6_K).
   const void* x = nullptr;
   size_t x_row_bytes = 0;
   int64_t n_tokens = 0;
@@ -45,7 +57,10 @@ struct KernelTable {
   void (*matmul_f32)(const MatMulArgs& args);
   void (*matmul_f16)(const MatMulArgs& args);
   void (*matmul_bf16)(const MatMulArgs& args);
-  void (*matmul_q8_0)(const MatMulArgs& args);  // x holds BlockQ8Act rows
+  void (*matmul_q8_0)(const MatMulArgs& args);  // x holds BlockQ8Act rows, as for the three below
+  void (*matmul_q4_0)(const MatMulArgs& args);
+  void (*matmul_q4_k)(const MatMulArgs& args);
+  void (*matmul_q6_k)(const MatMulArgs& args);
 
   // REQUIRES: n % 32 == 0. d = max|x| / 127, qs = round-half-even(x / d).
   void (*quantize_q8_act)(const float* x, int64_t n, BlockQ8Act* out);
@@ -102,8 +117,12 @@ const KernelTable* Avx2Kernels();
 const KernelTable& BestKernels();
 
 // Dequantizes one row of a GGUF weight of type `type` (a gguf::TensorType number: F32, F16, BF16,
-// Q8_0) into f32; used for embedding lookups. Returns false for another type.
+// Q8_0, Q4_0, Q4_K, Q6_K) into f32; used for embedding lookups. Returns false for another type or
+// an n that is not a whole number of the type's blocks.
 bool DequantizeRow(uint32_t type, const uint8_t* row, int64_t n, float* out);
+
+// The (scale, min) pair of sub-block j in [0, 8) of a Q4_K super-block, from its 12 scale bytes.
+void Q4KScaleMin(const uint8_t* scales, int j, uint8_t* scale, uint8_t* min);
 
 namespace internal {
 // Defined in kernels_avx2.cc; callers must check the CPU first.

@@ -303,6 +303,145 @@ void MatMulQ8_0(const MatMulArgs& a) {
   }
 }
 
+// ---- Q4_0, Q4_K and Q6_K weights x Q8 activations ----
+
+// One 32-input block of a weight row, decoded to int8 values q. Its exact product with an
+// activation block is sum_i q_i * xq_i * mult_i, where mult_i (int16) is mult16's lane i / 2,
+// times scale, minus min_scale * sum_i xq_i. Decoding happens once per row and block and serves
+// every token of a tile.
+struct DecodedBlock {
+  __m256i q;
+  __m256i mult16;
+  float scale;
+  float min_scale;
+};
+
+inline __m256i Nibbles(__m256i bytes, int shift) {
+  return _mm256_and_si256(_mm256_srli_epi16(bytes, shift), _mm256_set1_epi8(0x0F));
+}
+
+inline uint16_t LoadU16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+struct DecodeQ4_0 {
+  static constexpr bool kUnsigned = false;
+  static constexpr bool kHasMin = false;
+  static DecodedBlock Run(const uint8_t* w, int64_t b) {
+    const uint8_t* block = w + b * kQ4_0BlockBytes;
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    const __m256i q = _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+    return {q, _mm256_set1_epi16(1), HalfToFloat(LoadU16(block)), 0.0f};
+  }
+};
+
+// Sub-block scales and mins in the packing kernels.h describes for Q4_K.
+inline void ScaleMinK4(const uint8_t* scales, int j, int* scale, int* min) {
+  if (j < 4) {
+    *scale = scales[j] & 63;
+    *min = scales[j + 4] & 63;
+  } else {
+    *scale = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
+    *min = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+  }
+}
+
+struct DecodeQ4_K {
+  static constexpr bool kUnsigned = true;  // nibbles in [0, 15]: maddubs takes them as they are
+  static constexpr bool kHasMin = true;
+  static DecodedBlock Run(const uint8_t* w, int64_t b) {
+    const int64_t super = b / (kQKBlockSize / kQ8BlockSize);
+    const int j = static_cast<int>(b % (kQKBlockSize / kQ8BlockSize));
+    const uint8_t* block = w + super * kQ4_KBlockBytes;
+    int scale, min;
+    ScaleMinK4(block + 4, j, &scale, &min);
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16 + 32 * (j / 2)));
+    return {Nibbles(bytes, 4 * (j % 2)), _mm256_set1_epi16(static_cast<short>(scale)), HalfToFloat(LoadU16(block)),
+            HalfToFloat(LoadU16(block + 2)) * static_cast<float>(min)};
+  }
+};
+
+struct DecodeQ6_K {
+  static constexpr bool kUnsigned = false;
+  static constexpr bool kHasMin = false;
+  static DecodedBlock Run(const uint8_t* w, int64_t b) {
+    const int64_t super = b / (kQKBlockSize / kQ8BlockSize);
+    const int k = static_cast<int>(b % (kQKBlockSize / kQ8BlockSize));
+    const int half = k / 4, quarter = k % 4;
+    const uint8_t* block = w + super * kQ6_KBlockBytes;
+    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * half + 32 * (quarter % 2)));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * half));
+    // The top 2 bits are masked to [0, 3] before the 16-bit shift, so nothing crosses a byte.
+    const __m256i high = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * quarter), _mm256_set1_epi8(3)), 4);
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(Nibbles(ql, 4 * (quarter / 2)), high), _mm256_set1_epi8(32));
+    const auto* scales = reinterpret_cast<const int8_t*>(block + 192) + 8 * half + 2 * quarter;
+    // maddubs lanes 0-7 hold elements 0-15 (first sub-block), lanes 8-15 elements 16-31.
+    const __m256i mult = _mm256_set_m128i(_mm_set1_epi16(scales[1]), _mm_set1_epi16(scales[0]));
+    return {q, mult, HalfToFloat(LoadU16(block + 208)), 0.0f};
+  }
+};
+
+// RB weight rows x TB tokens. Per block: exact int16 pair sums (maddubs; at most 2 * 32 * 127
+// with the sign trick, 2 * 15 * 127 for unsigned nibbles), widened and multiplied by the integer
+// sub-block scales (madd), converted once and scaled in f32. Mins use the token's block sum of xq,
+// computed once per tile and shared by its RB rows.
+template <typename Decode, int RB, int TB>
+inline void TileQuant(const MatMulArgs& a, int64_t r0, int64_t t0) {
+  const uint8_t* w[RB];
+  const BlockQ8Act* x[TB];
+  for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
+  for (int t = 0; t < TB; ++t) {
+    x[t] = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + (t0 + t) * a.x_row_bytes);
+  }
+  __m256 acc[RB][TB];
+  for (int r = 0; r < RB; ++r) {
+    for (int t = 0; t < TB; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const int64_t n_blocks = a.n_in / kQ8BlockSize;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    __m256i xq[TB];
+    __m256 xsum[TB];
+    for (int t = 0; t < TB; ++t) {
+      xq[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].qs));
+      if constexpr (Decode::kHasMin) {
+        xsum[t] = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xq[t]), ones16));
+      }
+    }
+    for (int r = 0; r < RB; ++r) {
+      const DecodedBlock d = Decode::Run(w[r], b);
+      const __m256i w_abs = Decode::kUnsigned ? d.q : _mm256_sign_epi8(d.q, d.q);
+      for (int t = 0; t < TB; ++t) {
+        const __m256i x_signed = Decode::kUnsigned ? xq[t] : _mm256_sign_epi8(xq[t], d.q);
+        const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(w_abs, x_signed), d.mult16);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(d.scale * x[t][b].d), acc[r][t]);
+        if constexpr (Decode::kHasMin) {
+          acc[r][t] = _mm256_fnmadd_ps(xsum[t], _mm256_set1_ps(d.min_scale * x[t][b].d), acc[r][t]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    for (int t = 0; t < TB; ++t) a.y[(t0 + t) * a.ldy + r0 + r] = HorizontalSum(acc[r][t]);
+  }
+}
+
+template <typename Decode>
+struct QuantTiles {
+  template <int RB, int TB>
+  struct Tile {
+    static void Run(const MatMulArgs& a, int64_t r, int64_t t) { TileQuant<Decode, RB, TB>(a, r, t); }
+  };
+};
+
+void MatMulQ4_0(const MatMulArgs& a) { MatMulTiled<QuantTiles<DecodeQ4_0>::Tile>(a); }
+void MatMulQ4_K(const MatMulArgs& a) { MatMulTiled<QuantTiles<DecodeQ4_K>::Tile>(a); }
+void MatMulQ6_K(const MatMulArgs& a) { MatMulTiled<QuantTiles<DecodeQ6_K>::Tile>(a); }
+
 void MatMulF32(const MatMulArgs& a) { MatMulTiled<TileF32>(a); }
 void MatMulF16(const MatMulArgs& a) { MatMulTiled<TileF16>(a); }
 void MatMulBf16(const MatMulArgs& a) { MatMulTiled<TileBf16>(a); }
@@ -585,6 +724,9 @@ const KernelTable kAvx2Table = {
     .matmul_f16 = MatMulF16,
     .matmul_bf16 = MatMulBf16,
     .matmul_q8_0 = MatMulQ8_0,
+    .matmul_q4_0 = MatMulQ4_0,
+    .matmul_q4_k = MatMulQ4_K,
+    .matmul_q6_k = MatMulQ6_K,
     .quantize_q8_act = QuantizeQ8Act,
     .rms_norm = RmsNorm,
     .rope = Rope,

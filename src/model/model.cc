@@ -11,7 +11,8 @@ using gguf::TensorType;
 
 bool IsMatrixType(TensorType type) {
   return type == TensorType::kF32 || type == TensorType::kF16 || type == TensorType::kBF16 ||
-         type == TensorType::kQ8_0;
+         type == TensorType::kQ8_0 || type == TensorType::kQ4_0 || type == TensorType::kQ4_K ||
+         type == TensorType::kQ6_K;
 }
 
 // Looks up tensor `name`, checks its shape against `ne` (trailing ones omitted) and its type.
@@ -40,7 +41,7 @@ Status BindTensor(const gguf::File& file, const std::string& name, std::initiali
   if (!type_ok) {
     return UnsupportedError("model '" + file.path() + "': tensor '" + name + "' has type " +
                             std::string(gguf::GetTypeTraits(info->type)->name) + "; supported: " +
-                            (is_matrix ? "f32, f16, bf16, q8_0" : "f32"));
+                            (is_matrix ? "f32, f16, bf16, q8_0, q4_0, q4_k, q6_k" : "f32"));
   }
   out->info = info;
   out->data = file.TensorData(*info);

@@ -15,11 +15,12 @@ namespace {
 
 // Shapes follow the published configurations of TinyLlama-1.1B-Chat v1.0 and Qwen2.5-0.5B. The
 // Qwen shape runs as the llama architecture, without QKV biases and with a 32000-token vocabulary,
-// so both shapes share one vocabulary size. "tiny" is small enough for unit tests.
+// so both shapes share one vocabulary size. "tiny" and "tiny-256" are small enough for unit tests.
 const ModelShape kShapes[] = {
     {"tinyllama-1.1b", 32000, 2048, 22, 32, 4, 5632, 2048, 10000.0f, 1e-5f, false},
     {"qwen2.5-0.5b", 32000, 896, 24, 14, 2, 4864, 32768, 1000000.0f, 1e-6f, true},
     {"tiny", 1024, 128, 4, 4, 2, 384, 4096, 10000.0f, 1e-5f, false},
+    {"tiny-256", 1024, 256, 2, 4, 2, 512, 4096, 10000.0f, 1e-5f, false},  // rows fit K-quant blocks
 };
 
 uint64_t SplitMix64(uint64_t* state) {
@@ -65,6 +66,9 @@ void FillMatrix(uint64_t tensor_seed, int64_t n_in, int64_t n_out, float scale, 
             }
             break;
           case gguf::TensorType::kQ8_0: QuantizeRowQ8_0(row.data(), n_in, destination); break;
+          case gguf::TensorType::kQ4_0: QuantizeRowQ4_0(row.data(), n_in, destination); break;
+          case gguf::TensorType::kQ4_K: QuantizeRowQ4_K(row.data(), n_in, destination); break;
+          case gguf::TensorType::kQ6_K: QuantizeRowQ6_K(row.data(), n_in, destination); break;
           default: break;  // rejected by WriteSyntheticModel
         }
       }
@@ -91,6 +95,110 @@ void QuantizeRowQ8_0(const float* source, int64_t n, uint8_t* out) {
   }
 }
 
+namespace {
+
+void StoreF16(float value, uint8_t* out) {
+  const uint16_t h = F32ToF16(value);
+  std::memcpy(out, &h, 2);
+}
+
+int RoundClamp(float value, int lo, int hi) {
+  return std::clamp(static_cast<int>(std::lround(value)), lo, hi);
+}
+
+}  // namespace
+
+void QuantizeRowQ4_0(const float* source, int64_t n, uint8_t* out) {
+  for (int64_t block = 0; block < n / 32; ++block) {
+    const float* x = source + block * 32;
+    float max_abs = 0.0f;
+    for (int i = 0; i < 32; ++i) max_abs = std::max(max_abs, std::fabs(x[i]));
+    uint8_t* block_out = out + block * 18;
+    StoreF16(max_abs / 7.0f, block_out);
+    const float d = F16ToF32(F32ToF16(max_abs / 7.0f));
+    const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int i = 0; i < 16; ++i) {
+      const int low = RoundClamp(x[i] * inverse, -8, 7) + 8;
+      const int high = RoundClamp(x[i + 16] * inverse, -8, 7) + 8;
+      block_out[2 + i] = static_cast<uint8_t>(low | (high << 4));
+    }
+  }
+}
+
+void QuantizeRowQ4_K(const float* source, int64_t n, uint8_t* out) {
+  for (int64_t super = 0; super < n / 256; ++super) {
+    const float* x = source + super * 256;
+    uint8_t* block_out = out + super * 144;
+
+    // Per sub-block of 32: value = scale * q - min with q in [0, 15] and min >= 0.
+    float scale[8], min[8], max_scale = 0.0f, max_min = 0.0f;
+    for (int j = 0; j < 8; ++j) {
+      const float lo = std::min(0.0f, *std::min_element(x + 32 * j, x + 32 * j + 32));
+      const float hi = *std::max_element(x + 32 * j, x + 32 * j + 32);
+      scale[j] = (hi - lo) / 15.0f;
+      min[j] = -lo;
+      max_scale = std::max(max_scale, scale[j]);
+      max_min = std::max(max_min, min[j]);
+    }
+    StoreF16(max_scale / 63.0f, block_out);
+    StoreF16(max_min / 63.0f, block_out + 2);
+    const float d = F16ToF32(F32ToF16(max_scale / 63.0f));
+    const float dmin = F16ToF32(F32ToF16(max_min / 63.0f));
+    int sc[8], mn[8];
+    for (int j = 0; j < 8; ++j) {
+      sc[j] = d != 0.0f ? RoundClamp(scale[j] / d, 0, 63) : 0;
+      mn[j] = dmin != 0.0f ? RoundClamp(min[j] / dmin, 0, 63) : 0;
+    }
+    uint8_t* scales = block_out + 4;
+    for (int j = 0; j < 4; ++j) {
+      scales[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
+      scales[j + 4] = static_cast<uint8_t>(mn[j] | ((mn[j + 4] >> 4) << 6));
+      scales[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0xF) | ((mn[j + 4] & 0xF) << 4));
+    }
+    uint8_t* qs = block_out + 16;
+    std::memset(qs, 0, 128);
+    for (int j = 0; j < 8; ++j) {
+      const float step = d * static_cast<float>(sc[j]);
+      const float offset = dmin * static_cast<float>(mn[j]);
+      for (int i = 0; i < 32; ++i) {
+        const int q = step != 0.0f ? RoundClamp((x[32 * j + i] + offset) / step, 0, 15) : 0;
+        qs[32 * (j / 2) + i] |= static_cast<uint8_t>(q << (4 * (j % 2)));
+      }
+    }
+  }
+}
+
+void QuantizeRowQ6_K(const float* source, int64_t n, uint8_t* out) {
+  for (int64_t super = 0; super < n / 256; ++super) {
+    const float* x = source + super * 256;
+    uint8_t* block_out = out + super * 210;
+
+    // Per sub-block of 16: value = d * scale * q with q in [-32, 31] and an int8 scale.
+    float scale[16], max_scale = 0.0f;
+    for (int s = 0; s < 16; ++s) {
+      float max_abs = 0.0f;
+      for (int i = 0; i < 16; ++i) max_abs = std::max(max_abs, std::fabs(x[16 * s + i]));
+      scale[s] = max_abs / 31.0f;
+      max_scale = std::max(max_scale, scale[s]);
+    }
+    StoreF16(max_scale / 127.0f, block_out + 208);
+    const float d = F16ToF32(F32ToF16(max_scale / 127.0f));
+    auto* scales = reinterpret_cast<int8_t*>(block_out + 192);
+    std::memset(block_out, 0, 192);
+    for (int s = 0; s < 16; ++s) {
+      scales[s] = static_cast<int8_t>(d != 0.0f ? RoundClamp(scale[s] / d, -127, 127) : 0);
+      const float step = d * static_cast<float>(scales[s]);
+      for (int i = 0; i < 16; ++i) {
+        const int e = 16 * s + i;
+        const int q = (step != 0.0f ? RoundClamp(x[e] / step, -32, 31) : 0) + 32;
+        const int half = e / 128, quarter = (e % 128) / 32, l = e % 32;
+        block_out[64 * half + 32 * (quarter % 2) + l] |= static_cast<uint8_t>((q & 0xF) << (4 * (quarter / 2)));
+        block_out[128 + 32 * half + l] |= static_cast<uint8_t>((q >> 4) << (2 * quarter));
+      }
+    }
+  }
+}
+
 const ModelShape* FindModelShape(std::string_view name) {
   for (const ModelShape& shape : kShapes) {
     if (shape.name == name) return &shape;
@@ -112,10 +220,12 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
     return InvalidArgumentError("unknown model shape '" + options.shape + "'; known shapes: " + names);
   }
   using gguf::TensorType;
+  const bool k_quant = options.type == TensorType::kQ4_K || options.type == TensorType::kQ6_K;
   if (options.type != TensorType::kF32 && options.type != TensorType::kF16 && options.type != TensorType::kBF16 &&
-      options.type != TensorType::kQ8_0) {
-    return InvalidArgumentError("synthetic models support weight types f32, f16, bf16 and q8_0");
+      options.type != TensorType::kQ8_0 && options.type != TensorType::kQ4_0 && !k_quant) {
+    return InvalidArgumentError("synthetic models support weight types f32, f16, bf16, q8_0, q4_0, q4_k and q6_k");
   }
+
 
   Vocab vocab;
   if (!options.vocab_from.empty()) {
@@ -150,8 +260,10 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
   auto tensor_seed = [&options](const std::string& name) {
     return options.seed * 0x9e3779b97f4a7c15ull ^ Checksum64(name.data(), name.size());
   };
+  // K-quant super-blocks span 256 inputs; narrower rows fall back to Q8_0, as llama.cpp's
+  // quantizer also falls back for them.
   auto add_matrix = [&](const std::string& name, int64_t n_in, int64_t n_out, float scale) {
-    const TensorType type = options.type;
+    const TensorType type = k_quant && n_in % 256 != 0 ? TensorType::kQ8_0 : options.type;
     const uint64_t seed = tensor_seed(name);
     return writer.AddTensor(name, type, {n_in, n_out}, [=](uint8_t* out, size_t) {
       FillMatrix(seed, n_in, n_out, scale, type, out);

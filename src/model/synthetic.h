@@ -43,4 +43,11 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
 // Quantizes `n` floats (a multiple of 32) to Q8_0 blocks: an f16 scale max|x|/127, then 32 int8.
 void QuantizeRowQ8_0(const float* source, int64_t n, uint8_t* out);
 
+// Round-to-nearest quantizers into the GGUF block layouts of engine/kernels.h, for synthetic models
+// and tests. Scales come from each block's range without any search for a smaller error.
+// REQUIRES: n a multiple of 32 for Q4_0, of 256 for Q4_K and Q6_K.
+void QuantizeRowQ4_0(const float* source, int64_t n, uint8_t* out);
+void QuantizeRowQ4_K(const float* source, int64_t n, uint8_t* out);
+void QuantizeRowQ6_K(const float* source, int64_t n, uint8_t* out);
+
 }  // namespace sparkv
