@@ -10,6 +10,7 @@
 #include "common/f16.h"
 #include "engine/kernels.h"
 #include "gguf/gguf.h"
+#include "model/synthetic.h"
 
 namespace sparkv::kernels {
 namespace {
@@ -193,6 +194,174 @@ TEST_F(Avx2KernelTest, MatMulAcrossTokenPanelsMatchesReference) {
 TEST_F(Avx2KernelTest, MatMulWritesOnlyItsRowRange) {
   CheckMatMul(*avx2_, Weights::kF32, 40, 13, 3, 3, 10, 0, rng_);
   CheckMatMul(*avx2_, Weights::kQ8_0, 64, 13, 3, 5, 6, 0, rng_);
+}
+
+// ---- Q4_0, Q4_K, Q6_K ----
+
+struct QuantType {
+  gguf::TensorType type;
+  int64_t block_elems;  // inputs per block
+  size_t block_bytes;
+  void (*quantize)(const float* source, int64_t n, uint8_t* out);
+};
+
+const QuantType kQuantTypes[] = {
+    {gguf::TensorType::kQ4_0, 32, kQ4_0BlockBytes, QuantizeRowQ4_0},
+    {gguf::TensorType::kQ4_K, 256, kQ4_KBlockBytes, QuantizeRowQ4_K},
+    {gguf::TensorType::kQ6_K, 256, kQ6_KBlockBytes, QuantizeRowQ6_K},
+};
+
+auto QuantKernel(const KernelTable& k, gguf::TensorType type) {
+  switch (type) {
+    case gguf::TensorType::kQ4_0: return k.matmul_q4_0;
+    case gguf::TensorType::kQ4_K: return k.matmul_q4_k;
+    default: return k.matmul_q6_k;
+  }
+}
+
+// A random [n_out][n_in] matrix of `qt` placed `misalign` bytes past an aligned start, activations
+// quantized by the reference, and `fast` against the scalar reference on rows [row_begin, row_end).
+// Tolerance as for the float kernels: 1e-5 of the sum of |dequantized weight * activation|, since
+// only the f32 grouping of the per-block scales differs; a wrong nibble or scale moves a result by
+// about one whole term.
+void CheckQuantMatMul(const KernelTable& fast, const QuantType& qt, int64_t n_in, int64_t n_out, int64_t n_tokens,
+                      int64_t row_begin, int64_t row_end, int misalign, std::mt19937& rng) {
+  const std::vector<float> w_f32 = RandomFloats(rng, static_cast<size_t>(n_in * n_out), 0.5f);
+  const size_t row_bytes = static_cast<size_t>(n_in / qt.block_elems) * qt.block_bytes;
+  std::vector<uint8_t> storage(row_bytes * n_out + 64);
+  uint8_t* w = storage.data() + misalign;
+  std::vector<float> w_exact(w_f32.size());
+  for (int64_t r = 0; r < n_out; ++r) {
+    qt.quantize(w_f32.data() + r * n_in, n_in, w + r * row_bytes);
+    ASSERT_TRUE(DequantizeRow(static_cast<uint32_t>(qt.type), w + r * row_bytes, n_in, w_exact.data() + r * n_in));
+  }
+  const std::vector<float> x = RandomFloats(rng, static_cast<size_t>(n_tokens * n_in));
+  std::vector<BlockQ8Act> xq(static_cast<size_t>(n_tokens * n_in / 32));
+  Scalar().quantize_q8_act(x.data(), n_tokens * n_in, xq.data());
+
+  MatMulArgs args;
+  args.w = w;
+  args.w_row_bytes = row_bytes;
+  args.n_in = n_in;
+  args.x = xq.data();
+  args.x_row_bytes = n_in / 32 * sizeof(BlockQ8Act);
+  args.n_tokens = n_tokens;
+  args.ldy = n_out;
+  args.row_begin = row_begin;
+  args.row_end = row_end;
+  const float kSentinel = -12345.0f;
+  std::vector<float> y_ref(static_cast<size_t>(n_tokens * n_out), kSentinel);
+  std::vector<float> y_fast(y_ref.size(), kSentinel);
+  args.y = y_ref.data();
+  QuantKernel(Scalar(), qt.type)(args);
+  args.y = y_fast.data();
+  QuantKernel(fast, qt.type)(args);
+
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = 0; r < n_out; ++r) {
+      const std::string label = std::string(gguf::GetTypeTraits(qt.type)->name) + " n_in " + std::to_string(n_in) +
+                               " token " + std::to_string(t) + " row " + std::to_string(r) + " misalign " +
+                               std::to_string(misalign);
+      const size_t at = static_cast<size_t>(t * n_out + r);
+      if (r < row_begin || r >= row_end) {
+        EXPECT_EQ(y_fast[at], kSentinel) << "wrote outside its rows: " << label;
+        continue;
+      }
+      float abs_terms = 0.0f;
+      for (int64_t i = 0; i < n_in; ++i) {
+        abs_terms += std::fabs(w_exact[r * n_in + i] * xq[(t * n_in + i) / 32].d * xq[(t * n_in + i) / 32].qs[i % 32]);
+      }
+      ExpectCloseToSum(y_fast[at], y_ref[at], abs_terms, label);
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, MatMulQ4AndQ6KMatchReference) {
+  for (const QuantType& qt : kQuantTypes) {
+    for (int64_t n_blocks : {1, 2, 3, 7}) {
+      for (int64_t n_tokens : {1, 2, 3, 4, 5, 7}) {
+        for (int misalign : {0, 1, 5}) {
+          CheckQuantMatMul(*avx2_, qt, n_blocks * qt.block_elems, 9, n_tokens, 0, 9, misalign, rng_);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(Avx2KernelTest, MatMulQ4AndQ6KRangesMatchReference) {
+  for (const QuantType& qt : kQuantTypes) {
+    for (int64_t row_begin : {1, 3, 5}) {
+      for (int64_t row_end : {row_begin + 1, row_begin + 6, int64_t{14}}) {
+        CheckQuantMatMul(*avx2_, qt, 256, 14, 5, row_begin, row_end, 3, rng_);
+      }
+    }
+    // 4096 inputs make 4608 bytes of activations per token, so a 160 KiB panel takes 33 tokens and
+    // 37 tokens cross its seam.
+    CheckQuantMatMul(*avx2_, qt, 4096, 5, 37, 0, 5, 2, rng_);
+  }
+}
+
+// The scalar references against a plain f32 product of the dequantized weights and activations,
+// which pins the block layouts of the references, DequantizeRow and the quantizers together.
+TEST(KernelsTest, ScalarQ4AndQ6KProductsEqualDequantizedProducts) {
+  std::mt19937 rng(11);
+  for (const QuantType& qt : kQuantTypes) {
+    const int64_t n_in = 512;
+    const std::vector<float> w = RandomFloats(rng, n_in), x = RandomFloats(rng, n_in);
+    std::vector<uint8_t> wq(static_cast<size_t>(n_in / qt.block_elems) * qt.block_bytes);
+    qt.quantize(w.data(), n_in, wq.data());
+    std::vector<float> w_deq(n_in);
+    ASSERT_TRUE(DequantizeRow(static_cast<uint32_t>(qt.type), wq.data(), n_in, w_deq.data()));
+    std::vector<BlockQ8Act> xq(n_in / 32);
+    ScalarKernels().quantize_q8_act(x.data(), n_in, xq.data());
+    double want = 0, abs_terms = 0;
+    for (int64_t i = 0; i < n_in; ++i) {
+      const double term = double{w_deq[i]} * xq[i / 32].d * xq[i / 32].qs[i % 32];
+      want += term;
+      abs_terms += std::fabs(term);
+    }
+    MatMulArgs args;
+    args.w = wq.data();
+    args.w_row_bytes = wq.size();
+    args.n_in = n_in;
+    args.x = xq.data();
+    args.x_row_bytes = xq.size() * sizeof(BlockQ8Act);
+    args.n_tokens = 1;
+    float y = 0;
+    args.y = &y;
+    args.ldy = 1;
+    args.row_end = 1;
+    QuantKernel(ScalarKernels(), qt.type)(args);
+    EXPECT_NEAR(y, want, 1e-5 * abs_terms + 1e-6) << gguf::GetTypeTraits(qt.type)->name;
+  }
+}
+
+// Round to nearest keeps each weight within half a step of its source: Q4_0 steps are max|x|/7
+// per 32, Q4_K (max - min)/15 per 32 (plus the 6-bit rounding of scale and min), Q6_K max|x|/31 per
+// 16. Bounds here are the largest such step over the row, which a swapped nibble or a misplaced
+// scale exceeds.
+TEST(KernelsTest, QuantizersRoundTripThroughDequantizeRow) {
+  std::mt19937 rng(5);
+  for (const QuantType& qt : kQuantTypes) {
+    const int64_t n = 1024;
+    const std::vector<float> x = RandomFloats(rng, n);
+    std::vector<uint8_t> q(static_cast<size_t>(n / qt.block_elems) * qt.block_bytes);
+    qt.quantize(x.data(), n, q.data());
+    std::vector<float> back(n);
+    ASSERT_TRUE(DequantizeRow(static_cast<uint32_t>(qt.type), q.data(), n, back.data()));
+    float max_abs = 0;
+    for (float v : x) max_abs = std::max(max_abs, std::fabs(v));
+    const float step = qt.type == gguf::TensorType::kQ4_0 ? max_abs / 7 : qt.type == gguf::TensorType::kQ4_K
+                                                                              ? 2 * max_abs / 15
+                                                                              : max_abs / 31;
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(back[i], x[i], step) << gguf::GetTypeTraits(qt.type)->name << " element " << i;
+    }
+  }
+  std::vector<float> out(300);
+  const std::vector<uint8_t> bytes(kQ4_KBlockBytes * 2, 0);
+  EXPECT_FALSE(DequantizeRow(static_cast<uint32_t>(gguf::TensorType::kQ4_K), bytes.data(), 300, out.data()))
+      << "300 is not a whole number of 256-element super-blocks";
 }
 
 TEST_F(Avx2KernelTest, QuantizeQ8ActIsBitIdentical) {
