@@ -188,12 +188,13 @@ TEST(AnsLevels, GiveTheFirstLayersMoreBits) {
   for (const Codec* codec : {&Ans6Codec(), &Ans4Codec(), &Ans3Codec(), &Ans2Codec()}) {
     Result<std::vector<uint8_t>> payload = codec->Encode(source.slice());
     ASSERT_TRUE(payload.ok());
-    // The K block of layer 0 starts right after the [3] u32 layer sizes, with its bit width.
+    // The K block of layer 0 starts right after the version byte and the [3] u32 layer sizes,
+    // with its bit width.
     const int base = AnsBaseBits(*codec);
-    EXPECT_EQ((*payload)[12], std::min(base + 2, 7)) << codec->name();
+    EXPECT_EQ((*payload)[13], std::min(base + 2, 7)) << codec->name();
     uint32_t layer0_bytes;
-    std::memcpy(&layer0_bytes, payload->data(), 4);
-    EXPECT_EQ((*payload)[12 + layer0_bytes], base + 1) << codec->name();
+    std::memcpy(&layer0_bytes, payload->data() + 1, 4);
+    EXPECT_EQ((*payload)[13 + layer0_bytes], base + 1) << codec->name();
   }
 }
 
@@ -216,8 +217,9 @@ TEST(AnsLevels, CodeDeltasWhenTokensAreAlike) {
   Result<std::vector<uint8_t>> shuffled_payload = Ans4Codec().Encode(shuffled.slice());
   ASSERT_TRUE(smooth_payload.ok());
   ASSERT_TRUE(shuffled_payload.ok());
-  // Mode byte of layer 0's K block: after the u32 layer size, the bit width and 64 lo/step pairs.
-  EXPECT_EQ((*smooth_payload)[4 + 1 + 4 * 64], 1);
+  // Mode byte of layer 0's K block: after the version, the u32 layer size, the bit width and 64
+  // lo/step pairs.
+  EXPECT_EQ((*smooth_payload)[1 + 4 + 1 + 4 * 64], 1);
   EXPECT_LT(smooth_payload->size() * 3, shuffled_payload->size() * 2);
 }
 

@@ -87,7 +87,7 @@ TEST(Rans, DamagedStreamsAreRejected) {
   const DecodeTable decode_table(table);
   std::vector<uint8_t> decoded(symbols.size());
 
-  // Start state below 2^23.
+  // Start state below 2^16.
   std::vector<uint8_t> low_state = stream;
   low_state[3] = 0;
   low_state[2] = 0;
@@ -109,7 +109,7 @@ TEST(Rans, DamagedStreamsAreRejected) {
     if (Decode(flipped, decode_table, decoded, "test").ok()) ++accepted;
   }
   // rANS carries no error-detecting code (the blob checksum is that), but a flip almost always
-  // leaves a final state other than 2^23 or changes how many bytes the decoder consumes.
+  // leaves a final state other than 2^16 or changes how many bytes the decoder consumes.
   EXPECT_LT(accepted, static_cast<int>(stream.size()) / 10);
 
   // Decoding more or fewer symbols than were coded.

@@ -77,6 +77,15 @@ class Codec {
   // contents against destination's shape before writing any row, and never reads past `payload`.
   // On error the destination is untouched.
   virtual Status Decode(std::span<const uint8_t> payload, const KvSlice& destination) const = 0;
+
+  // Decode spread over up to n_threads threads (<= 1: the calling thread only), with exactly
+  // Decode's result and output. Codecs whose payloads index their layers (f16ans, ans*) decode
+  // layers apart; the others decode serially.
+  virtual Status DecodeParallel(std::span<const uint8_t> payload, const KvSlice& destination,
+                                int n_threads) const {
+    (void)n_threads;
+    return Decode(payload, destination);
+  }
 };
 
 // Registry. Returns nullptr for an unknown name or id.

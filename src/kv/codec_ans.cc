@@ -13,8 +13,8 @@
 // tokens are alike in many channels, so deltas pile up near 0. A delta symbol is
 // difference + (2^b - 1), in an alphabet of 2^(b+1) - 1 symbols, coded with rans::AppendRun.
 //
-// Payload:
-//   layer sizes  [n_layer] u32, bytes of each layer's part, so layers can be decoded apart
+// Payload (kv/layered_payload.h):
+//   u8 version (rans::kStreamVersion), layer sizes [n_layer] u32, bytes of each layer's part
 //   per layer, K then V, each block:
 //     u8 b, in [1, 7]
 //     lo   [row_width] f16, step [row_width] f16
@@ -23,10 +23,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "kv/codec.h"
+#include "kv/layered_payload.h"
+#include "kv/parallel.h"
 #include "kv/quantize.h"
 #include "kv/rans.h"
 #include "kv/row_convert.h"
@@ -84,7 +87,7 @@ class AnsCodecImpl final : public Codec {
     const uint64_t width = static_cast<uint64_t>(shape.row_width());
     const uint64_t block = 1 + 4 * width + 2 * static_cast<uint64_t>(ChannelGroups(width)) +
                            shape.block_elements();
-    return static_cast<uint64_t>(shape.n_layer) * (4 + 2 * block);
+    return internal::LayeredHeaderBytes(shape.n_layer) + static_cast<uint64_t>(shape.n_layer) * 2 * block;
   }
 
   Result<std::vector<uint8_t>> Encode(const KvSlice& source) const override {
@@ -95,7 +98,8 @@ class AnsCodecImpl final : public Codec {
     const int64_t n_tokens = shape.n_tokens;
     const int64_t n = static_cast<int64_t>(shape.block_elements());
 
-    std::vector<uint8_t> payload(4 * static_cast<size_t>(shape.n_layer));
+    std::vector<uint8_t> payload;
+    internal::StartLayeredPayload(shape.n_layer, payload);
     std::vector<float> values(static_cast<size_t>(n));      // [n_tokens][row_width] f32
     std::vector<uint8_t> levels(static_cast<size_t>(n));    // [n_tokens][row_width] q
     std::vector<uint8_t> direct, delta;                     // [n_tokens][group width] symbols
@@ -161,114 +165,104 @@ class AnsCodecImpl final : public Codec {
           rans::AppendRun(use_delta ? delta : direct, n_symbols, payload);
         }
       }
-      const auto layer_bytes = static_cast<uint32_t>(payload.size() - layer_start);
-      std::memcpy(payload.data() + 4 * l, &layer_bytes, 4);
+      internal::SetLayerBytes(l, static_cast<uint32_t>(payload.size() - layer_start), payload);
     }
     return payload;
   }
 
   Status Decode(std::span<const uint8_t> payload, const KvSlice& destination) const override {
+    return DecodeParallel(payload, destination, 1);
+  }
+
+  Status DecodeParallel(std::span<const uint8_t> payload, const KvSlice& destination,
+                        int n_threads) const override {
     const std::string name(name_);
     SPARKV_RETURN_IF_ERROR(CheckSlice(destination, name + " decode destination"));
     const KvShape shape = ShapeOf(destination);
-    const int64_t width = shape.row_width();
-    const int64_t n_tokens = shape.n_tokens;
-    const int64_t n = static_cast<int64_t>(shape.block_elements());
-    const size_t index_bytes = 4 * static_cast<size_t>(shape.n_layer);
-    if (payload.size() < index_bytes || payload.size() > MaxPayloadBytes(shape)) {
+    if (payload.size() > MaxPayloadBytes(shape)) {
       return CorruptionError(name + " payload of " + std::to_string(payload.size()) +
-                             " bytes is outside [" + std::to_string(index_bytes) + ", " +
-                             std::to_string(MaxPayloadBytes(shape)) + "] for its shape");
+                             " bytes exceeds the bound of " + std::to_string(MaxPayloadBytes(shape)) +
+                             " for its shape");
     }
+    SPARKV_ASSIGN_OR_RETURN(const std::vector<std::span<const uint8_t>> layers,
+                            internal::SplitLayeredPayload(payload, shape.n_layer, name));
 
-    // Pass 1 parses and checks everything into scratch levels and parameters. Pass 2 writes the
+    // Pass 1 parses and checks every layer into scratch levels and parameters. Pass 2 writes the
     // cache, so a payload that fails anywhere leaves it untouched.
+    const auto n = static_cast<size_t>(shape.block_elements());
     const size_t n_blocks = 2 * static_cast<size_t>(shape.n_layer);
-    std::vector<uint8_t> levels(n_blocks * n);                        // [block][n_tokens][row_width]
-    std::vector<const uint8_t*> params(n_blocks);                     // lo then step, f16
-    std::vector<uint8_t> symbols(static_cast<size_t>(n_tokens * std::min(kChannelGroup, width)));
-    std::span<const uint8_t> in = payload.subspan(index_bytes);
-    for (int32_t l = 0; l < shape.n_layer; ++l) {
-      uint32_t layer_bytes;
-      std::memcpy(&layer_bytes, payload.data() + 4 * l, 4);
-      if (layer_bytes > in.size()) {
-        return CorruptionError(name + " layer " + std::to_string(l) + " size " +
-                               std::to_string(layer_bytes) + " exceeds the " +
-                               std::to_string(in.size()) + " payload bytes that remain");
-      }
-      std::span<const uint8_t> layer = in.first(layer_bytes);
-      for (int kv = 0; kv < 2; ++kv) {
-        const size_t b = 2 * static_cast<size_t>(l) + kv;
-        const std::string where = name + " layer " + std::to_string(l) + (kv ? " V" : " K");
-        if (layer.size() < 1 + 4 * static_cast<size_t>(width)) {
-          return CorruptionError(where + ": block header is truncated");
-        }
-        const int bits = layer[0];
-        if (bits < 1 || bits > kMaxBits) {
-          return CorruptionError(where + ": bit width " + std::to_string(bits) +
-                                 " is outside [1, " + std::to_string(kMaxBits) + "]");
-        }
-        params[b] = layer.data() + 1;
-        for (int64_t c = 0; c < width; ++c) {
-          const uint16_t lo = LoadU16(params[b] + 2 * c);
-          const uint16_t step = LoadU16(params[b] + 2 * (width + c));
-          if ((lo & 0x7fff) >= internal::kF16Infinity || step >= internal::kF16Infinity) {
-            return CorruptionError(where + ": channel " + std::to_string(c) +
-                                   " has a non-finite minimum or a negative or non-finite step");
-          }
-        }
-        layer = layer.subspan(1 + 4 * width);
+    const std::unique_ptr<uint8_t[]> levels(new uint8_t[n_blocks * n]);  // [block][n_tokens][row_width]
+    std::vector<const uint8_t*> params(n_blocks);  // per block: lo [row_width] f16, step [row_width] f16
+    std::vector<Status> parsed(static_cast<size_t>(shape.n_layer));
+    internal::ParallelFor(shape.n_layer, n_threads, [&](int64_t l) {
+      parsed[l] = ParseLayer(static_cast<int32_t>(l), layers[l], shape, levels.get() + 2 * l * n,
+                             params.data() + 2 * l);
+    });
+    for (const Status& status : parsed) SPARKV_RETURN_IF_ERROR(status);
 
-        const int n_levels = 1 << bits;
-        uint8_t* block_levels = levels.data() + b * n;
-        for (int64_t c0 = 0; c0 < width; c0 += kChannelGroup) {
-          const int64_t group_width = std::min(kChannelGroup, width - c0);
-          const std::string group = where + " channels from " + std::to_string(c0);
-          if (layer.empty()) return CorruptionError(group + ": the mode byte is missing");
-          const uint8_t mode = layer[0];
-          if (mode > 1) {
-            return CorruptionError(group + ": mode " + std::to_string(mode) +
-                                   " is neither 0 (direct) nor 1 (delta)");
-          }
-          layer = layer.subspan(1);
-          const std::span<uint8_t> run(symbols.data(), static_cast<size_t>(n_tokens * group_width));
-          SPARKV_RETURN_IF_ERROR(rans::ReadRun(layer, 2 * n_levels - 1, run, group));
-          SPARKV_RETURN_IF_ERROR(
-              ResolveLevels(run, mode == 1, n_levels, group_width, block_levels + c0, width, group));
-        }
-      }
-      if (!layer.empty()) {
-        return CorruptionError(name + " layer " + std::to_string(l) + " has " +
-                               std::to_string(layer.size()) + " bytes after its last block");
-      }
-      in = in.subspan(layer_bytes);
-    }
-    if (!in.empty()) {
-      return CorruptionError(name + " payload has " + std::to_string(in.size()) +
-                             " bytes after its last layer");
-    }
-
-    // Pass 2: levels to values, row by row.
-    std::vector<float> lo(width), step(width), row(width);  // [row_width] f32
-    for (size_t b = 0; b < n_blocks; ++b) {
-      for (int64_t c = 0; c < width; ++c) {
-        lo[c] = F16ToF32(LoadU16(params[b] + 2 * c));
-        step[c] = F16ToF32(LoadU16(params[b] + 2 * (width + c)));
-      }
+    internal::ParallelFor(static_cast<int64_t>(n_blocks), n_threads, [&](int64_t b) {
       uint8_t* block = (b % 2 ? destination.v : destination.k)[b / 2];
-      const uint8_t* q = levels.data() + b * n;
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        for (int64_t c = 0; c < width; ++c) {
-          row[c] = lo[c] + static_cast<float>(q[t * width + c]) * step[c];
-        }
-        internal::F32ToRow(row.data(), width, destination.elem,
-                           block + t * destination.row_bytes());
-      }
-    }
+      internal::DequantizeRows(levels.get() + b * n, params[b], shape.row_width(), shape.n_tokens,
+                               destination.elem, block, destination.row_bytes());
+    });
     return Status::Ok();
   }
 
  private:
+  // Parses layer l's part into levels ([K, V][n_tokens][row_width]) and points params[0] and
+  // params[1] at the K and V parameters inside `layer`.
+  Status ParseLayer(int32_t l, std::span<const uint8_t> layer, const KvShape& shape,
+                    uint8_t* levels, const uint8_t** params) const {
+    const int64_t width = shape.row_width();
+    const int64_t n_tokens = shape.n_tokens;
+    const auto n = static_cast<size_t>(shape.block_elements());
+    std::vector<uint8_t> symbols(static_cast<size_t>(n_tokens * std::min(kChannelGroup, width)));
+    for (int kv = 0; kv < 2; ++kv) {
+      const std::string where = std::string(name_) + " layer " + std::to_string(l) + (kv ? " V" : " K");
+      if (layer.size() < 1 + 4 * static_cast<size_t>(width)) {
+        return CorruptionError(where + ": block header is truncated");
+      }
+      const int bits = layer[0];
+      if (bits < 1 || bits > kMaxBits) {
+        return CorruptionError(where + ": bit width " + std::to_string(bits) + " is outside [1, " +
+                               std::to_string(kMaxBits) + "]");
+      }
+      params[kv] = layer.data() + 1;
+      for (int64_t c = 0; c < width; ++c) {
+        const uint16_t lo = LoadU16(params[kv] + 2 * c);
+        const uint16_t step = LoadU16(params[kv] + 2 * (width + c));
+        if ((lo & 0x7fff) >= internal::kF16Infinity || step >= internal::kF16Infinity) {
+          return CorruptionError(where + ": channel " + std::to_string(c) +
+                                 " has a non-finite minimum or a negative or non-finite step");
+        }
+      }
+      layer = layer.subspan(1 + 4 * width);
+
+      const int n_levels = 1 << bits;
+      uint8_t* block_levels = levels + kv * n;
+      for (int64_t c0 = 0; c0 < width; c0 += kChannelGroup) {
+        const int64_t group_width = std::min(kChannelGroup, width - c0);
+        const std::string group = where + " channels from " + std::to_string(c0);
+        if (layer.empty()) return CorruptionError(group + ": the mode byte is missing");
+        const uint8_t mode = layer[0];
+        if (mode > 1) {
+          return CorruptionError(group + ": mode " + std::to_string(mode) +
+                                 " is neither 0 (direct) nor 1 (delta)");
+        }
+        layer = layer.subspan(1);
+        const std::span<uint8_t> run(symbols.data(), static_cast<size_t>(n_tokens * group_width));
+        SPARKV_RETURN_IF_ERROR(rans::ReadRun(layer, 2 * n_levels - 1, run, group));
+        SPARKV_RETURN_IF_ERROR(
+            ResolveLevels(run, mode == 1, n_levels, group_width, block_levels + c0, width, group));
+      }
+    }
+    if (!layer.empty()) {
+      return CorruptionError(std::string(name_) + " layer " + std::to_string(l) + " has " +
+                             std::to_string(layer.size()) + " bytes after its last block");
+    }
+    return Status::Ok();
+  }
+
   // Turns a run of symbols ([n_tokens][group_width]) into levels at out ([n_tokens][stride]);
   // Corruption when a level falls outside [0, n_levels).
   static Status ResolveLevels(std::span<const uint8_t> run, bool is_delta, int n_levels,

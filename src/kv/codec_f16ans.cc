@@ -2,14 +2,18 @@
 // planes. The high bytes (sign, exponent, two mantissa bits) repeat a few values and code well.
 // The low bytes are close to uniform and usually stay raw.
 //
-// Payload:
-//   layer sizes  [n_layer] u32, bytes of each layer's part, so layers can be decoded apart
+// Payload (kv/layered_payload.h):
+//   u8 version (rans::kStreamVersion), layer sizes [n_layer] u32, bytes of each layer's part
 //   per layer, K then V, each block: the high-byte run then the low-byte run, each a rans::Run
 //   of n_tokens * row_width symbols (alphabet 256) in row-major element order.
+#include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "kv/codec.h"
+#include "kv/layered_payload.h"
+#include "kv/parallel.h"
 #include "kv/rans.h"
 #include "kv/row_convert.h"
 
@@ -24,7 +28,8 @@ class F16AnsCodecImpl final : public Codec {
 
   uint64_t MaxPayloadBytes(const KvShape& shape) const override {
     // A run is never longer than its raw form: one kind byte plus one byte per symbol.
-    return static_cast<uint64_t>(shape.n_layer) * (4 + 2 * 2 * (1 + shape.block_elements()));
+    return internal::LayeredHeaderBytes(shape.n_layer) +
+           static_cast<uint64_t>(shape.n_layer) * 2 * 2 * (1 + shape.block_elements());
   }
 
   Result<std::vector<uint8_t>> Encode(const KvSlice& source) const override {
@@ -32,7 +37,8 @@ class F16AnsCodecImpl final : public Codec {
     const KvShape shape = ShapeOf(source);
     const int64_t n = static_cast<int64_t>(shape.block_elements());
 
-    std::vector<uint8_t> payload(4 * static_cast<size_t>(shape.n_layer));
+    std::vector<uint8_t> payload;
+    internal::StartLayeredPayload(shape.n_layer, payload);
     payload.reserve(MaxPayloadBytes(shape));
     std::vector<uint8_t> f16(2 * static_cast<size_t>(n));  // [n] f16 bytes of one block
     std::vector<uint8_t> plane(static_cast<size_t>(n));   // [n] one byte of each f16
@@ -45,62 +51,67 @@ class F16AnsCodecImpl final : public Codec {
           rans::AppendRun(plane, 256, payload);
         }
       }
-      const auto layer_bytes = static_cast<uint32_t>(payload.size() - layer_start);
-      std::memcpy(payload.data() + 4 * l, &layer_bytes, 4);
+      internal::SetLayerBytes(l, static_cast<uint32_t>(payload.size() - layer_start), payload);
     }
     return payload;
   }
 
   Status Decode(std::span<const uint8_t> payload, const KvSlice& destination) const override {
+    return DecodeParallel(payload, destination, 1);
+  }
+
+  Status DecodeParallel(std::span<const uint8_t> payload, const KvSlice& destination,
+                        int n_threads) const override {
     SPARKV_RETURN_IF_ERROR(CheckSlice(destination, "f16ans decode destination"));
     const KvShape shape = ShapeOf(destination);
-    const int64_t n = static_cast<int64_t>(shape.block_elements());
-    const size_t index_bytes = 4 * static_cast<size_t>(shape.n_layer);
-    if (payload.size() < index_bytes || payload.size() > MaxPayloadBytes(shape)) {
+    if (payload.size() > MaxPayloadBytes(shape)) {
       return CorruptionError("f16ans payload of " + std::to_string(payload.size()) +
-                             " bytes is outside [" + std::to_string(index_bytes) + ", " +
-                             std::to_string(MaxPayloadBytes(shape)) + "] for its shape");
+                             " bytes exceeds the bound of " + std::to_string(MaxPayloadBytes(shape)) +
+                             " for its shape");
     }
+    SPARKV_ASSIGN_OR_RETURN(const std::vector<std::span<const uint8_t>> layers,
+                            internal::SplitLayeredPayload(payload, shape.n_layer, "f16ans"));
 
     // Decode every plane into scratch first, so a damaged layer leaves the cache untouched.
-    std::vector<uint8_t> f16(static_cast<size_t>(shape.n_layer) * 4 * n);  // [n_layer][K, V][n] f16
-    std::vector<uint8_t> plane(static_cast<size_t>(n));                   // [n] one byte plane
-    std::span<const uint8_t> in = payload.subspan(index_bytes);
-    for (int32_t l = 0; l < shape.n_layer; ++l) {
-      uint32_t layer_bytes;
-      std::memcpy(&layer_bytes, payload.data() + 4 * l, 4);
-      if (layer_bytes > in.size()) {
-        return CorruptionError("f16ans layer " + std::to_string(l) + " size " +
-                               std::to_string(layer_bytes) + " exceeds the " +
-                               std::to_string(in.size()) + " payload bytes that remain");
-      }
-      std::span<const uint8_t> layer = in.first(layer_bytes);
+    const auto n = static_cast<size_t>(shape.block_elements());
+    const size_t n_blocks = 2 * static_cast<size_t>(shape.n_layer);
+    const std::unique_ptr<uint8_t[]> planes(new uint8_t[n_blocks * 2 * n]);  // [block][high, low][n]
+    std::vector<Status> parsed(static_cast<size_t>(shape.n_layer));
+    internal::ParallelFor(shape.n_layer, n_threads, [&](int64_t l) {
+      std::span<const uint8_t> layer = layers[l];
       for (int kv = 0; kv < 2; ++kv) {
-        uint8_t* out = f16.data() + (2 * static_cast<size_t>(l) + kv) * 2 * n;
         for (int byte : {1, 0}) {
           const std::string label = "f16ans layer " + std::to_string(l) + (kv ? " V" : " K") +
                                     (byte ? " high" : " low") + " bytes";
-          SPARKV_RETURN_IF_ERROR(rans::ReadRun(layer, 256, plane, label));
-          for (int64_t i = 0; i < n; ++i) out[2 * i + byte] = plane[i];
+          uint8_t* plane = planes.get() + ((2 * l + kv) * 2 + (1 - byte)) * n;
+          parsed[l] = rans::ReadRun(layer, 256, std::span(plane, n), label);
+          if (!parsed[l].ok()) return;
         }
       }
       if (!layer.empty()) {
-        return CorruptionError("f16ans layer " + std::to_string(l) + " has " +
-                               std::to_string(layer.size()) + " bytes after its last run");
+        parsed[l] = CorruptionError("f16ans layer " + std::to_string(l) + " has " +
+                                    std::to_string(layer.size()) + " bytes after its last run");
       }
-      in = in.subspan(layer_bytes);
-    }
-    if (!in.empty()) {
-      return CorruptionError("f16ans payload has " + std::to_string(in.size()) +
-                             " bytes after its last layer");
-    }
+    });
+    for (const Status& status : parsed) SPARKV_RETURN_IF_ERROR(status);
 
-    for (int32_t l = 0; l < shape.n_layer; ++l) {
-      internal::F16ToRow(f16.data() + 4 * static_cast<size_t>(l) * n, n, destination.elem,
-                         destination.k[l]);
-      internal::F16ToRow(f16.data() + (4 * static_cast<size_t>(l) + 2) * n, n, destination.elem,
-                         destination.v[l]);
-    }
+    internal::ParallelFor(static_cast<int64_t>(n_blocks), n_threads, [&](int64_t b) {
+      const uint8_t* high = planes.get() + 2 * b * n;
+      const uint8_t* low = high + n;
+      uint8_t* block = (b % 2 ? destination.v : destination.k)[b / 2];
+      const size_t elem_bytes = destination.elem == KvElemType::kF32 ? 4 : 2;
+      // Joined a slice at a time in a buffer that stays in L1, then converted into the cache.
+      constexpr size_t kSlice = 2048;
+      uint16_t f16[kSlice];  // [kSlice] f16
+      for (size_t begin = 0; begin < n; begin += kSlice) {
+        const size_t count = std::min(kSlice, n - begin);
+        for (size_t i = 0; i < count; ++i) {
+          f16[i] = static_cast<uint16_t>(high[begin + i] << 8 | low[begin + i]);
+        }
+        internal::F16ToRow(reinterpret_cast<const uint8_t*>(f16), static_cast<int64_t>(count),
+                           destination.elem, block + begin * elem_bytes);
+      }
+    });
     return Status::Ok();
   }
 };

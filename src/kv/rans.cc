@@ -4,6 +4,9 @@
 #include <cstring>
 #include <string>
 
+#include "kv/rans_internal.h"
+#include "kv/row_convert.h"
+
 namespace sparkv::rans {
 
 FrequencyTable NormalizeCounts(std::span<const uint64_t> counts) {
@@ -130,44 +133,94 @@ void Encode(std::span<const uint8_t> symbols, const FrequencyTable& table,
     cumulative += table.freq[s];
   }
 
-  // rANS is last-in first-out: code the symbols backwards and emit bytes backwards, so the
-  // decoder reads both forwards.
-  std::vector<uint8_t> reversed;
-  reversed.reserve(symbols.size() / 2 + 16);
+  // rANS is last-in first-out: code the symbols backwards and emit words backwards, so the
+  // decoder reads both forwards. Within a group of kStates symbols the decoder refills lanes in
+  // ascending order, so emitting in descending order and reversing at the end matches it.
+  std::vector<uint16_t> reversed;
+  reversed.reserve(symbols.size() / 4 + 16);
   std::array<uint32_t, kStates> x;
   x.fill(kRansLow);
   for (size_t i = symbols.size(); i-- > 0;) {
     uint32_t& state = x[i % kStates];
     const uint32_t f = table.freq[symbols[i]];
-    const uint32_t x_max = ((kRansLow >> kScaleBits) << 8) * f;
-    while (state >= x_max) {
-      reversed.push_back(static_cast<uint8_t>(state));
-      state >>= 8;
+    // Largest state that still codes below 2^32: (kRansLow >> kScaleBits) * 2^16 * f, which is
+    // 2^32 for f = kRansTotal, hence 64 bits.
+    const uint64_t x_max = static_cast<uint64_t>((kRansLow >> kScaleBits) << 16) * f;
+    if (state >= x_max) {
+      reversed.push_back(static_cast<uint16_t>(state));
+      state >>= 16;
     }
     state = ((state / f) << kScaleBits) + (state % f) + start[symbols[i]];
   }
 
   const size_t offset = out.size();
-  out.resize(offset + kStreamHeaderBytes + reversed.size());
+  out.resize(offset + kStreamHeaderBytes + 2 * reversed.size());
   std::memcpy(out.data() + offset, x.data(), kStreamHeaderBytes);
-  std::reverse_copy(reversed.begin(), reversed.end(), out.begin() + offset + kStreamHeaderBytes);
+  uint8_t* words = out.data() + offset + kStreamHeaderBytes;
+  for (size_t k = 0; k < reversed.size(); ++k) {
+    std::memcpy(words + 2 * k, &reversed[reversed.size() - 1 - k], 2);
+  }
 }
 
-Status Decode(std::span<const uint8_t> stream, const DecodeTable& table, std::span<uint8_t> symbols,
-              std::string_view label) {
+namespace internal_rans {
+
+Status ReadStates(std::span<const uint8_t> stream, std::string_view label,
+                  std::array<uint32_t, kStates>& x) {
   if (stream.size() < kStreamHeaderBytes) {
     return CorruptionError(std::string(label) + ": rANS stream of " + std::to_string(stream.size()) +
                            " bytes is shorter than its " + std::to_string(kStreamHeaderBytes) +
                            "-byte state header");
   }
-  std::array<uint32_t, kStates> x;
   std::memcpy(x.data(), stream.data(), kStreamHeaderBytes);
   for (int k = 0; k < kStates; ++k) {
-    if (x[k] < kRansLow || x[k] >= (kRansLow << 8)) {
+    if (x[k] < kRansLow) {
       return CorruptionError(std::string(label) + ": rANS start state " + std::to_string(k) +
-                             " is " + std::to_string(x[k]) + ", outside [2^23, 2^31)");
+                             " is " + std::to_string(x[k]) + ", below 2^16");
     }
   }
+  return Status::Ok();
+}
+
+Status DecodeTail(const uint8_t* in, const uint8_t* end, size_t stream_size, const uint32_t* slots,
+                  std::array<uint32_t, kStates>& x, size_t i, std::span<uint8_t> symbols,
+                  std::string_view label) {
+  const size_t n = symbols.size();
+  for (; i < n; ++i) {
+    uint32_t& state = x[i % kStates];
+    const uint32_t entry = slots[state & (kRansTotal - 1)];
+    symbols[i] = static_cast<uint8_t>(entry);
+    state = ((entry >> 8 & 0xfff) + 1) * (state >> kScaleBits) + (entry >> 20);
+    if (state < kRansLow) {
+      if (end - in < 2) {
+        return CorruptionError(std::string(label) + ": rANS stream ends after " +
+                               std::to_string(stream_size) + " bytes, before symbol " +
+                               std::to_string(i) + " of " + std::to_string(n));
+      }
+      uint16_t word;
+      std::memcpy(&word, in, 2);
+      in += 2;
+      state = state << 16 | word;
+    }
+  }
+  if (in != end) {
+    return CorruptionError(std::string(label) + ": rANS stream has " + std::to_string(end - in) +
+                           " bytes left after its " + std::to_string(n) + " symbols");
+  }
+  for (int k = 0; k < kStates; ++k) {
+    if (x[k] != kRansLow) {
+      return CorruptionError(std::string(label) + ": rANS final state " + std::to_string(k) +
+                             " is " + std::to_string(x[k]) + ", not 2^16; the stream is damaged");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal_rans
+
+Status DecodeScalar(std::span<const uint8_t> stream, const DecodeTable& table,
+                    std::span<uint8_t> symbols, std::string_view label) {
+  std::array<uint32_t, kStates> x;
+  SPARKV_RETURN_IF_ERROR(internal_rans::ReadStates(stream, label, x));
 
   const uint32_t* const slots = table.slots();
   const uint8_t* in = stream.data() + kStreamHeaderBytes;
@@ -177,60 +230,46 @@ Status Decode(std::span<const uint8_t> stream, const DecodeTable& table, std::sp
 
   // One decode step on `state`, which must be a local: stores to `out` may alias any memory the
   // compiler cannot see is private, and states in an array would be reloaded after each store.
-  // After a step a state is at least freq * 2^11 >= 2^11, so two bytes bring it back above 2^23.
-  // Reading bytes[0] twice is safe because at least two bytes per state remain in the fast loop.
-  const auto step = [slots](uint32_t& state, const uint8_t*& bytes) {
+  // The word is read even when it is not needed, which is safe because the fast loop keeps at
+  // least one word per state in reach.
+  const auto step = [slots](uint32_t& state, const uint8_t*& words) {
     const uint32_t entry = slots[state & (kRansTotal - 1)];
     state = ((entry >> 8 & 0xfff) + 1) * (state >> kScaleBits) + (entry >> 20);
-    // Branch-free renormalization: whether a byte is needed is close to random, so branches
-    // would mispredict often.
-    for (int r = 0; r < 2; ++r) {
-      const bool need = state < kRansLow;
-      const uint32_t refilled = state << 8 | bytes[0];
-      state = need ? refilled : state;
-      bytes += need;
-    }
+    // Branch-free renormalization: whether a word is needed is close to random, so a branch
+    // would mispredict often. Written as arithmetic because GCC turns a select into a branch.
+    uint16_t word;
+    std::memcpy(&word, words, 2);
+    const uint32_t need = state < kRansLow;  // 0 or 1
+    state = state << (need << 4) | (word & (0u - need));
+    words += need << 1;
     return static_cast<uint8_t>(entry);
   };
 
   // While 2 * kStates bytes remain, a group of kStates symbols cannot run out and needs no
-  // per-byte check. The tail loop checks every byte.
-  static_assert(kStates == 4, "the unrolled loop below decodes four states");
-  uint32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+  // per-word check. The tail checks every word.
+  static_assert(kStates == 8, "the unrolled loop below decodes eight states");
+  uint32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3], x4 = x[4], x5 = x[5], x6 = x[6], x7 = x[7];
   size_t i = 0;
   for (; i + kStates <= n && end - in >= 2 * kStates; i += kStates) {
     out[i] = step(x0, in);
     out[i + 1] = step(x1, in);
     out[i + 2] = step(x2, in);
     out[i + 3] = step(x3, in);
+    out[i + 4] = step(x4, in);
+    out[i + 5] = step(x5, in);
+    out[i + 6] = step(x6, in);
+    out[i + 7] = step(x7, in);
   }
-  x = {x0, x1, x2, x3};
-  for (; i < n; ++i) {
-    uint32_t& state = x[i % kStates];
-    const uint32_t entry = slots[state & (kRansTotal - 1)];
-    out[i] = static_cast<uint8_t>(entry);
-    state = ((entry >> 8 & 0xfff) + 1) * (state >> kScaleBits) + (entry >> 20);
-    while (state < kRansLow) {
-      if (in == end) {
-        return CorruptionError(std::string(label) + ": rANS stream ends after " +
-                               std::to_string(stream.size()) + " bytes, before symbol " +
-                               std::to_string(i) + " of " + std::to_string(n));
-      }
-      state = (state << 8) | *in++;
-    }
-  }
+  x = {x0, x1, x2, x3, x4, x5, x6, x7};
+  return internal_rans::DecodeTail(in, end, stream.size(), slots, x, i, symbols, label);
+}
 
-  if (in != end) {
-    return CorruptionError(std::string(label) + ": rANS stream has " + std::to_string(end - in) +
-                           " bytes left after its " + std::to_string(n) + " symbols");
-  }
-  for (int k = 0; k < kStates; ++k) {
-    if (x[k] != kRansLow) {
-      return CorruptionError(std::string(label) + ": rANS final state " + std::to_string(k) +
-                             " is " + std::to_string(x[k]) + ", not 2^23; the stream is damaged");
-    }
-  }
-  return Status::Ok();
+bool HasAvx2Decoder() { return internal::HasAvx2(); }
+
+Status Decode(std::span<const uint8_t> stream, const DecodeTable& table, std::span<uint8_t> symbols,
+              std::string_view label) {
+  if (HasAvx2Decoder()) return DecodeAvx2(stream, table, symbols, label);
+  return DecodeScalar(stream, table, symbols, label);
 }
 
 void AppendRun(std::span<const uint8_t> symbols, int n_symbols, std::vector<uint8_t>& out) {

@@ -1,15 +1,21 @@
 // A static rANS entropy coder for the entropy-coded codecs (f16ans, ans*): byte symbols, a
-// frequency table fixed per stream and stored beside it, four interleaved 32-bit states so the
-// decoder's dependency chains overlap.
+// frequency table fixed per stream and stored beside it, eight interleaved 32-bit states so the
+// decoder's dependency chains overlap (and fill one AVX2 register).
 //
 // Numerics: probabilities are frequencies out of kRansTotal = 2^12. A state x stays in
-// [kRansLow, kRansLow * 256) = [2^23, 2^31) between symbols and renormalizes one byte at a time,
-// so every product stays below 2^32.
+// [kRansLow, 2^32) = [2^16, 2^32) between symbols and renormalizes one 16-bit word at a time.
+// After a decode step x >= freq * (2^16 >> 12) >= 16, so one word always brings it back to
+// [2^16, 2^32): renormalization is a single conditional step, which both decoders do without a
+// branch.
 //
-// Stream layout, n symbols: the four final encoder states (u32 each, little-endian, state 0
-// first), then the renormalization bytes in the order the decoder reads them. Symbol i uses
-// state i % 4. Decoding exactly n symbols of a valid stream consumes every byte and leaves every
-// state at kRansLow, the encoder's starting value. Any other outcome means a corrupt stream.
+// Stream layout, n symbols: the eight final encoder states (u32 each, little-endian, state 0
+// first), then the renormalization words (u16, little-endian) in the order the decoder reads
+// them. Symbol i uses state i % 8. Decoding exactly n symbols of a valid stream consumes every
+// byte and leaves every state at kRansLow, the encoder's starting value. Any other outcome means
+// a corrupt stream.
+//
+// This is stream version 2. Version 1 (four states, byte-wise renormalization from [2^23, 2^31))
+// is no longer read; the codecs store the version in their payload header (kStreamVersion).
 #pragma once
 
 #include <array>
@@ -24,9 +30,11 @@ namespace sparkv::rans {
 
 inline constexpr int kScaleBits = 12;
 inline constexpr uint32_t kRansTotal = 1u << kScaleBits;
-inline constexpr uint32_t kRansLow = 1u << 23;
-inline constexpr int kStates = 4;
+inline constexpr uint32_t kRansLow = 1u << 16;
+inline constexpr int kStates = 8;
 inline constexpr size_t kStreamHeaderBytes = 4 * kStates;
+// The layout above; codecs that embed streams write it into their payloads.
+inline constexpr uint8_t kStreamVersion = 2;
 
 // Normalized frequencies of an alphabet of n_symbols <= 256 byte symbols, summing to kRansTotal.
 // A symbol with frequency 0 cannot be coded.
@@ -61,6 +69,7 @@ class DecodeTable {
 
   // Per slot, one word so that a decode step makes one load: bits [0, 8) the symbol, bits
   // [8, 20) its frequency minus 1, bits [20, 32) the slot minus the symbol's cumulative start.
+  // [kRansTotal] entries.
   const uint32_t* slots() const { return slots_.data(); }
 
  private:
@@ -74,10 +83,18 @@ void Encode(std::span<const uint8_t> symbols, const FrequencyTable& table,
 
 // Decodes exactly symbols.size() symbols from `stream` (the whole stream, no more) into
 // `symbols`. Never reads outside `stream`. Corruption naming `label` when the stream is shorter
-// than its header, a start state is out of range, the bytes run out, bytes are left over, or the
-// final states differ from kRansLow.
+// than its header, a start state is out of range, the words run out, bytes are left over, or the
+// final states differ from kRansLow. Uses DecodeAvx2 when the CPU has AVX2.
 Status Decode(std::span<const uint8_t> stream, const DecodeTable& table, std::span<uint8_t> symbols,
               std::string_view label);
+
+// The portable decoder and the AVX2 one (eight states in one register). Both behave exactly like
+// Decode, including on corrupt streams. DecodeAvx2 REQUIRES HasAvx2Decoder().
+Status DecodeScalar(std::span<const uint8_t> stream, const DecodeTable& table,
+                    std::span<uint8_t> symbols, std::string_view label);
+Status DecodeAvx2(std::span<const uint8_t> stream, const DecodeTable& table,
+                  std::span<uint8_t> symbols, std::string_view label);
+bool HasAvx2Decoder();
 
 // A run: n symbols with its framing, as the codecs store it. Layout: u8 kind, then
 //   kind 0 (coded): frequency table (AppendTable), u32 stream bytes, the stream;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "common/kv_slice.h"
 
@@ -21,6 +22,10 @@ void ConvertF32ToF16Scalar(const uint8_t* f32, int64_t n, uint8_t* f16);
 
 // True when ConvertF16ToF32 and ConvertF32ToF16 use F16C on this CPU.
 bool HasF16cConversion();
+
+// True when the CPU has AVX2, FMA and F16C and the OS saves YMM state: what *_avx2.cc files
+// are compiled for.
+bool HasAvx2();
 
 // row: [n] elements of `elem`; out: [n] f32.
 inline void RowToF32(KvElemType elem, const uint8_t* row, int64_t n, float* out) {
@@ -49,6 +54,17 @@ inline void F16ToRow(const uint8_t* f16, int64_t n, KvElemType elem, uint8_t* ro
     ConvertF16ToF32(f16, n, row);
   }
 }
+
+// Reconstructs rows of min-step levels (kv/quantize.h) straight into cache rows.
+// levels: [n_tokens][width] u8. params: lo [width] f16 then step [width] f16, little-endian bytes.
+// Row t goes to out + t * row_bytes as [width] elements of `elem`. Element (t, c) is
+// lo[c] + levels[t][c] * step[c] in f32, a product then a sum (no fused multiply-add), then
+// rounded to nearest even for an f16 cache. Uses AVX2 when the CPU has it; the scalar reference
+// gives the same bytes.
+void DequantizeRows(const uint8_t* levels, const uint8_t* params, int64_t width, int64_t n_tokens,
+                    KvElemType elem, uint8_t* out, int64_t row_bytes);
+void DequantizeRowsScalar(const uint8_t* levels, const uint8_t* params, int64_t width,
+                          int64_t n_tokens, KvElemType elem, uint8_t* out, int64_t row_bytes);
 
 // values: [n] f32; row: [n] elements of `elem` (f16 rounds to nearest even).
 inline void F32ToRow(const float* values, int64_t n, KvElemType elem, uint8_t* row) {
