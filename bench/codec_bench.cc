@@ -3,12 +3,14 @@
 // reconstructed cache (2 per element for an f16 cache, 4 for f32), on one thread.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
 
 #include "common/f16.h"
 #include "kv/codec.h"
+#include "kv/rans.h"
 
 namespace sparkv {
 namespace {
@@ -111,6 +113,67 @@ void EveryCodec(benchmark::internal::Benchmark* benchmark) {
 
 BENCHMARK(BM_Encode)->Apply(EveryCodec)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Decode)->Apply(EveryCodec)->Unit(benchmark::kMillisecond);
+
+// Parallel decode of the same chunk. Arguments: codec id, threads. Throughput counts bytes of
+// the f16 cache per second of wall time (real time), since the work spreads over threads.
+void BM_DecodeParallel(benchmark::State& state) {
+  const Codec* codec = FindCodec(static_cast<CodecId>(state.range(0)));
+  const auto n_threads = static_cast<int>(state.range(1));
+  const BenchCache source(KvElemType::kF16);
+  BenchCache destination(KvElemType::kF16);
+  Result<std::vector<uint8_t>> payload = codec->Encode(source.slice);
+  if (!payload.ok()) {
+    state.SkipWithError(payload.status().ToString().c_str());
+    return;
+  }
+  for (auto _ : state) {
+    const Status status = codec->DecodeParallel(*payload, destination.slice, n_threads);
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      return;
+    }
+    benchmark::ClobberMemory();
+  }
+  SetCounters(state, destination, payload->size());
+  state.SetLabel(std::string(codec->name()) + " into f16, " + std::to_string(n_threads) + " threads");
+}
+BENCHMARK(BM_DecodeParallel)
+    ->ArgsProduct({{static_cast<int64_t>(CodecId::kF16Ans), static_cast<int64_t>(CodecId::kAns4)},
+                   {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The rANS decoders alone on 64 Ki symbols of a geometric distribution: symbols per second.
+// Arguments: decoder (0 = scalar, 1 = AVX2), success probability in percent (higher = more skew).
+void BM_RansDecode(benchmark::State& state) {
+  const bool avx2 = state.range(0) == 1;
+  if (avx2 && !rans::HasAvx2Decoder()) {
+    state.SkipWithError("this CPU has no AVX2");
+    return;
+  }
+  std::mt19937 rng(5);
+  std::geometric_distribution<int> geometric(static_cast<double>(state.range(1)) / 100.0);
+  std::vector<uint8_t> symbols(1 << 16);
+  for (auto& s : symbols) s = static_cast<uint8_t>(std::min(geometric(rng), 30));
+  const rans::FrequencyTable table = rans::NormalizeCounts(rans::CountSymbols(symbols, 31));
+  std::vector<uint8_t> stream;
+  rans::Encode(symbols, table, stream);
+  const rans::DecodeTable decode_table(table);
+  std::vector<uint8_t> decoded(symbols.size());
+  for (auto _ : state) {
+    const Status status = avx2 ? rans::DecodeAvx2(stream, decode_table, decoded, "bench")
+                               : rans::DecodeScalar(stream, decode_table, decoded, "bench");
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(decoded.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(symbols.size()));
+  state.counters["bits_per_symbol"] = 8.0 * static_cast<double>(stream.size()) / symbols.size();
+  state.SetLabel(avx2 ? "avx2" : "scalar");
+}
+BENCHMARK(BM_RansDecode)->ArgsProduct({{0, 1}, {20, 50, 80}});
 
 }  // namespace
 }  // namespace sparkv
