@@ -10,6 +10,7 @@
 #include "bench/real.h"
 #include "bench/scenario.h"
 #include "common/file_util.h"
+#include "net/server.h"
 #include "test_support.h"
 
 namespace sparkv {
@@ -211,6 +212,24 @@ TEST(BenchRealTest, BackgroundLoadThreadsSpin) {
   // A bounded wait for the threads to report. How long it took is not checked.
   for (int i = 0; i < 2000 && load.n_spins() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_GT(load.n_spins(), 0u);
+}
+
+TEST(BenchRealTest, RestartPacingChecksOffset) {
+  testing::TempDir dir;
+  ServerOptions options;
+  options.root = dir.path();
+  options.keep_alive_timeout_s = 1;
+  Result<std::unique_ptr<StoreServer>> server = StoreServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  Result<Link> link = Link::Constant(8.0);
+  ASSERT_TRUE(link.ok());
+
+  const Status negative = (*server)->RestartPacing(*link, -1.0);
+  EXPECT_EQ(negative.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(negative.message().find("offset"), std::string::npos) << negative.ToString();
+  EXPECT_EQ((*server)->RestartPacing(*link, NAN).code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE((*server)->RestartPacing(*link, 2.5).ok());
+  EXPECT_TRUE((*server)->RestartPacing(std::nullopt).ok());
 }
 
 TEST(BenchRealTest, CliPrintsRatiosAndJson) {

@@ -20,7 +20,7 @@ class BackgroundLoad {
   BackgroundLoad(const BackgroundLoad&) = delete;
   BackgroundLoad& operator=(const BackgroundLoad&) = delete;
 
-  // Spin iterations so far over all threads; a test reads it to see that the threads ran.
+  // Returns the spin iterations so far over all threads. A test reads it to check that they ran.
   uint64_t n_spins() const { return n_spins_.load(std::memory_order_relaxed); }
 
  private:
