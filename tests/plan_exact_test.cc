@@ -242,13 +242,42 @@ TEST(ExactPlannerTest, ThinnedFrontStaysWithinItsReportedBound) {
     std::mt19937_64 rng(seed + 500);
     const PlanInput in = testing::RandomPlanInput(
         rng, {.n_chunks = 24, .n_levels = 4, .allow_varying_bandwidth = false});
-    ExactStats exact_stats, eps_stats;
+    ExactStats exact_stats, beam_stats, even_stats;
     const Plan exact = SolveExact(in, {}, &exact_stats);
-    const Plan approx = SolveExact(in, {.epsilon_s = 1e-3, .max_front = 16}, &eps_stats);
-    EXPECT_GE(approx.predicted.ttft_s, exact.predicted.ttft_s);
-    EXPECT_LE(approx.predicted.ttft_s, exact.predicted.ttft_s + eps_stats.ttft_error_bound_s);
+    // max_front up to 16 keeps a beam of the lowest bounds; above, states spread evenly in c.
+    const Plan beam = SolveExact(in, {.epsilon_s = 1e-3, .max_front = 4}, &beam_stats);
+    const Plan even = SolveExact(in, {.max_front = 24}, &even_stats);
     EXPECT_EQ(exact_stats.ttft_error_bound_s, 0.0);
-    EXPECT_LE(eps_stats.total_states, exact_stats.total_states);
+    for (const auto& [approx, stats] : {std::pair{&beam, &beam_stats}, std::pair{&even, &even_stats}}) {
+      EXPECT_GE(approx->predicted.ttft_s, exact.predicted.ttft_s);
+      EXPECT_LE(approx->predicted.ttft_s, exact.predicted.ttft_s + stats->ttft_error_bound_s + 1e-9);
+      EXPECT_LE(stats->max_front, 24u);
+    }
+  }
+}
+
+TEST(ExactPlannerTest, BudgetKeepsSmallInputsExactAndCertifiesLargeOnes) {
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    std::mt19937_64 rng(seed + 900);
+    const PlanInput small = testing::RandomPlanInput(rng, {.n_chunks = 10, .n_levels = 4});
+    ExactStats small_stats;
+    const Plan small_exact = SolveExact(small, {}, nullptr);
+    const Plan small_budget = SolveExact(small, {.max_candidates = kDefaultExactBudget}, &small_stats);
+    EXPECT_EQ(small_budget.predicted.ttft_s, small_exact.predicted.ttft_s);
+    EXPECT_EQ(small_stats.ttft_error_bound_s, 0.0);
+
+    // Unlimited solves of random inputs grow fast with the chunk count, so "large" stays small
+    // and the budget smaller still.
+    const PlanInput large = testing::RandomPlanInput(
+        rng, {.n_chunks = 32, .n_levels = 4, .allow_varying_bandwidth = false});
+    ExactStats large_stats;
+    const Plan large_exact = SolveExact(large, {}, nullptr);
+    const Plan large_budget = SolveExact(large, {.max_candidates = 1000}, &large_stats);
+    EXPECT_GE(large_budget.predicted.ttft_s, large_exact.predicted.ttft_s);
+    EXPECT_LE(large_budget.predicted.ttft_s,
+              large_exact.predicted.ttft_s + large_stats.ttft_error_bound_s + 1e-9);
+    // The budget is spent, give or take the smallest front allowed per chunk.
+    EXPECT_LE(large_stats.n_candidates, 1000u + 2u * 16u * 5u * 32u);
   }
 }
 

@@ -4,7 +4,10 @@
 #include <cassert>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <limits>
+#include <map>
+#include <utility>
 #include <tuple>
 #include <vector>
 
@@ -23,68 +26,125 @@ struct Node {
   uint64_t bytes;        // streamed bytes so far
   int32_t parent;        // index in the previous layer
   int32_t level;         // the choice for this chunk: level index, or -1 for compute/committed
+  double bound = 0.0;    // lower bound on the TTFT of any plan through this state (LowerBound)
 };
 
-// Pass 1 dominance, on time alone: k is no later on the network and (within epsilon_s) on the
-// CPU. Completing both with the same choices keeps the relation (the recurrence is monotone in a
-// and c), so the best TTFT reachable from k is never worse than from x.
-// Sorted by (a, c, quality_sum, bytes), a sweep that keeps a candidate only when its c is below
-// every kept one (minus epsilon_s) leaves the staircase of non-dominated states; of states equal
-// in (a, c), the first, best in (quality_sum, bytes), is kept.
-// When more than max_front states remain, the staircase is thinned to states at least
-// delta = (c range) / max_front apart in c, first and last kept; every dropped state then has a
-// kept one no later on the network and less than delta later on the CPU. Returns that delta
-// (0 when nothing was thinned).
-double PruneByTime(std::vector<Node>* candidates, double epsilon_s, size_t max_front,
-                   std::vector<Node>* kept) {
-  std::sort(candidates->begin(), candidates->end(), [](const Node& x, const Node& y) {
-    return std::tie(x.a, x.c, x.quality_sum, x.bytes) < std::tie(y.a, y.c, y.quality_sum, y.bytes);
-  });
+bool LessByTime(const Node& x, const Node& y) {
+  return std::tie(x.a, x.c, x.quality_sum, x.bytes) < std::tie(y.a, y.c, y.quality_sum, y.bytes);
+}
+
+// Candidates arrive as segments, one per choice for the chunk, each in the order of the front it
+// was expanded from. A front is sorted by a, and every choice maps a to a non-decreasing a'
+// because the arrival is monotone in the start. So each segment is sorted by a already, and
+// merging them costs O(F k) for F candidates in k segments instead of a sort's O(F log F). Runs of equal a are then
+// sorted by the full (a, c, quality_sum, bytes) order that the sweeps below rely on.
+// `segment_begin` holds [n_segments + 1] offsets into `candidates`.
+void MergeSegments(const std::vector<Node>& candidates, const std::vector<size_t>& segment_begin,
+                   std::vector<Node>* merged) {
+  merged->clear();
+  merged->reserve(candidates.size());
+  const size_t n_segments = segment_begin.size() - 1;
+  std::vector<size_t> head(segment_begin.begin(), segment_begin.end() - 1);
+  for (;;) {
+    size_t pick = n_segments;
+    for (size_t k = 0; k < n_segments; ++k) {
+      if (head[k] == segment_begin[k + 1]) continue;
+      if (pick == n_segments || candidates[head[k]].a < candidates[head[pick]].a) pick = k;
+    }
+    if (pick == n_segments) break;
+    merged->push_back(candidates[head[pick]++]);
+  }
+  for (size_t i = 0; i < merged->size();) {
+    size_t end = i + 1;
+    while (end < merged->size() && (*merged)[end].a == (*merged)[i].a) ++end;
+    if (end - i > 1) std::sort(merged->begin() + static_cast<std::ptrdiff_t>(i),
+                               merged->begin() + static_cast<std::ptrdiff_t>(end), LessByTime);
+    i = end;
+  }
+}
+
+// Pass 1 dominance, on time alone: k is no later on the network and on the CPU. Completing both
+// with the same choices keeps the relation (the recurrence is monotone in a and c), so the best
+// TTFT reachable from k is never worse than from x.
+// On `sorted` in (a, c, quality_sum, bytes) order, a sweep that keeps a candidate only when its c
+// is below every kept one leaves the staircase of non-dominated states; of states equal in
+// (a, c), the first, best in (quality_sum, bytes), is kept.
+// Two optional rules drop more, and each dropped state's lower bound goes into
+// *min_dropped_bound (see SolveExact for why that bounds the error): epsilon_s drops a state
+// within epsilon_s of a kept one on the CPU, and max_front keeps max_front states, either spread
+// evenly in c along the staircase or those with the lowest lower bounds (a beam).
+enum class Thin : uint8_t { kEvenInC, kLowestBound };
+void PruneByTime(const std::vector<Node>& sorted, double epsilon_s, size_t max_front, Thin thin,
+                 std::vector<Node>* kept, double* min_dropped_bound) {
   kept->clear();
   double min_c = std::numeric_limits<double>::infinity();
-  for (const Node& x : *candidates) {
+  for (const Node& x : sorted) {
     if (x.c < min_c - epsilon_s || kept->empty()) {
       kept->push_back(x);
       min_c = std::min(min_c, x.c);
+    } else if (x.c < min_c) {
+      *min_dropped_bound = std::min(*min_dropped_bound, x.bound);  // within epsilon, not dominated
     }
   }
-  if (max_front == 0 || kept->size() <= max_front) return 0.0;
+  if (max_front == 0 || kept->size() <= max_front) return;
 
-  // Along the staircase a rises and c falls.
-  const double delta = (kept->front().c - kept->back().c) / static_cast<double>(max_front);
-  const Node last = kept->back();
-  size_t n_kept = 1;
-  for (size_t i = 1; i + 1 < kept->size(); ++i) {
-    if ((*kept)[i].c <= (*kept)[n_kept - 1].c - delta) (*kept)[n_kept++] = (*kept)[i];
+  size_t n_kept = 0;
+  if (thin == Thin::kLowestBound) {
+    // The max_front-th lowest bound; ties at it are broken by position so exactly max_front stay.
+    std::vector<std::pair<double, size_t>> order(kept->size());
+    for (size_t i = 0; i < kept->size(); ++i) order[i] = {(*kept)[i].bound, i};
+    std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(max_front - 1), order.end());
+    const std::pair<double, size_t> cut = order[max_front - 1];
+    for (size_t i = 0; i < kept->size(); ++i) {
+      const Node& x = (*kept)[i];
+      if (std::make_pair(x.bound, i) <= cut) {
+        (*kept)[n_kept++] = x;
+      } else {
+        *min_dropped_bound = std::min(*min_dropped_bound, x.bound);
+      }
+    }
+  } else {
+    // Along the staircase a rises and c falls. The first and last states stay, and the others
+    // only when at least (c range) / max_front below the previous kept one in c.
+    const double delta = (kept->front().c - kept->back().c) / static_cast<double>(max_front);
+    const Node last = kept->back();
+    n_kept = 1;
+    for (size_t i = 1; i + 1 < kept->size(); ++i) {
+      const Node& x = (*kept)[i];
+      if (x.c <= (*kept)[n_kept - 1].c - delta) {
+        (*kept)[n_kept++] = x;
+      } else {
+        *min_dropped_bound = std::min(*min_dropped_bound, x.bound);
+      }
+    }
+    (*kept)[n_kept++] = last;
   }
-  (*kept)[n_kept++] = last;
   kept->resize(n_kept);
-  return delta;
 }
 
 // Pass 2 dominance, for the tie-break: k is no later on either path and no worse in
 // (quality_sum, bytes) ordered lexicographically; sums are translation invariant, so k's best
 // completion is never worse than x's under (TTFT, quality_sum, bytes).
-bool DominatesFully(const Node& k, const Node& x) {
-  if (k.a > x.a || k.c > x.c) return false;
-  if (k.quality_sum != x.quality_sum) return k.quality_sum < x.quality_sum;
-  return k.bytes <= x.bytes;
-}
-
-void PruneFully(std::vector<Node>* candidates, std::vector<Node>* kept) {
-  std::sort(candidates->begin(), candidates->end(), [](const Node& x, const Node& y) {
-    return std::tie(x.a, x.c, x.quality_sum, x.bytes) < std::tie(y.a, y.c, y.quality_sum, y.bytes);
-  });
+// `sorted` is in (a, c, quality_sum, bytes) order, so every state kept before x is no later than
+// x on the network, and x is dominated exactly when some kept state is no later on the CPU and no
+// worse in the sums. The kept states that no other kept state dominates in (c, sums) form a
+// staircase, held in a map from c to sums that fall as c rises: the entry with the largest c not
+// above x.c carries the best sums among kept states no later than x on the CPU, so one lookup
+// answers the question in O(log F).
+void PruneFully(const std::vector<Node>& sorted, std::vector<Node>* kept) {
+  using Sums = std::pair<int64_t, uint64_t>;  // (quality_sum, bytes)
+  std::map<double, Sums> staircase;
   kept->clear();
-  for (const Node& x : *candidates) {
-    bool dominated = false;
-    for (size_t i = kept->size(); i-- > 0;) {  // the latest kept are the closest in a
-      if (DominatesFully((*kept)[i], x)) {
-        dominated = true;
-        break;
-      }
-    }
-    if (!dominated) kept->push_back(x);
+  for (const Node& x : sorted) {
+    const Sums sums{x.quality_sum, x.bytes};
+    auto it = staircase.upper_bound(x.c);
+    if (it != staircase.begin() && std::prev(it)->second <= sums) continue;  // dominated
+    kept->push_back(x);
+    // Entries from x.c on that x now dominates leave the staircase; `it` is the first above x.c.
+    auto drop = it;
+    if (drop != staircase.begin() && std::prev(drop)->first == x.c) --drop;
+    while (drop != staircase.end() && drop->second >= sums) drop = staircase.erase(drop);
+    staircase[x.c] = sums;
   }
 }
 
@@ -94,44 +154,70 @@ class ExactPlanner final : public Planner {
   std::string_view description() const override {
     return "optimal per-chunk path and level under the cost model (Pareto dynamic programming)";
   }
-  Plan Solve(const PlanInput& in) const override { return SolveExact(in, ExactOptions{}, nullptr); }
+  Plan Solve(const PlanInput& in) const override {
+    return SolveExact(in, ExactOptions{.max_candidates = kDefaultExactBudget}, nullptr);
+  }
 };
 
 
-// Appends the successors of every state in `front` through chunk j, with the same arithmetic as
-// Simulate() so that a plan's TTFT here matches Simulate's bit for bit.
-// Only levels in `useful[j]` are tried (see UsefulLevels).
+// The successors of every state in `front` through chunk j that `keep` accepts, with the same
+// arithmetic as Simulate() so that a plan's TTFT here matches Simulate's bit for bit, merged into
+// `sorted` in (a, c, quality_sum, bytes) order. Only levels in `useful[j]` are tried (see
+// UsefulLevels). `keep` may set the candidate's bound. `front` must be sorted by a; `scratch` and
+// `segment_begin` are reused buffers.
+template <typename Keep>
 void Expand(const PlanInput& in, size_t j, const std::vector<std::vector<int32_t>>& useful,
-            const std::vector<Node>& front, std::vector<Node>* candidates) {
+            const std::vector<Node>& front, const Keep& keep, std::vector<Node>* scratch,
+            std::vector<size_t>* segment_begin, std::vector<Node>* sorted) {
   const ChunkSpec& chunk = in.chunks[j];
-  candidates->clear();
-  for (size_t s = 0; s < front.size(); ++s) {
-    const Node& x = front[s];
-    const auto parent = static_cast<int32_t>(s);
-    if (!in.IsPending(j)) {
-      Node next = x;
-      next.parent = parent;
-      next.level = -1;
-      const ChunkProgress& p = in.progress[j];
-      if (p.state == ChunkProgress::State::kStreaming) {
-        next.c = in.decode_on_spare_core ? std::max(x.c, p.arrival_s + p.decode_seconds)
-                                         : std::max(x.c, p.arrival_s) + p.decode_seconds;
-      }
-      candidates->push_back(next);
-      continue;
+  scratch->clear();
+  segment_begin->assign(1, 0);
+  auto add = [&](Node next) {
+    if (keep(next)) scratch->push_back(next);
+  };
+  auto close_segment = [&] {
+    const auto begin = scratch->begin() + static_cast<std::ptrdiff_t>(segment_begin->back());
+    // Rounding could in principle break the monotonicity of the arrival; sort if it did.
+    if (!std::is_sorted(begin, scratch->end(), [](const Node& x, const Node& y) { return x.a < y.a; })) {
+      std::sort(begin, scratch->end(), LessByTime);
     }
-    candidates->push_back({x.a, x.c + in.compute.ChunkSeconds(chunk.begin, chunk.end),
-                           x.quality_sum, x.bytes, parent, -1});
+    segment_begin->push_back(scratch->size());
+  };
+  if (!in.IsPending(j)) {
+    const ChunkProgress& p = in.progress[j];
+    for (size_t s = 0; s < front.size(); ++s) {
+      Node next = front[s];
+      next.parent = static_cast<int32_t>(s);
+      next.level = -1;
+      if (p.state == ChunkProgress::State::kStreaming) {
+        next.c = in.decode_on_spare_core ? std::max(next.c, p.arrival_s + p.decode_seconds)
+                                         : std::max(next.c, p.arrival_s) + p.decode_seconds;
+      }
+      add(next);
+    }
+    close_segment();
+  } else {
+    const double t_c = in.compute.ChunkSeconds(chunk.begin, chunk.end);
+    for (size_t s = 0; s < front.size(); ++s) {
+      const Node& x = front[s];
+      add({x.a, x.c + t_c, x.quality_sum, x.bytes, static_cast<int32_t>(s), -1});
+    }
+    close_segment();
     for (const int32_t l : useful[j]) {
       const LevelOption& opt = chunk.levels[static_cast<size_t>(l)];
-      const double arrival = StreamArrival(in, x.a, opt.bytes);
-      if (!std::isfinite(arrival)) continue;  // the link never delivers it
-      const double c = in.decode_on_spare_core ? std::max(x.c, arrival + opt.decode_seconds)
-                                               : std::max(x.c, arrival) + opt.decode_seconds;
-      candidates->push_back({arrival, c, x.quality_sum + opt.quality_rank, x.bytes + opt.bytes,
-                             parent, l});
+      for (size_t s = 0; s < front.size(); ++s) {
+        const Node& x = front[s];
+        const double arrival = StreamArrival(in, x.a, opt.bytes);
+        if (!std::isfinite(arrival)) continue;  // the link never delivers it
+        const double c = in.decode_on_spare_core ? std::max(x.c, arrival + opt.decode_seconds)
+                                                 : std::max(x.c, arrival) + opt.decode_seconds;
+        add({arrival, c, x.quality_sum + opt.quality_rank, x.bytes + opt.bytes,
+             static_cast<int32_t>(s), l});
+      }
+      close_segment();
     }
   }
+  MergeSegments(*scratch, *segment_begin, sorted);
 }
 
 // Per chunk, the allowed levels worth trying. A level is dropped when another allowed level of
@@ -199,15 +285,26 @@ class LowerBound {
     }
   }
 
-  // Bound for a state after chunks [0, j).
+  // Bound for a state after chunks [0, j). The weighted sum is concave in w (a linear term plus
+  // a sum of minima of linear functions), so its maximum over the grid is found by bisection on
+  // the sign of the step between neighbours in O(log kWeights).
   double operator()(size_t j, const Node& x) const {
-    double best = std::max(x.a, x.c);
     const double* s = &suffix_[j * kWeights];
-    for (int k = 0; k < kWeights; ++k) {
+    auto f = [&](int k) {
       const double w = static_cast<double>(k) / (kWeights - 1);
-      best = std::max(best, w * x.c + (1.0 - w) * x.a + s[k]);
+      return w * x.c + (1.0 - w) * x.a + s[k];
+    };
+    int lo = 0;
+    int hi = kWeights - 1;
+    while (lo < hi) {  // the maximum lies in [lo, hi]
+      const int mid = (lo + hi) / 2;
+      if (f(mid) < f(mid + 1)) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
     }
-    return best + query_;
+    return std::max(std::max(x.a, x.c), f(lo)) + query_;
   }
 
  private:
@@ -270,89 +367,181 @@ std::vector<Decision> Backtrack(const PlanInput& in, const Trail& trail, size_t 
 
 }  // namespace
 
+namespace {
+
+// The front a quick first pass is thinned to; its plan becomes the one the full pass must beat.
+constexpr size_t kQuickFront = 16;
+
+// Buffers and shared inputs of one solve.
+struct Solver {
+  const PlanInput& in;
+  const std::vector<std::vector<int32_t>> useful;
+  const LowerBound bound;
+  const Node start;
+  std::vector<Node> front, next, candidates, scratch;
+  std::vector<size_t> segment_begin;
+  Trail trail;
+
+  explicit Solver(const PlanInput& input)
+      : in(input), useful(UsefulLevels(input)), bound(input),
+        start{InitialNetworkTime(input), InitialCpuTime(input), 0, 0, -1, -1} {}
+
+  // Choices tried for chunk j, the compute path included.
+  size_t Width(size_t j) const { return in.IsPending(j) ? 1 + useful[j].size() : 1; }
+};
+
+struct PassResult {
+  bool found = false;  // false when every state was pruned against the target
+  Key key;
+  std::vector<Decision> decisions;
+};
+
+// Pass 1: the (a, c) Pareto fronts, one layer per chunk, pruned against `target` by the lower
+// bound. Only the current front is kept whole. Each front is thinned to at most `max_front`
+// states (0 = no limit) or, when a candidate budget is given, to what the budget left affords
+// for the chunks still to come. The minimum bound over the states thinned away goes into
+// *min_dropped_bound.
+PassResult TimePass(Solver& s, double target, double eps, size_t max_front, Thin thin,
+                    size_t* budget, ExactStats* stats, double* min_dropped_bound) {
+  const size_t n = s.in.chunks.size();
+  s.front.assign(1, s.start);
+  s.trail.Reset();
+  size_t remaining_width = 0;
+  for (size_t j = 0; j < n; ++j) remaining_width += s.Width(j);
+  for (size_t j = 0; j < n && !s.front.empty(); ++j) {
+    size_t cap = max_front;
+    if (budget != nullptr) {
+      // Spread what is left evenly: a front of F states costs F * Width(j) candidates.
+      const size_t afford = std::max<size_t>(kQuickFront, *budget / std::max<size_t>(1, remaining_width));
+      cap = cap == 0 ? afford : std::min(cap, afford);
+    }
+    remaining_width -= s.Width(j);
+    Expand(s.in, j, s.useful, s.front,
+           [&](Node& x) {
+             x.bound = s.bound(j + 1, x);
+             return !CannotBeat(x.bound, target);
+           },
+           &s.scratch, &s.segment_begin, &s.candidates);
+    stats->n_candidates += s.front.size() * s.Width(j);
+    if (budget != nullptr) *budget -= std::min(*budget, s.front.size() * s.Width(j));
+    PruneByTime(s.candidates, eps, cap, thin, &s.next, min_dropped_bound);
+    s.front.swap(s.next);
+    s.trail.AddLayer(s.front);
+    stats->max_front = std::max(stats->max_front, s.front.size());
+    stats->total_states += s.front.size();
+  }
+  PassResult result;
+  if (s.front.empty() || s.trail.layer_begin.size() != n + 1) return result;
+  const size_t best = BestFinal(s.in, s.front);
+  result.found = true;
+  result.key = FinalKey(s.in, s.front[best]);
+  result.decisions = Backtrack(s.in, s.trail, best);
+  return result;
+}
+
+}  // namespace
+
 Plan SolveExact(const PlanInput& in, const ExactOptions& options, ExactStats* stats) {
   const size_t n = in.chunks.size();
   const double eps = std::max(0.0, options.epsilon_s);
   ExactStats local_stats;
-  const std::vector<std::vector<int32_t>> useful = UsefulLevels(in);
+  Solver solver(in);
+  size_t budget_left = options.max_candidates;
+  size_t* budget = options.max_candidates > 0 ? &budget_left : nullptr;
 
-  // The plan to beat: the best single split (prefix computed, suffix streamed at one level),
-  // which DESIGN.md 6 expects within a few percent of the optimum on alike chunks.
-  const LowerBound bound(in);
-  const Plan split = FindPlanner("split")->Solve(in);
-  const double target = split.predicted.ttft_s;
-
-  // Pass 1: the (a, c) Pareto fronts, one layer per chunk. Only the current front is kept whole.
-  const Node start{InitialNetworkTime(in), InitialCpuTime(in), 0, 0, -1, -1};
-  std::vector<Node> front{start};
-  std::vector<Node> next;
-  std::vector<Node> candidates;
-  Trail trail;
-  trail.Reset();
-  for (size_t j = 0; j < n && !front.empty(); ++j) {
-    Expand(in, j, useful, front, &candidates);
-    std::erase_if(candidates, [&](const Node& x) { return CannotBeat(bound(j + 1, x), target); });
-    const double delta = PruneByTime(&candidates, eps, options.max_front, &next);
-    front.swap(next);
-    trail.AddLayer(front);
-    local_stats.ttft_error_bound_s += eps + delta;
-    local_stats.max_front = std::max(local_stats.max_front, front.size());
-    local_stats.total_states += front.size();
-  }
-  // An empty front means no plan beats the split by more than rounding: the split is optimal
-  // in TTFT (or, with thinning, the best found), and pass 2 still breaks ties against it.
-  Key best_key{split.predicted.ttft_s, split.predicted.quality_rank_sum,
-               split.predicted.streamed_bytes};
-  std::vector<Decision> decisions = split.decisions;
-  if (!front.empty() && trail.layer_begin.size() == n + 1) {
-    const size_t best = BestFinal(in, front);
-    if (FinalKey(in, front[best]) < best_key) {
-      best_key = FinalKey(in, front[best]);
-      decisions = Backtrack(in, trail, best);
+  // The plan to beat starts as computing everything, then becomes a quick pass's plan. Fronts
+  // thinned to a few states give a plan close to the optimum in O(n) work, and the closer the
+  // plan to beat, the more states the lower bound prunes in the full pass.
+  Plan local = plan_internal::MakePlan("exact", in, plan_internal::ComputeAllDecisions(in));
+  Key best_key{local.predicted.ttft_s, local.predicted.quality_rank_sum, local.predicted.streamed_bytes};
+  std::vector<Decision> decisions = std::move(local.decisions);
+  auto offer = [&](PassResult&& r) {
+    if (r.found && r.key < best_key) {
+      best_key = r.key;
+      decisions = std::move(r.decisions);
     }
+  };
+  const bool quick_is_final = options.max_front > 0 && options.max_front <= kQuickFront;
+  // Certificate: every plan the passes did not find runs through a state that was dropped by a
+  // rule other than exact dominance (a state dominated exactly has a dominator whose completion
+  // is no worse, so by induction from the last chunk its plans are covered by the kept or the
+  // dropped states), or through a state pruned against a target no better than the best plan
+  // found. Its TTFT is at least that state's lower bound. So the optimum is at least
+  // min(best found, least bound of a dropped state).
+  double min_dropped_bound = std::numeric_limits<double>::infinity();
+  ExactStats quick_stats;
+  double quick_dropped = std::numeric_limits<double>::infinity();
+  offer(TimePass(solver, std::get<0>(best_key), eps, quick_is_final ? options.max_front : kQuickFront,
+                 Thin::kLowestBound, nullptr, &quick_stats, &quick_dropped));
+  local_stats.n_candidates += quick_stats.n_candidates;
+  if (budget != nullptr) budget_left -= std::min(budget_left, quick_stats.n_candidates);
+  if (quick_is_final) {
+    local_stats.max_front = quick_stats.max_front;
+    local_stats.total_states = quick_stats.total_states;
+    min_dropped_bound = quick_dropped;
+  } else {
+    // States of plans as fast as the quick one survive the pruning (their bounds do not exceed
+    // its TTFT), so this pass finds the optimum unless it thins its fronts. An empty result
+    // means rounding pruned them all, and the quick plan is kept.
+    offer(TimePass(solver, std::get<0>(best_key), eps, options.max_front, Thin::kEvenInC, budget,
+                   &local_stats, &min_dropped_bound));
   }
+  // A bound computed in floating point may sit a rounding error above the true optimum.
+  local_stats.ttft_error_bound_s =
+      std::isfinite(min_dropped_bound) ? std::max(0.0, std::get<0>(best_key) - min_dropped_bound) : 0.0;
 
   // Pass 2: among plans as fast as the best so far, the best in (quality_sum, bytes). Pass 1
   // cannot see these ties: a state that is later on the network but better in quality may end
   // at the same TTFT when the CPU hides the difference. States are pruned by full dominance and
   // by the lower bound against that TTFT. A state whose (quality_sum, bytes) already reaches the
-  // best plan's is dropped too, because both sums only grow.
+  // best plan's is dropped too, because both sums only grow. The pass gives up past
+  // max_tie_states states in a front or when the candidate budget runs out.
   const double limit = std::get<0>(best_key);
-  front.assign(1, start);
-  trail.Reset();
+  solver.front.assign(1, solver.start);
+  solver.trail.Reset();
   bool complete = options.max_tie_states > 0;
   for (size_t j = 0; j < n && complete; ++j) {
-    Expand(in, j, useful, front, &candidates);
-    std::erase_if(candidates, [&](const Node& x) {
-      return std::tie(x.quality_sum, x.bytes) >= std::tie(std::get<1>(best_key), std::get<2>(best_key)) ||
-             CannotBeat(bound(j + 1, x), limit);
-    });
-    PruneFully(&candidates, &next);
-    front.swap(next);
-    trail.AddLayer(front);
-    local_stats.max_tie_front = std::max(local_stats.max_tie_front, front.size());
+    const size_t cost = solver.front.size() * solver.Width(j);
+    if (budget != nullptr && cost > budget_left) {
+      complete = false;
+      break;
+    }
+    if (budget != nullptr) budget_left -= cost;
+    local_stats.n_candidates += cost;
+    Expand(in, j, solver.useful, solver.front,
+           [&](Node& x) {
+             return std::tie(x.quality_sum, x.bytes) < std::tie(std::get<1>(best_key), std::get<2>(best_key)) &&
+                    !CannotBeat(solver.bound(j + 1, x), limit);
+           },
+           &solver.scratch, &solver.segment_begin, &solver.candidates);
+    PruneFully(solver.candidates, &solver.next);
+    solver.front.swap(solver.next);
+    solver.trail.AddLayer(solver.front);
+    local_stats.max_tie_front = std::max(local_stats.max_tie_front, solver.front.size());
     // An empty front is a complete search too: nothing beats the best plan's tie-break.
-    complete = front.size() <= options.max_tie_states;
-    if (front.empty()) break;
+    complete = solver.front.size() <= options.max_tie_states;
+    if (solver.front.empty()) break;
   }
   local_stats.tie_break_complete = complete;
-  if (complete && !front.empty() && trail.layer_begin.size() == n + 1) {
-    const size_t tie_best = BestFinal(in, front);
-    if (FinalKey(in, front[tie_best]) < best_key) {
-      best_key = FinalKey(in, front[tie_best]);
-      decisions = Backtrack(in, trail, tie_best);
+  if (complete && !solver.front.empty() && solver.trail.layer_begin.size() == n + 1) {
+    const size_t tie_best = BestFinal(in, solver.front);
+    if (FinalKey(in, solver.front[tie_best]) < best_key) {
+      best_key = FinalKey(in, solver.front[tie_best]);
+      decisions = Backtrack(in, solver.trail, tie_best);
     }
   }
 
-  if (!complete && options.max_tie_states > 0) {
+  if (!complete && options.max_tie_states > 0 && budget == nullptr) {
     SPARKV_LOG_WARN("exact plan: the tie-break front passed %zu states; the TTFT is optimal but "
                     "the quality tie-break may not be", options.max_tie_states);
   }
   Plan plan = plan_internal::MakePlan("exact", in, std::move(decisions));
   assert(plan.predicted.ttft_s == std::get<0>(best_key));
-  SPARKV_LOG_DEBUG("exact plan: %zu chunks, front up to %zu states (%zu in all), tie-break front "
-                   "up to %zu%s", n, local_stats.max_front, local_stats.total_states,
-                   local_stats.max_tie_front, complete ? "" : " (gave up)");
+  SPARKV_LOG_DEBUG("exact plan: %zu chunks, front up to %zu states (%zu in all), %zu candidates, "
+                   "tie-break front up to %zu%s, TTFT within %.6f s of the optimum", n,
+                   local_stats.max_front, local_stats.total_states, local_stats.n_candidates,
+                   local_stats.max_tie_front, complete ? "" : " (gave up)",
+                   local_stats.ttft_error_bound_s);
   if (stats != nullptr) *stats = local_stats;
   return plan;
 }
