@@ -10,6 +10,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "common/clock.h"
 #include "model/model.h"
 
 namespace sparkv::cli {
@@ -26,10 +27,6 @@ struct Flags {
 };
 
 using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Peak resident set size of this process so far, in bytes (Linux reports KiB).
 uint64_t PeakRssBytes() {

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "kv/blob.h"
 #include "plan/planner.h"
@@ -17,10 +18,6 @@ using Clock = std::chrono::steady_clock;
 // A path that waits re-asks the controller at least this often: predictions move with time even
 // when no event arrives (a stalled transfer reports no progress).
 constexpr std::chrono::milliseconds kWaitSlice(20);
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 bool IsTransportError(const Status& status) {
   return status.code() == ErrorCode::kUnavailable || status.code() == ErrorCode::kTimeout;

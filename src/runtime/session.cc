@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "kv/blob.h"
 #include "kv/chunk_key.h"
@@ -18,10 +19,6 @@ namespace sparkv {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Bytes fetched to estimate bandwidth before planning: large enough to span many TCP segments and
 // pacing intervals, small enough to cost little of the stream path's time.
