@@ -557,6 +557,36 @@ TEST_F(StoreServerTest, SlowServerTimesOut) {
   EXPECT_EQ(response.status().code(), ErrorCode::kTimeout) << response.status().ToString();
 }
 
+TEST_F(StoreServerTest, StallTimeoutLetsSlowTransferFinish) {
+  ServerOptions options;
+  options.rate_mbit = 6;  // the 2 MB blob takes about 2.7 s, past the 1 s stall limit
+  auto server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  HttpClient client;
+  GetOptions get;
+  get.timeout_s = 0;
+  get.stall_timeout_s = 1;
+  Result<HttpResponse> response = client.Get(server->base_url() + LargePath(), get);
+  ASSERT_TRUE(response.ok()) << response.status().ToString();
+  EXPECT_EQ(response->body, large_blob_);
+  EXPECT_GT(response->stats.seconds, get.stall_timeout_s);
+}
+
+TEST_F(StoreServerTest, StallTimeoutEndsSilentResponse) {
+  ServerOptions options;
+  options.rtt_ms = 3000;  // no byte for 3 s
+  auto server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  HttpClient client;
+  GetOptions get;
+  get.timeout_s = 0;
+  get.stall_timeout_s = 1;
+  Result<HttpResponse> response = client.Get(server->base_url() + SmallPath(), get);
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.status().code(), ErrorCode::kTimeout) << response.status().ToString();
+  EXPECT_NE(response.status().message().find("stall limit"), std::string::npos);
+}
+
 TEST_F(StoreServerTest, OversizedBodyIsCorruption) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);

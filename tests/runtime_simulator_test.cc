@@ -119,6 +119,18 @@ TEST(SimulatorTest, AdaptiveComputesThroughOutage) {
   EXPECT_LT(adaptive->ttft_s, fixed->ttft_s);
 }
 
+TEST(SimulatorTest, SlowTransferOutlastsStallTimeout) {
+  SimScenario scenario;
+  scenario.input = UniformInput(2, 1'000'000, 1e5);  // 10 s per chunk on the link
+  scenario.actual = scenario.input.bandwidth;
+  scenario.timeout_s = 5.0;
+  Result<SimResult> fixed = SimulateLoad(Get("stream"), scenario);
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_EQ(fixed->stats.n_fallback, 0);
+  EXPECT_EQ(fixed->n_streamed, 2);
+  EXPECT_GE(fixed->ttft_s, 20.0);  // both chunks crossed the link in full
+}
+
 TEST(SimulatorTest, AdaptiveStreamsMoreOnSlowDevice) {
   SimScenario scenario;
   scenario.input = UniformInput(16, 1'000'000, 1e6);  // a chunk takes 1 s either way

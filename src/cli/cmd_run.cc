@@ -67,7 +67,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(1e-6f, 1.0f));
   command->add_option("--seed", flags->seed, "Sampling seed")->capture_default_str();
   command->add_option("--profile", flags->profile, "Saved device profile (JSON); default: measured once and cached");
-  command->add_option("--timeout", flags->timeout_s, "Seconds before an HTTP request is abandoned")
+  command->add_option("--timeout", flags->timeout_s, "Seconds an HTTP request may receive no byte before it is abandoned")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 86400.0));
   command->add_option("--bandwidth-mbit", flags->bandwidth_mbit,

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -101,7 +102,8 @@ Status CurlError(CURLcode code, const Transfer& transfer, const char* detail,
     case CURLE_OPERATION_TIMEDOUT:
       return TimeoutError(method_url + " timed out (connect limit " +
                           std::to_string(options.connect_timeout_s) + " s, total limit " +
-                          std::to_string(options.timeout_s) + " s): " + what);
+                          std::to_string(options.timeout_s) + " s, stall limit " +
+                          std::to_string(options.stall_timeout_s) + " s, 0 = none): " + what);
     case CURLE_ABORTED_BY_CALLBACK:
       return CancelledError(method_url + " cancelled by the caller after " +
                             std::to_string(transfer.response->body.size()) + " bytes");
@@ -167,6 +169,10 @@ Result<HttpResponse> HttpClient::Perform(const std::string& url, const GetOption
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options.timeout_s * 1000));
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options.connect_timeout_s * 1000));
+  // libcurl's low-speed rule: below 1 byte/s for the whole window is a stall.
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, options.stall_timeout_s > 0 ? 1L : 0L);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
+                   options.stall_timeout_s > 0 ? static_cast<long>(std::ceil(options.stall_timeout_s)) : 0L);
   curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_bytes));
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
   if (head) {

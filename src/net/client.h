@@ -19,8 +19,11 @@ struct TransferStats {
 };
 
 struct GetOptions {
-  double timeout_s = 30;          // whole request; TimeoutError past it
+  double timeout_s = 30;          // whole request; TimeoutError past it; 0 = no limit
   double connect_timeout_s = 5;   // TCP connect; TimeoutError past it
+  // No response byte for this long (rounded up to whole seconds) -> TimeoutError; 0 = off. Unlike
+  // timeout_s it lets a slow transfer finish as long as it moves.
+  double stall_timeout_s = 0;
   // Called as body bytes arrive and about once a second while none do, with the body bytes so
   // far and the seconds since the request started. Return false to cancel (CancelledError).
   std::function<bool(size_t bytes_so_far, double seconds)> on_progress;

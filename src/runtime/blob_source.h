@@ -39,7 +39,8 @@ class BlobSource {
 };
 
 struct HttpSourceOptions {
-  double timeout_s = 60.0;         // per request, including the body
+  double timeout_s = 60.0;         // per request, including the body; 0 = no limit
+  double stall_timeout_s = 0.0;    // no byte for this long fails a request; 0 = off
   double connect_timeout_s = 3.0;
 };
 

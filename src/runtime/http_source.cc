@@ -20,6 +20,7 @@ class HttpSource final : public BlobSource {
     GetOptions get;
     get.timeout_s = options_.timeout_s;
     get.connect_timeout_s = options_.connect_timeout_s;
+    get.stall_timeout_s = options_.stall_timeout_s;
     get.max_bytes = 64 << 20;  // a manifest of 100k chunks stays far below this
     return Fetch(base_url_ + "/" + Store::ManifestRelativePath(context_key), get);
   }
@@ -29,6 +30,7 @@ class HttpSource final : public BlobSource {
     GetOptions get;
     get.timeout_s = options_.timeout_s;
     get.connect_timeout_s = options_.connect_timeout_s;
+    get.stall_timeout_s = options_.stall_timeout_s;
     get.max_bytes = max_bytes;
     get.on_progress = on_progress;
     if (range_end > 0) get.range = "0-" + std::to_string(range_end - 1);

@@ -197,7 +197,11 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     report.warnings.push_back("no --server given: every chunk is computed locally");
   } else if (wants_network) {
     HttpSourceOptions source_options;
-    source_options.timeout_s = options.timeout_s;
+    // A request fails when it stops moving, not when it is slow. A large blob on a slow link may
+    // take longer than the timeout and still be the right choice, and the adaptive controller
+    // cancels a transfer that computing would beat.
+    source_options.timeout_s = 0.0;
+    source_options.stall_timeout_s = options.timeout_s;
     source = MakeHttpSource(options.server_url, source_options);
     Result<Manifest> fetched = FetchCheckedManifest(*source, model, chunks, keys, options.chunk_tokens);
     if (fetched.ok()) {

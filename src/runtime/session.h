@@ -21,7 +21,7 @@ struct RunOptions {
   int32_t chunk_tokens = 256;
   int32_t n_generate = 16;                   // tokens to generate, the first one included
   SamplerOptions sampling;
-  double timeout_s = 60.0;                   // per HTTP request
+  double timeout_s = 60.0;                   // an HTTP request that receives no byte for this long fails
   double bandwidth_hint_mbit = 0.0;          // > 0 skips the bandwidth probe
 };
 

@@ -20,8 +20,9 @@ struct NetworkPath {
   double start_s = 0.0;
   double first_byte_s = 0.0;
   double arrival_s = 0.0;   // +inf during an outage that outlasts the trace
-  double deadline_s = 0.0;
+  double deadline_s = 0.0;  // the last progress plus the stall timeout
   double next_tick_s = 0.0;
+  uint64_t bytes_seen = 0;  // body bytes at the last progress report
 };
 
 struct CpuJob {
@@ -85,6 +86,7 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
           net.first_byte_s = t + in.request_overhead_s;
           net.arrival_s = scenario.actual.FinishTime(net.first_byte_s, next->bytes);
           net.deadline_s = t + scenario.timeout_s;
+          net.bytes_seen = 0;
           net.next_tick_s = t + scenario.progress_interval_s;
           SimChunk& sc = result.chunks[static_cast<size_t>(next->chunk)];
           sc.transfer_start_s = t;
@@ -152,6 +154,10 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
       const double got = t > net.first_byte_s ? scenario.actual.BytesBetween(net.first_byte_s, t) : 0.0;
       const uint64_t bytes = static_cast<uint64_t>(std::clamp(got, 0.0, static_cast<double>(net.transfer.bytes)));
       net.next_tick_s = t + scenario.progress_interval_s;
+      if (bytes > net.bytes_seen) {
+        net.bytes_seen = bytes;
+        net.deadline_s = t + scenario.timeout_s;
+      }
       if (!controller->OnTransferProgress(net.transfer.chunk, bytes, t - net.start_s, t)) {
         SimChunk& sc = result.chunks[static_cast<size_t>(net.transfer.chunk)];
         sc.cancelled = true;

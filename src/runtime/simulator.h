@@ -24,7 +24,9 @@ struct SimScenario {
   PlanInput input;
   BandwidthModel actual;          // what the link delivers, from the request's start
   double device_slowdown = 1.0;   // real compute and decode take this times the profiled time
-  double timeout_s = 60.0;        // a transfer still running this long after it was issued fails
+  // A transfer that receives no byte for this long fails, as `sparkv run --timeout` does. The
+  // check runs at each progress report, so it fires up to progress_interval_s late.
+  double timeout_s = 60.0;
   double progress_interval_s = 0.02;  // how often a transfer reports its progress
 };
 
