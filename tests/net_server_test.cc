@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -616,6 +617,15 @@ TEST_F(StoreServerTest, StartRejectsBadOptions) {
   negative_rate.root = root_;
   negative_rate.rate_mbit = -1;
   EXPECT_EQ(StoreServer::Start(negative_rate).status().code(), ErrorCode::kInvalidArgument);
+
+  for (const double rtt_ms : {-1.0, 1e300, std::numeric_limits<double>::quiet_NaN()}) {
+    ServerOptions bad_rtt;
+    bad_rtt.root = root_;
+    bad_rtt.rtt_ms = rtt_ms;
+    const Status status = StoreServer::Start(bad_rtt).status();
+    EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument) << rtt_ms;
+    EXPECT_NE(status.message().find("--rtt-ms"), std::string::npos) << status.ToString();
+  }
 
   auto server = StartServer();
   ASSERT_NE(server, nullptr);

@@ -466,9 +466,12 @@ Result<std::unique_ptr<StoreServer>> StoreServer::Start(ServerOptions options) {
     return InvalidArgumentError("rate " + std::to_string(options.rate_mbit) +
                                 " Mbit/s must be 0 (unlimited) or positive");
   }
-  if (!(options.rtt_ms >= 0) || !std::isfinite(options.rtt_ms)) {
+  // The delay becomes a steady_clock duration, and an hour is far past any real round trip.
+  constexpr double kMaxRttMs = 3'600'000;
+  if (!(options.rtt_ms >= 0 && options.rtt_ms <= kMaxRttMs)) {
     return InvalidArgumentError("rtt " + std::to_string(options.rtt_ms) +
-                                " ms must be 0 or positive");
+                                " ms is invalid; pass a value from 0 to " + std::to_string(kMaxRttMs) +
+                                " ms (--rtt-ms)");
   }
   if (options.keep_alive_timeout_s < 1) {
     return InvalidArgumentError("keep_alive_timeout_s " +
