@@ -1,13 +1,12 @@
 // Scalar reference kernels and the run-time choice of kernel table.
 #include "engine/kernels.h"
 
-#include <cpuid.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
+#include "common/cpu.h"
 #include "common/f16.h"
 #include "common/log.h"
 #include "gguf/gguf.h"
@@ -307,21 +306,6 @@ const KernelTable kScalarTable = {
     .attn_values_f16 = AttnValuesF16,
 };
 
-// AVX2, FMA and F16C in the CPU, and the OS saving YMM state on context switches.
-bool CpuHasAvx2() {
-  unsigned eax, ebx, ecx, edx;
-  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
-  const bool fma = (ecx >> 12) & 1;
-  const bool osxsave = (ecx >> 27) & 1;
-  const bool avx = (ecx >> 28) & 1;
-  const bool f16c = (ecx >> 29) & 1;
-  if (!(fma && osxsave && avx && f16c)) return false;
-  uint32_t xcr0_lo, xcr0_hi;
-  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  if ((xcr0_lo & 0x6) != 0x6) return false;  // XMM and YMM state enabled
-  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-  return (ebx >> 5) & 1;
-}
 
 }  // namespace
 
@@ -340,7 +324,7 @@ void Q4KScaleMin(const uint8_t* scales, int j, uint8_t* scale, uint8_t* min) {
 }
 
 const KernelTable* Avx2Kernels() {
-  static const bool supported = CpuHasAvx2();
+  static const bool supported = sparkv::CpuHasAvx2();
   return supported ? &internal::Avx2Table() : nullptr;
 }
 

@@ -1,7 +1,6 @@
 #include "kv/row_convert.h"
 
-#include <cpuid.h>
-
+#include "common/cpu.h"
 #include "common/f16.h"
 
 namespace sparkv::internal {
@@ -13,44 +12,10 @@ void ConvertF32ToF16F16c(const uint8_t* f32, int64_t n, uint8_t* f16);
 void DequantizeRowsAvx2(const uint8_t* levels, const float* lo, const float* step, int64_t width,
                         int64_t n_tokens, KvElemType elem, uint8_t* out, int64_t row_bytes);
 
-namespace {
 
-// F16C and AVX in the CPU, and the OS saving YMM state. Through cpuid rather than
-// __builtin_cpu_supports, which clang 14 does not accept for "f16c".
-// NOTE: src/engine/kernels.cc has the same check (plus AVX2 and FMA) in a private function; one
-// shared helper in src/common would serve both.
-bool DetectF16c() {
-  unsigned eax, ebx, ecx, edx;
-  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
-  const bool osxsave = (ecx >> 27) & 1;
-  const bool avx = (ecx >> 28) & 1;
-  const bool f16c = (ecx >> 29) & 1;
-  if (!(osxsave && avx && f16c)) return false;
-  uint32_t xcr0_lo, xcr0_hi;
-  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  return (xcr0_lo & 0x6) == 0x6;  // XMM and YMM state enabled
-}
+bool HasAvx2() { return CpuHasAvx2(); }
 
-// DetectF16c plus AVX2 (cpuid leaf 7, EBX bit 5) and FMA (leaf 1, ECX bit 12).
-bool DetectAvx2() {
-  if (!DetectF16c()) return false;
-  unsigned eax, ebx, ecx, edx;
-  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || ((ecx >> 12) & 1) == 0) return false;
-  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-  return (ebx >> 5) & 1;
-}
-
-}  // namespace
-
-bool HasAvx2() {
-  static const bool has_avx2 = DetectAvx2();
-  return has_avx2;
-}
-
-bool HasF16cConversion() {
-  static const bool has_f16c = DetectF16c();
-  return has_f16c;
-}
+bool HasF16cConversion() { return CpuHasF16c(); }
 
 void ConvertF16ToF32Scalar(const uint8_t* f16, int64_t n, uint8_t* f32) {
   for (int64_t i = 0; i < n; ++i) {

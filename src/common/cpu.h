@@ -1,0 +1,12 @@
+// x86 CPU feature checks for picking SIMD code at run time. Each answer is computed once.
+#pragma once
+
+namespace sparkv {
+
+// F16C and AVX in the CPU, and the OS saving YMM state on context switches. False off x86.
+bool CpuHasF16c();
+
+// CpuHasF16c() plus AVX2 and FMA: what the *_avx2.cc files are compiled for.
+bool CpuHasAvx2();
+
+}  // namespace sparkv
