@@ -148,6 +148,9 @@ TEST(BenchRealTest, RejectsBadFieldsByName) {
                    })});
   cases.push_back({"'real.colour'", with([](json& d) { d["real"]["colour"] = "red"; })});
 
+  cases.push_back({"'levels'", with([](json& d) { d["real"]["codecs"] = {"q8"}; })});
+  cases.push_back({"'strategies'", with([](json& d) { d["strategies"] = {"hybrid", "sparkv-adaptive"}; })});
+
   cases.push_back({"'manifest'", with([](json& d) { d["manifest"] = "m.json"; })});
   cases.push_back({"'synthetic'", with([](json& d) { d["synthetic"] = json::object(); })});
   cases.push_back({"'slowdown'", with([](json& d) { d["slowdown"] = {1, 2}; })});

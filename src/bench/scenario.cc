@@ -342,6 +342,15 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
       return FieldError("levels", "'" + level + "' has no synthetic.bytes_per_token entry; add one or drop the level");
     }
   }
+  if (real && s.real.store_path.empty() && !s.real.codecs.empty()) {
+    const bool any = std::any_of(s.levels.begin(), s.levels.end(), [&](const std::string& level) {
+      return std::find(s.real.codecs.begin(), s.real.codecs.end(), level) != s.real.codecs.end();
+    });
+    if (!any) {
+      return FieldError("levels", "shares no level with real.codecs, so nothing could stream in the real runs; "
+                                  "ingest one of the levels (add it to real.codecs)");
+    }
+  }
   if (doc.contains("quality_floor")) {
     SPARKV_ASSIGN_OR_RETURN(s.quality_floor, IntegerIn(doc["quality_floor"], "quality_floor", 0, 1000));
   }
@@ -362,9 +371,15 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   }
   if (!doc.contains("strategies")) return FieldError("strategies", "is missing; give e.g. [\"local\", \"stream\", \"sparkv-adaptive\"]");
   SPARKV_ASSIGN_OR_RETURN(s.strategies, StringList(doc["strategies"], "strategies"));
+  std::vector<std::string> resolved;  // aliases such as "hybrid" name another strategy
   for (const std::string& name : s.strategies) {
     Result<Strategy> strategy = FindStrategy(name);
     if (!strategy.ok()) return FieldError("strategies", strategy.status().message());
+    if (std::find(resolved.begin(), resolved.end(), strategy->name) != resolved.end()) {
+      return FieldError("strategies", "lists '" + strategy->name + "' twice ('" + name +
+                                          "' is another name for it); list each strategy once");
+    }
+    resolved.push_back(strategy->name);
   }
   if (doc.contains("repetitions")) {
     SPARKV_ASSIGN_OR_RETURN(s.repetitions, IntegerIn(doc["repetitions"], "repetitions", 1, 1000));
