@@ -66,7 +66,9 @@ Result<BandwidthModel> RealizedBandwidth(const Flags& f, std::string* label) {
   }
   if (!f.steps.empty()) {
     *label = "steps " + f.steps;
-    return ParseSteps(f.steps);
+    Result<BandwidthModel> steps = ParseSteps(f.steps);
+    if (!steps.ok()) return steps.status().WithContext("--steps " + f.steps);
+    return steps;
   }
   SPARKV_ASSIGN_OR_RETURN(Link link, Link::LoadMahimahi(f.trace));
   *label = f.trace + " from " + std::to_string(f.trace_offset_s) + " s";
@@ -84,6 +86,15 @@ int RunSimulate(const Flags& f) {
     std::fprintf(stderr, "sparkv: warning: the profile is for model %s, the manifest for %s\n",
                  profile->model_fingerprint_hex.c_str(), manifest->model_fingerprint.Hex().c_str());
   }
+  const std::pair<const char*, double> numeric[] = {
+      {"--rate", f.rate_mbit},         {"--initial-rate", f.initial_rate_mbit}, {"--slowdown", f.slowdown},
+      {"--overhead-ms", f.overhead_ms}, {"--timeout", f.timeout_s},             {"--trace-offset", f.trace_offset_s}};
+  for (const auto& [flag, value] : numeric) {
+    if (!std::isfinite(value)) {
+      return ReportError(InvalidArgumentError(std::string(flag) + " " + std::to_string(value) +
+                                              " is not a finite number; give a number"));
+    }
+  }
   std::string link_label;
   Result<BandwidthModel> actual = RealizedBandwidth(f, &link_label);
   if (!actual.ok()) return ReportError(actual.status());
@@ -96,11 +107,6 @@ int RunSimulate(const Flags& f) {
     if (FindCodec(level) == nullptr) {
       return ReportError(InvalidArgumentError("--levels: unknown codec level '" + level +
                                               "'; see `sparkv ingest --help` for the names"));
-    }
-  }
-  for (double value : {f.rate_mbit, f.initial_rate_mbit, f.slowdown, f.overhead_ms, f.timeout_s, f.trace_offset_s}) {
-    if (!std::isfinite(value)) {
-      return ReportError(InvalidArgumentError("a numeric flag is not finite (NaN or infinity); give a number"));
     }
   }
   std::vector<Strategy> strategies;
