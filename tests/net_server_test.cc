@@ -459,7 +459,6 @@ TEST_F(StoreServerTest, TraceFetchMatchesTraceMean) {
 
   ServerOptions options;
   options.trace_path = trace_path;
-  options.rate_mbit = 100;  // ignored: the trace wins
   auto server = StartServer(options);
   ASSERT_NE(server, nullptr);
   HttpClient client;
@@ -617,6 +616,20 @@ TEST_F(StoreServerTest, StartRejectsBadOptions) {
   negative_rate.root = root_;
   negative_rate.rate_mbit = -1;
   EXPECT_EQ(StoreServer::Start(negative_rate).status().code(), ErrorCode::kInvalidArgument);
+
+  ServerOptions rate_and_trace;
+  rate_and_trace.root = root_;
+  rate_and_trace.rate_mbit = 5;
+  rate_and_trace.trace_path = temp_.File("good.down");
+  ASSERT_TRUE(WriteFileAtomic(rate_and_trace.trace_path, std::string_view("1\n2\n")).ok());
+  const Status both = StoreServer::Start(rate_and_trace).status();
+  EXPECT_EQ(both.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(both.message().find("--trace"), std::string::npos) << both.ToString();
+
+  ServerOptions huge_rate;
+  huge_rate.root = root_;
+  huge_rate.rate_mbit = 1e300;
+  EXPECT_EQ(StoreServer::Start(huge_rate).status().code(), ErrorCode::kInvalidArgument);
 
   for (const double rtt_ms : {-1.0, 1e300, std::numeric_limits<double>::quiet_NaN()}) {
     ServerOptions bad_rtt;

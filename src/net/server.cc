@@ -462,9 +462,14 @@ Result<std::unique_ptr<StoreServer>> StoreServer::Start(ServerOptions options) {
     return InvalidArgumentError("n_threads " + std::to_string(options.n_threads) +
                                 " is outside [1, 1024]");
   }
-  if (!(options.rate_mbit >= 0) || !std::isfinite(options.rate_mbit)) {
+  constexpr double kMaxRateMbit = 1e6;  // 1 Tbit/s, past any link a device has
+  if (!(options.rate_mbit >= 0 && options.rate_mbit <= kMaxRateMbit)) {
     return InvalidArgumentError("rate " + std::to_string(options.rate_mbit) +
-                                " Mbit/s must be 0 (unlimited) or positive");
+                                " Mbit/s is invalid; pass 0 (unlimited) or a rate up to 1000000 (--rate)");
+  }
+  if (options.rate_mbit > 0 && !options.trace_path.empty()) {
+    return InvalidArgumentError("both a rate (" + std::to_string(options.rate_mbit) + " Mbit/s) and a trace (" +
+                                options.trace_path + ") were given; pass only one of --rate and --trace");
   }
   // The delay becomes a steady_clock duration, and an hour is far past any real round trip.
   constexpr double kMaxRttMs = 3'600'000;
