@@ -170,7 +170,9 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
                          transfer->codec.c_str(), outcome.transfer_end_s - issued, outcome.decode_s);
       } else {
         outcome.fell_back = true;
-        outcome.error = decoded.ToString();
+        outcome.error = decoded.WithContext("chunk " + std::to_string(chunk.range.index) + " " + transfer->codec +
+                                            " blob from " + source_->Describe())
+                            .ToString();
         SPARKV_LOG_WARN("chunk %d [%d, %d) key %s: stream path failed, computing it locally: %s", chunk.range.index,
                         chunk.range.begin, chunk.range.end, chunk.key.Hex().c_str(), outcome.error.c_str());
       }
