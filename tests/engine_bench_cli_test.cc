@@ -29,6 +29,17 @@ TEST(BenchEngineCommandTest, JsonCoversEveryChunk) {
             report["model_file_bytes"].get<uint64_t>() + report["kv_cache_bytes"].get<uint64_t>() + (64ull << 20));
 }
 
+TEST(BenchEngineCommandTest, DefaultContextFitsTheModel) {
+  // stories260K was trained on 512 positions: the default context leaves room for the decode.
+  const std::string command = testing::SparkvBinary() + " bench-engine --model " + testing::Stories260KGguf() +
+                              " --decode 8 --threads 2 --json 2>&1";
+  const auto [status, output] = testing::RunShell(command);
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_EQ(output.find("warning"), std::string::npos) << output;
+  const nlohmann::json report = nlohmann::json::parse(output.substr(output.find('{')));
+  EXPECT_EQ(report["context"], 504);
+}
+
 TEST(BenchEngineCommandTest, ZeroChunkIsRejected) {
   const std::string command = testing::SparkvBinary() + " bench-engine --model " + testing::Stories260KGguf() +
                               " --chunk 0 2>&1";
