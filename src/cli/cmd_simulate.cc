@@ -25,7 +25,7 @@ struct Flags {
   double trace_offset_s = 0.0;
   std::string steps;
   std::string strategies = "local,stream,cachegen,split,cake,greedy,sparkv,sparkv-adaptive";
-  std::string levels;
+  std::string levels = "f16";  // the same default as `sparkv run`
   int quality_floor = -1;
   double slowdown = 1.0;
   double initial_rate_mbit = 0.0;
@@ -101,7 +101,8 @@ int RunSimulate(const Flags& f) {
 
   std::vector<std::string> levels = SplitList(f.levels);
   if (levels.empty()) {
-    for (const Codec* codec : AllCodecs()) levels.emplace_back(codec->name());
+    return ReportError(InvalidArgumentError("--levels '" + f.levels +
+                                            "' names no codec; pass --levels f16 (lossless) or e.g. f16,q8"));
   }
   for (const std::string& level : levels) {
     if (FindCodec(level) == nullptr) {
@@ -220,7 +221,7 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
   std::string names;
   for (const std::string& name : StrategyNames()) names += (names.empty() ? "" : ", ") + name;
   command->add_option("--strategies", flags->strategies, "Comma-separated strategies: " + names)->capture_default_str();
-  command->add_option("--levels", flags->levels, "Codec levels the plan may stream (default: every level known)");
+  command->add_option("--levels", flags->levels, "Codec levels the plan may stream, comma-separated; f16 (lossless) as in `sparkv run`");
   command->add_option("--quality-floor", flags->quality_floor,
                       "Highest quality rank allowed (0 = lossless only; default: no floor)")
       ->check(CLI::NonNegativeNumber);
