@@ -247,5 +247,25 @@ TEST(ProfileTest, RejectsBrokenJson) {
   }
 }
 
+TEST(ProfileTest, ErrorsNameTheField) {
+  const std::string good = ProfileToJson(SampleProfile());
+  auto replaced = [&good](const std::string& from, const std::string& to) {
+    std::string s = good;
+    const size_t at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return s.replace(at, from.size(), to);
+  };
+  const std::pair<std::string, std::string> cases[] = {
+      {replaced("\"cpu_name\"", "\"cpu\""), "\"cpu_name\" is missing"},
+      {replaced("\"a\": 0.0004", "\"a\": \"x\""), "\"compute.a\" has the wrong type"},
+      {replaced("\"codec\": \"f16\"", "\"codec\": 16"), "\"decode[0].codec\" has the wrong type"},
+  };
+  for (const auto& [text, expected] : cases) {
+    Result<Profile> p = ProfileFromJson(text);
+    ASSERT_FALSE(p.ok()) << text;
+    EXPECT_NE(p.status().message().find(expected), std::string::npos) << p.status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace sparkv

@@ -321,54 +321,86 @@ std::string ProfileToJson(const Profile& profile) {
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+// Reads field `name` of `object` as T. The errors name the field, so that a hand-edited profile
+// points at the value to fix; `where` prefixes the name (e.g. "decode[2].").
+template <typename T>
+Result<T> ProfileField(const nlohmann::json& object, const char* name, const std::string& where = "") {
+  const auto it = object.find(name);
+  if (it == object.end()) {
+    return CorruptionError("profile: field \"" + where + name + "\" is missing; re-run `sparkv profile`");
+  }
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    return CorruptionError("profile: field \"" + where + name + "\" has the wrong type (" +
+                           std::string(it->type_name()) + "); re-run `sparkv profile`");
+  }
+}
+
+}  // namespace
+
 Result<Profile> ProfileFromJson(std::string_view json) {
   Profile p;
+  nlohmann::json j;
   try {
-    const nlohmann::json j = nlohmann::json::parse(json);
-    if (!j.is_object() || j.value("format", std::string()) != kProfileFormat) {
-      return CorruptionError("profile: missing \"format\": \"sparkv-profile\"; this is not a "
-                             "SparKV profile");
-    }
-    const int version = j.at("version").get<int>();
-    if (version != kProfileVersion) {
-      return UnsupportedError("profile: version " + std::to_string(version) +
-                              " is not supported (this build reads version " +
-                              std::to_string(kProfileVersion) + "); re-run the profiler");
-    }
-    const nlohmann::json& c = j.at("compute");
-    p.compute = {c.at("a").get<double>(), c.at("c").get<double>(), c.at("d").get<double>()};
-    if (!IsNonNegativeFinite(p.compute.a) || !IsNonNegativeFinite(p.compute.c) ||
-        !IsNonNegativeFinite(p.compute.d)) {
-      return CorruptionError("profile: compute coefficients a, c, d must be finite and >= 0");
-    }
-    for (const nlohmann::json& d : j.at("decode")) {
-      DecodeCost dc{d.at("codec").get<std::string>(), d.at("seconds_per_chunk").get<double>(),
-                    d.at("seconds_per_byte").get<double>()};
-      if (dc.codec.empty() || !IsNonNegativeFinite(dc.seconds_per_chunk) ||
-          !IsNonNegativeFinite(dc.seconds_per_byte)) {
-        return CorruptionError("profile: decode entry for codec \"" + dc.codec +
-                               "\" needs a name and finite costs >= 0");
-      }
-      if (p.FindDecode(dc.codec) != nullptr) {
-        return CorruptionError("profile: codec \"" + dc.codec + "\" is listed twice under decode");
-      }
-      p.decode.push_back(std::move(dc));
-    }
-    p.n_threads = j.at("n_threads").get<int32_t>();
-    if (p.n_threads < 1) {
-      return CorruptionError("profile: n_threads is " + std::to_string(p.n_threads) +
-                             "; it must be >= 1");
-    }
-    p.decode_on_spare_core = j.at("decode_on_spare_core").get<bool>();
-    p.cpu_name = j.at("cpu_name").get<std::string>();
-    p.model_fingerprint_hex = j.at("model_fingerprint").get<std::string>();
-    Hash128 unused;
-    if (!Hash128::FromHex(p.model_fingerprint_hex, &unused)) {
-      return CorruptionError("profile: model_fingerprint \"" + p.model_fingerprint_hex +
-                             "\" is not 32 hex digits");
-    }
+    j = nlohmann::json::parse(json);
   } catch (const nlohmann::json::exception& e) {
-    return CorruptionError(std::string("profile: malformed JSON: ") + e.what());
+    return CorruptionError(std::string("profile: not valid JSON: ") + e.what());
+  }
+  if (!j.is_object() || !j.contains("format") || !j["format"].is_string() ||
+      j["format"].get<std::string>() != kProfileFormat) {
+    return CorruptionError("profile: missing \"format\": \"sparkv-profile\"; this is not a "
+                           "SparKV profile");
+  }
+  SPARKV_ASSIGN_OR_RETURN(const int version, ProfileField<int>(j, "version"));
+  if (version != kProfileVersion) {
+    return UnsupportedError("profile: version " + std::to_string(version) +
+                            " is not supported (this build reads version " +
+                            std::to_string(kProfileVersion) + "); re-run the profiler");
+  }
+  SPARKV_ASSIGN_OR_RETURN(const nlohmann::json c, ProfileField<nlohmann::json>(j, "compute"));
+  if (!c.is_object()) return CorruptionError("profile: field \"compute\" must be an object with a, c and d");
+  SPARKV_ASSIGN_OR_RETURN(p.compute.a, ProfileField<double>(c, "a", "compute."));
+  SPARKV_ASSIGN_OR_RETURN(p.compute.c, ProfileField<double>(c, "c", "compute."));
+  SPARKV_ASSIGN_OR_RETURN(p.compute.d, ProfileField<double>(c, "d", "compute."));
+  if (!IsNonNegativeFinite(p.compute.a) || !IsNonNegativeFinite(p.compute.c) ||
+      !IsNonNegativeFinite(p.compute.d)) {
+    return CorruptionError("profile: compute coefficients a, c, d must be finite and >= 0");
+  }
+  SPARKV_ASSIGN_OR_RETURN(const nlohmann::json decode, ProfileField<nlohmann::json>(j, "decode"));
+  if (!decode.is_array()) return CorruptionError("profile: field \"decode\" must be an array");
+  for (size_t i = 0; i < decode.size(); ++i) {
+    const nlohmann::json& d = decode[i];
+    const std::string where = "decode[" + std::to_string(i) + "].";
+    if (!d.is_object()) return CorruptionError("profile: " + where.substr(0, where.size() - 1) + " must be an object");
+    DecodeCost dc;
+    SPARKV_ASSIGN_OR_RETURN(dc.codec, ProfileField<std::string>(d, "codec", where));
+    SPARKV_ASSIGN_OR_RETURN(dc.seconds_per_chunk, ProfileField<double>(d, "seconds_per_chunk", where));
+    SPARKV_ASSIGN_OR_RETURN(dc.seconds_per_byte, ProfileField<double>(d, "seconds_per_byte", where));
+    if (dc.codec.empty() || !IsNonNegativeFinite(dc.seconds_per_chunk) ||
+        !IsNonNegativeFinite(dc.seconds_per_byte)) {
+      return CorruptionError("profile: decode entry for codec \"" + dc.codec +
+                             "\" needs a name and finite costs >= 0");
+    }
+    if (p.FindDecode(dc.codec) != nullptr) {
+      return CorruptionError("profile: codec \"" + dc.codec + "\" is listed twice under decode");
+    }
+    p.decode.push_back(std::move(dc));
+  }
+  SPARKV_ASSIGN_OR_RETURN(p.n_threads, ProfileField<int32_t>(j, "n_threads"));
+  if (p.n_threads < 1) {
+    return CorruptionError("profile: n_threads is " + std::to_string(p.n_threads) +
+                           "; it must be >= 1");
+  }
+  SPARKV_ASSIGN_OR_RETURN(p.decode_on_spare_core, ProfileField<bool>(j, "decode_on_spare_core"));
+  SPARKV_ASSIGN_OR_RETURN(p.cpu_name, ProfileField<std::string>(j, "cpu_name"));
+  SPARKV_ASSIGN_OR_RETURN(p.model_fingerprint_hex, ProfileField<std::string>(j, "model_fingerprint"));
+  Hash128 unused;
+  if (!Hash128::FromHex(p.model_fingerprint_hex, &unused)) {
+    return CorruptionError("profile: model_fingerprint \"" + p.model_fingerprint_hex +
+                           "\" is not 32 hex digits");
   }
   return p;
 }
