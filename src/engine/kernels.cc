@@ -51,28 +51,6 @@ void MatMulBf16(const MatMulArgs& a) {
   });
 }
 
-// Per block an exact integer dot product, scaled by both block scales and summed in f32.
-void MatMulQ8_0(const MatMulArgs& a) {
-  const int64_t n_blocks = a.n_in / kQ8BlockSize;
-  for (int64_t t = 0; t < a.n_tokens; ++t) {
-    const auto* x = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + t * a.x_row_bytes);
-    for (int64_t r = a.row_begin; r < a.row_end; ++r) {
-      const uint8_t* w = a.w + r * a.w_row_bytes;
-      float sum = 0.0f;
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        const uint8_t* block = w + b * kQ8_0BlockBytes;
-        uint16_t d_bits;
-        std::memcpy(&d_bits, block, 2);
-        const auto* qs = reinterpret_cast<const int8_t*>(block + 2);
-        int32_t sumi = 0;
-        for (int i = 0; i < kQ8BlockSize; ++i) sumi += static_cast<int32_t>(qs[i]) * x[b].qs[i];
-        sum += static_cast<float>(sumi) * (F16ToF32(d_bits) * x[b].d);
-      }
-      a.y[t * a.ldy + r] = sum;
-    }
-  }
-}
-
 uint16_t LoadU16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
@@ -94,6 +72,15 @@ void MatMulQuantized(const MatMulArgs& a, BlockDot block_dot) {
       a.y[t * a.ldy + r] = sum;
     }
   }
+}
+
+// Q8_0 block b: d * sum(q * xq), times the activation scale.
+float BlockDotQ8_0(const uint8_t* w, int64_t b, const BlockQ8Act& x) {
+  const uint8_t* block = w + b * kQ8_0BlockBytes;
+  const auto* qs = reinterpret_cast<const int8_t*>(block + 2);
+  int32_t sumi = 0;
+  for (int i = 0; i < kQ8BlockSize; ++i) sumi += static_cast<int32_t>(qs[i]) * x.qs[i];
+  return static_cast<float>(sumi) * (F16ToF32(LoadU16(block)) * x.d);
 }
 
 // Q4_0 block b: d * sum((nibble - 8) * xq), times the activation scale.
@@ -151,6 +138,7 @@ float BlockDotQ6_K(const uint8_t* w, int64_t b, const BlockQ8Act& x) {
   return static_cast<float>(isum) * (F16ToF32(LoadU16(block + 208)) * x.d);
 }
 
+void MatMulQ8_0(const MatMulArgs& a) { MatMulQuantized(a, BlockDotQ8_0); }
 void MatMulQ4_0(const MatMulArgs& a) { MatMulQuantized(a, BlockDotQ4_0); }
 void MatMulQ4_K(const MatMulArgs& a) { MatMulQuantized(a, BlockDotQ4_K); }
 void MatMulQ6_K(const MatMulArgs& a) { MatMulQuantized(a, BlockDotQ6_K); }
