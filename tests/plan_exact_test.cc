@@ -256,7 +256,7 @@ TEST(ExactPlannerTest, ThinnedFrontStaysWithinItsReportedBound) {
   }
 }
 
-TEST(ExactPlannerTest, BudgetKeepsSmallInputsExactAndCertifiesLargeOnes) {
+TEST(ExactPlannerTest, BudgetedSolveStaysCertified) {
   for (uint64_t seed = 0; seed < 6; ++seed) {
     std::mt19937_64 rng(seed + 900);
     const PlanInput small = testing::RandomPlanInput(rng, {.n_chunks = 10, .n_levels = 4});

@@ -1,4 +1,4 @@
-// x86 CPU feature checks for picking SIMD code at run time. Each answer is computed once.
+// x86 CPU feature checks for picking SIMD code at run time. Each result is computed once.
 #pragma once
 
 namespace sparkv {

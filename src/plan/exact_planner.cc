@@ -38,7 +38,7 @@ bool LessByTime(const Node& x, const Node& y) {
 // because the arrival is monotone in the start. So each segment is sorted by a already, and
 // merging them costs O(F k) for F candidates in k segments instead of a sort's O(F log F). Runs of equal a are then
 // sorted by the full (a, c, quality_sum, bytes) order that the sweeps below rely on.
-// `segment_begin` holds [n_segments + 1] offsets into `candidates`.
+// `segment_begin` contains [n_segments + 1] offsets into `candidates`.
 void MergeSegments(const std::vector<Node>& candidates, const std::vector<size_t>& segment_begin,
                    std::vector<Node>* merged) {
   merged->clear();
@@ -66,8 +66,8 @@ void MergeSegments(const std::vector<Node>& candidates, const std::vector<size_t
 // Pass 1 dominance, on time alone: k is no later on the network and on the CPU. Completing both
 // with the same choices keeps the relation (the recurrence is monotone in a and c), so the best
 // TTFT reachable from k is never worse than from x.
-// On `sorted` in (a, c, quality_sum, bytes) order, a sweep that keeps a candidate only when its c
-// is below every kept one leaves the staircase of non-dominated states; of states equal in
+// `sorted` is in (a, c, quality_sum, bytes) order. A sweep that keeps a candidate only when its c
+// is below every kept one leaves the staircase of non-dominated states. Of states equal in
 // (a, c), the first, best in (quality_sum, bytes), is kept.
 // Two optional rules drop more, and each dropped state's lower bound goes into
 // *min_dropped_bound (see SolveExact for why that bounds the error): epsilon_s drops a state
@@ -126,11 +126,11 @@ void PruneByTime(const std::vector<Node>& sorted, double epsilon_s, size_t max_f
 // (quality_sum, bytes) ordered lexicographically; sums are translation invariant, so k's best
 // completion is never worse than x's under (TTFT, quality_sum, bytes).
 // `sorted` is in (a, c, quality_sum, bytes) order, so every state kept before x is no later than
-// x on the network, and x is dominated exactly when some kept state is no later on the CPU and no
+// x on the network. So x is dominated exactly when some kept state is no later on the CPU and no
 // worse in the sums. The kept states that no other kept state dominates in (c, sums) form a
-// staircase, held in a map from c to sums that fall as c rises: the entry with the largest c not
-// above x.c carries the best sums among kept states no later than x on the CPU, so one lookup
-// answers the question in O(log F).
+// staircase: a map from c to sums that fall as c rises. The entry with the largest c not above
+// x.c has the best sums among kept states no later than x on the CPU, so one O(log F) lookup
+// decides.
 void PruneFully(const std::vector<Node>& sorted, std::vector<Node>* kept) {
   using Sums = std::pair<int64_t, uint64_t>;  // (quality_sum, bytes)
   std::map<double, Sums> staircase;
@@ -462,12 +462,11 @@ Plan SolveExact(const PlanInput& in, const ExactOptions& options, ExactStats* st
     }
   };
   const bool quick_is_final = options.max_front > 0 && options.max_front <= kQuickFront;
-  // Certificate: every plan the passes did not find runs through a state that was dropped by a
-  // rule other than exact dominance (a state dominated exactly has a dominator whose completion
-  // is no worse, so by induction from the last chunk its plans are covered by the kept or the
-  // dropped states), or through a state pruned against a target no better than the best plan
-  // found. Its TTFT is at least that state's lower bound. So the optimum is at least
-  // min(best found, least bound of a dropped state).
+  // Certificate. A state dominated exactly has a dominator whose completion is no worse, so by
+  // induction from the last chunk its plans are covered by kept or dropped states. Every plan the
+  // passes did not find therefore runs through a state dropped by another rule, or through one
+  // pruned against a target no better than the best plan found. Its TTFT is at least that
+  // state's lower bound, so the optimum is at least min(best found, least dropped bound).
   double min_dropped_bound = std::numeric_limits<double>::infinity();
   ExactStats quick_stats;
   double quick_dropped = std::numeric_limits<double>::infinity();
