@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <set>
 #include <tuple>
@@ -98,12 +99,17 @@ TEST(F16Codec, F32CacheRoundsToNearestF16) {
   }
 }
 
+// q8 writes K as 10-bit and V as 9-bit integers (payload version 2): their largest magnitudes.
+constexpr double kKeyQMax = 511.0;
+constexpr double kValueQMax = 255.0;
+double Q8QMax(bool is_v) { return is_v ? kValueQMax : kKeyQMax; }
+
 // The q8 bound, per element x of a group with absolute maximum m: the scale s is the smallest
-// f16 >= m / 127, so s <= m / 127 * (1 + 2^-10) + 2^-24 (an f16 ulp, relative for normals,
+// f16 >= m / q_max, so s <= m / q_max * (1 + 2^-10) + 2^-24 (an f16 ulp, relative for normals,
 // 2^-24 for subnormals); rounding to the nearest quant leaves |x - q s| <= s / 2; f32 products
 // add ~2^-23 relative. An f16 destination adds half an f16 ulp of the result: |x| 2^-11 + 2^-25.
-double Q8Bound(double absmax, double x, KvElemType destination_elem) {
-  double bound = (absmax / 127.0 * (1.0 + std::ldexp(1.0, -10)) + std::ldexp(1.0, -24)) / 2.0;
+double Q8Bound(double absmax, double x, KvElemType destination_elem, double q_max) {
+  double bound = (absmax / q_max * (1.0 + std::ldexp(1.0, -10)) + std::ldexp(1.0, -24)) / 2.0;
   bound += std::fabs(x) * std::ldexp(1.0, -22);
   if (destination_elem == KvElemType::kF16) {
     bound += (std::fabs(x) + bound) * std::ldexp(1.0, -11) + std::ldexp(1.0, -25);
@@ -139,7 +145,7 @@ TEST(Q8Codec, ErrorStaysWithinTheStatedBound) {
                 for (int32_t i = begin; i < end; ++i) {
                   const double x = source.Get(l, is_v, t * width + i);
                   const double error = std::fabs(decoded.Get(l, is_v, t * width + i) - x);
-                  const double bound = Q8Bound(absmax, x, destination_elem);
+                  const double bound = Q8Bound(absmax, x, destination_elem, Q8QMax(is_v));
                   ASSERT_LE(error, bound) << ElemName(source_elem) << "->" << ElemName(destination_elem)
                                           << " width " << width << " layer " << l << " row " << t
                                           << " column " << i << " absmax " << absmax;
@@ -161,8 +167,15 @@ TEST(Q8Codec, ErrorStaysWithinTheStatedBound) {
 TEST(Q8Codec, PayloadSizesMatchTheLayout) {
   const KvShape shape{22, 4, 64, 256};
   const double n_elements = 2.0 * shape.n_layer * static_cast<double>(shape.block_elements());
-  EXPECT_EQ(Q8Codec().MaxPayloadBytes(shape), static_cast<uint64_t>(n_elements * (1 + 2.0 / 32)));
+  // One version byte; per element half of 10 bits (K) and half of 9 bits (V), and one f16 scale
+  // per 32 elements.
+  EXPECT_EQ(Q8Codec().MaxPayloadBytes(shape),
+            1 + static_cast<uint64_t>(n_elements * ((10.0 + 9.0) / 2 / 8 + 2.0 / 32)));
   EXPECT_EQ(F16Codec().MaxPayloadBytes(shape), static_cast<uint64_t>(n_elements * 2));
+
+  // Rows of odd widths round their packed fields up to whole bytes: 5 elements of 10 and 9 bits
+  // take 7 and 6 bytes, plus one scale each.
+  EXPECT_EQ(Q8Codec().MaxPayloadBytes(KvShape{1, 1, 5, 3}), 1u + 3 * (7 + 2) + 3 * (6 + 2));
 }
 
 TEST(Q8Codec, ZeroAndTinyGroupsDecodeNearZero) {
@@ -180,11 +193,12 @@ TEST(Q8Codec, ZeroAndTinyGroupsDecodeNearZero) {
   for (int64_t i = 0; i < 64; ++i) {
     EXPECT_EQ(decoded.Get(0, false, i), 0.0f) << i;
     EXPECT_LE(std::fabs(decoded.Get(0, false, 64 + i) - source.Get(0, false, 64 + i)),
-              Q8Bound(63e-7, 0, KvElemType::kF32))
+              Q8Bound(63e-7, 0, KvElemType::kF32, kKeyQMax))
         << i;
   }
-  EXPECT_NEAR(decoded.Get(0, false, 128 + 3), 1000.0f, Q8Bound(1000.0, 1000.0, KvElemType::kF32));
-  EXPECT_NEAR(decoded.Get(0, false, 128 + 40), 1e-3f, Q8Bound(1e-3, 1e-3, KvElemType::kF32));
+  EXPECT_NEAR(decoded.Get(0, false, 128 + 3), 1000.0f,
+              Q8Bound(1000.0, 1000.0, KvElemType::kF32, kKeyQMax));
+  EXPECT_NEAR(decoded.Get(0, false, 128 + 40), 1e-3f, Q8Bound(1e-3, 1e-3, KvElemType::kF32, kKeyQMax));
 }
 
 TEST(Q8Codec, RejectsValuesItCannotRepresent) {
@@ -227,16 +241,94 @@ TEST(Q8Codec, DecodeRejectsNonFiniteOrNegativeScales) {
   Result<std::vector<uint8_t>> payload = Q8Codec().Encode(source.slice());
   ASSERT_TRUE(payload.ok());
 
-  // Layer 1's V block is the last; its scales come first: [3 rows][2 groups] f16.
-  const size_t block_bytes = payload->size() / 4;
+  // Layer 1's V block is the last; its scales come first: [3 rows][2 groups] f16. A K block is
+  // 3 rows of 2 scales and 50 bytes of 10-bit fields, a V block 3 rows of 2 scales and 45 bytes.
+  const size_t last_block = 1 + 3 * (4 + 50) + 3 * (4 + 45) + 3 * (4 + 50);
+  ASSERT_EQ(payload->size(), last_block + 3 * (4 + 45));
   for (uint16_t bad_scale : {uint16_t{0x7c00}, uint16_t{0x7e00}, uint16_t{0xbc00}}) {
     std::vector<uint8_t> damaged = *payload;
-    std::memcpy(damaged.data() + 3 * block_bytes + 2 * 5, &bad_scale, 2);
+    std::memcpy(damaged.data() + last_block + 2 * 5, &bad_scale, 2);
     TestKvCache destination(KvElemType::kF16, 2, 1, 40, 0, 3);
     const std::vector<uint8_t> before = destination.AllBytes();
     const Status status = Q8Codec().Decode(damaged, destination.slice());
     EXPECT_EQ(status.code(), ErrorCode::kCorruption) << bad_scale;
+    EXPECT_NE(status.message().find("layer 1 V"), std::string::npos) << status.message();
     EXPECT_EQ(destination.AllBytes(), before);
+  }
+}
+
+TEST(Q8Codec, RejectsUnknownPayloadVersion) {
+  TestKvCache source(KvElemType::kF16, 2, 1, 40, 0, 3);
+  source.FillRandom(17);
+  Result<std::vector<uint8_t>> payload = Q8Codec().Encode(source.slice());
+  ASSERT_TRUE(payload.ok());
+  ASSERT_EQ((*payload)[0], 2);
+  for (uint8_t version : {uint8_t{0}, uint8_t{1}, uint8_t{3}, uint8_t{255}}) {
+    std::vector<uint8_t> damaged = *payload;
+    damaged[0] = version;
+    TestKvCache destination(KvElemType::kF16, 2, 1, 40, 0, 3);
+    const std::vector<uint8_t> before = destination.AllBytes();
+    const Status status = Q8Codec().Decode(damaged, destination.slice());
+    EXPECT_EQ(status.code(), ErrorCode::kCorruption) << int{version};
+    EXPECT_NE(status.message().find("sparkv ingest"), std::string::npos) << status.message();
+    EXPECT_EQ(destination.AllBytes(), before);
+  }
+}
+
+// Version 1 payloads have no version byte and int8 quants for K and V. Blobs written before
+// version 2 must still decode to q * scale.
+TEST(Q8Codec, DecodesVersion1Payloads) {
+  const int32_t width = 40;  // two groups per row: 32 and 8 elements
+  const int32_t n_tokens = 2;
+  const uint16_t scales[2] = {F32ToF16(0.5f), F32ToF16(0.25f)};
+  std::vector<uint8_t> payload;
+  for (int block = 0; block < 2; ++block) {  // one layer: K, then V
+    for (int32_t t = 0; t < n_tokens; ++t) {
+      for (uint16_t scale : scales) {
+        payload.push_back(static_cast<uint8_t>(scale));
+        payload.push_back(static_cast<uint8_t>(scale >> 8));
+      }
+    }
+    for (int32_t i = 0; i < n_tokens * width; ++i) {
+      payload.push_back(static_cast<uint8_t>(static_cast<int8_t>((i * 37 + block * 11) % 255 - 127)));
+    }
+  }
+  TestKvCache destination(KvElemType::kF32, 1, 1, width, 0, n_tokens);
+  const Status status = Q8Codec().Decode(payload, destination.slice());
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  for (int block = 0; block < 2; ++block) {
+    for (int32_t i = 0; i < n_tokens * width; ++i) {
+      const float q = static_cast<float>((i * 37 + block * 11) % 255 - 127);
+      const float scale = i % width < 32 ? 0.5f : 0.25f;
+      EXPECT_EQ(destination.Get(0, block == 1, i), q * scale) << "block " << block << " element " << i;
+    }
+  }
+}
+
+// Every field of a version 2 row decodes to (field - q_max) * scale, including the code 2^b - 1
+// that the encoder never writes. So arbitrary bytes decode, and no row is read past its end.
+TEST(Q8Codec, Version2FieldsDecodeByOffset) {
+  const int32_t width = 7;  // 70 and 63 bits: rows end inside a byte
+  std::vector<uint8_t> payload = {2};
+  // The last byte of each row sets its padding bits too; a reader ignores them.
+  const std::vector<uint8_t> k_quants = {0xff, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf0, 0xff};
+  const std::vector<uint8_t> v_quants = {0xff, 0x01, 0x00, 0x00, 0x00, 0x00, 0xc0, 0xff};
+  for (const std::vector<uint8_t>* quants : {&k_quants, &v_quants}) {
+    const uint16_t scale = F32ToF16(0.125f);
+    payload.push_back(static_cast<uint8_t>(scale));
+    payload.push_back(static_cast<uint8_t>(scale >> 8));
+    payload.insert(payload.end(), quants->begin(), quants->end());
+  }
+  TestKvCache destination(KvElemType::kF32, 1, 1, width, 0, 1);
+  ASSERT_EQ(payload.size(), Q8Codec().MaxPayloadBytes(ShapeOf(destination.slice())));
+  ASSERT_TRUE(Q8Codec().Decode(payload, destination.slice()).ok());
+  // K: field 0 is 0x3ff = 1023 -> (1023 - 511) * 0.125; fields 1..5 are 0 -> -511 * 0.125; the
+  // last field, bits 60..69, takes byte 7's high nibble and byte 8's low six bits: 1023 again.
+  // V: fields 0 and 6 (bits 54..62) are 0x1ff = 511 -> 256 * 0.125, the others -255 * 0.125.
+  for (int i = 0; i < width; ++i) {
+    const bool end = i == 0 || i == width - 1;
+    EXPECT_EQ(destination.Get(0, false, i), (end ? 512 : -511) * 0.125f) << "K " << i;
+    EXPECT_EQ(destination.Get(0, true, i), (end ? 256 : -255) * 0.125f) << "V " << i;
   }
 }
 
