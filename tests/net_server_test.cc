@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <limits>
 #include <random>
@@ -585,6 +586,48 @@ TEST_F(StoreServerTest, StallTimeoutEndsSilentResponse) {
   ASSERT_FALSE(response.ok());
   EXPECT_EQ(response.status().code(), ErrorCode::kTimeout) << response.status().ToString();
   EXPECT_NE(response.status().message().find("stall limit"), std::string::npos);
+}
+
+TEST_F(StoreServerTest, InterruptEndsAWaitingRequestAtOnce) {
+  ServerOptions options;
+  options.rtt_ms = 20000;  // the first byte would come after 20 s
+  auto server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  HttpClient client;
+  GetOptions get;
+  get.timeout_s = 30;
+  std::atomic<bool> started{false};
+  std::thread interrupter([&] {
+    while (!started.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the request reach the server
+    client.Interrupt();
+  });
+  started.store(true);
+  Result<HttpResponse> response = client.Get(server->base_url() + SmallPath(), get);
+  interrupter.join();
+  ASSERT_FALSE(response.ok());
+  // Without the interrupt the request would end by a timeout or succeed after 20 s.
+  EXPECT_EQ(response.status().code(), ErrorCode::kCancelled) << response.status().ToString();
+  EXPECT_NE(response.status().message().find("interrupted"), std::string::npos) << response.status().ToString();
+
+  // Later requests fail at once without touching the network.
+  Result<HttpResponse> later = client.Get(server->base_url() + SmallPath(), get);
+  ASSERT_FALSE(later.ok());
+  EXPECT_EQ(later.status().code(), ErrorCode::kCancelled) << later.status().ToString();
+  EXPECT_NE(later.status().message().find("not sent"), std::string::npos) << later.status().ToString();
+}
+
+TEST_F(StoreServerTest, InterruptedClientLeavesOthersWorking) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  HttpClient interrupted;
+  ASSERT_TRUE(interrupted.Get(server->base_url() + SmallPath()).ok());
+  interrupted.Interrupt();
+  EXPECT_FALSE(interrupted.Get(server->base_url() + SmallPath()).ok());
+  HttpClient other;
+  Result<HttpResponse> response = other.Get(server->base_url() + SmallPath());
+  ASSERT_TRUE(response.ok()) << response.status().ToString();
+  EXPECT_EQ(response->body, small_blob_);
 }
 
 TEST_F(StoreServerTest, OversizedBodyIsCorruption) {

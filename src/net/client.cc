@@ -2,7 +2,10 @@
 
 #include <curl/curl.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -60,10 +63,12 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   return transfer->ReportProgress() ? n_bytes : CURL_WRITEFUNC_ERROR;
 }
 
-// Gives on_progress a chance to cancel while no bytes arrive (a stalled or slow server).
+// Gives on_progress a chance to cancel while no bytes arrive (a stalled or slow server, or a
+// connection being set up). libcurl ticks at least once a second; more often while it waits on
+// a socket with a shorter timeout.
 int OnTick(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* transfer = static_cast<Transfer*>(user);
-  if (Clock::now() - transfer->last_progress_call < std::chrono::seconds(1)) return 0;
+  if (Clock::now() - transfer->last_progress_call < std::chrono::milliseconds(100)) return 0;
   return transfer->ReportProgress() ? 0 : 1;
 }
 
@@ -129,7 +134,37 @@ Status CurlError(CURLcode code, const Transfer& transfer, const char* detail,
   }
 }
 
+curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+  const int fd = static_cast<HttpClient*>(user)->OpenSocket(address->family, address->socktype, address->protocol);
+  return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+int OnCloseSocket(void* user, curl_socket_t fd) { return static_cast<HttpClient*>(user)->CloseSocket(fd); }
+
 }  // namespace
+
+int HttpClient::OpenSocket(int family, int type, int protocol) {
+  std::lock_guard<std::mutex> lock(sockets_mutex_);
+  // Checked under the lock: a socket opened after Interrupt() would escape its shutdown.
+  if (interrupted_.load()) return -1;
+  const int fd = ::socket(family, type | SOCK_CLOEXEC, protocol);
+  if (fd >= 0) sockets_.push_back(fd);
+  return fd;
+}
+
+int HttpClient::CloseSocket(int fd) {
+  std::lock_guard<std::mutex> lock(sockets_mutex_);
+  // Closed under the lock, so Interrupt() never shuts down a descriptor number that was reused.
+  sockets_.erase(std::remove(sockets_.begin(), sockets_.end(), fd), sockets_.end());
+  return ::close(fd);
+}
+
+void HttpClient::Interrupt() {
+  std::lock_guard<std::mutex> lock(sockets_mutex_);
+  interrupted_.store(true);
+  for (const int fd : sockets_) ::shutdown(fd, SHUT_RDWR);
+}
 
 HttpClient::HttpClient() {
   InitCurlOnce();
@@ -152,6 +187,8 @@ Result<HttpResponse> HttpClient::Head(const std::string& url, const GetOptions& 
 
 Result<HttpResponse> HttpClient::Perform(const std::string& url, const GetOptions& options,
                                          bool head) {
+  const std::string method_url = (head ? "HEAD " : "GET ") + url;
+  if (interrupted_.load()) return CancelledError(method_url + " not sent: the client was interrupted");
   CURL* curl = static_cast<CURL*>(curl_);
   HttpResponse response;
   Transfer transfer;
@@ -188,6 +225,10 @@ Result<HttpResponse> HttpClient::Perform(const std::string& url, const GetOption
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnTick);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
+  curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, OnOpenSocket);
+  curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, this);
+  curl_easy_setopt(curl, CURLOPT_CLOSESOCKETFUNCTION, OnCloseSocket);
+  curl_easy_setopt(curl, CURLOPT_CLOSESOCKETDATA, this);
 
   curl_slist* headers = nullptr;
   if (!options.if_none_match.empty()) {
@@ -202,8 +243,11 @@ Result<HttpResponse> HttpClient::Perform(const std::string& url, const GetOption
   curl_slist_free_all(headers);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
 
+  if (code != CURLE_OK && interrupted_.load()) {
+    return CancelledError(method_url + " interrupted after " + std::to_string(response.body.size()) + " bytes");
+  }
   if (code != CURLE_OK) {
-    Status status = CurlError(code, transfer, error_buffer, (head ? "HEAD " : "GET ") + url, options);
+    Status status = CurlError(code, transfer, error_buffer, method_url, options);
     SPARKV_LOG_DEBUG("%s", status.ToString().c_str());
     return status;
   }

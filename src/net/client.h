@@ -2,9 +2,11 @@
 // measuring the transfer as bytes arrive so the planner can predict bandwidth.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,7 +45,8 @@ struct HttpResponse {
   int64_t n_new_connections = 0;  // connections opened for this request; 0 = reused
 };
 
-// Not thread-safe: one request at a time per client; use one client per fetching thread.
+// Not thread-safe: one request at a time per client; use one client per fetching thread. The one
+// exception is Interrupt(), which any thread may call.
 class HttpClient {
  public:
   HttpClient();
@@ -63,10 +66,23 @@ class HttpClient {
   // Same as Get() with a HEAD request: status, ETag and stats, no body.
   Result<HttpResponse> Head(const std::string& url, const GetOptions& options = {});
 
+  // Ends the request in progress at once, wherever it waits (connecting, for the first byte, in
+  // the body), and fails it and every later one with CancelledError. Thread-safe. Unlike
+  // on_progress, which libcurl consults only when bytes arrive or about once a second, this does
+  // not wait: it shuts the client's sockets down.
+  void Interrupt();
+
+  // For libcurl's socket callbacks only: they keep the list of open sockets current.
+  int OpenSocket(int family, int type, int protocol);
+  int CloseSocket(int fd);
+
  private:
   Result<HttpResponse> Perform(const std::string& url, const GetOptions& options, bool head);
 
   void* curl_;  // CURL*, kept across requests so its connection is reused
+  std::atomic<bool> interrupted_{false};
+  std::mutex sockets_mutex_;  // guards sockets_ against Interrupt() racing libcurl closing one
+  std::vector<int> sockets_;  // the descriptors libcurl has open for this client
 };
 
 }  // namespace sparkv
