@@ -32,7 +32,7 @@ constexpr int32_t kChunkTokens = 64;
 // A `sparkv serve` child process; killed when the object goes away.
 class ServeProcess {
  public:
-  ServeProcess(const std::string& store, double rate_mbit) {
+  ServeProcess(const std::string& store, double rate_mbit, double rtt_ms = 0.0) {
     int out_pipe[2];
     EXPECT_EQ(::pipe(out_pipe), 0);
     pid_ = ::fork();
@@ -40,9 +40,10 @@ class ServeProcess {
       ::dup2(out_pipe[1], STDOUT_FILENO);
       ::close(out_pipe[0]);
       const std::string rate = std::to_string(rate_mbit);
+      const std::string rtt = std::to_string(rtt_ms);
       const std::string binary = testing::SparkvBinary();
       ::execl(binary.c_str(), binary.c_str(), "--log-level", "warn", "serve", "--store", store.c_str(), "--port", "0",
-              "--rate", rate.c_str(), static_cast<char*>(nullptr));
+              "--rate", rate.c_str(), "--rtt-ms", rtt.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     ::close(out_pipe[1]);
@@ -153,6 +154,52 @@ TEST_F(EndToEndTest, F16StreamAndHybridMatchLocalTokens) {
   EXPECT_EQ(hybrid.load.n_fallback, 0);
 }
 
+TEST_F(EndToEndTest, HybridComputesBeforeManifestArrives) {
+  // Every response waits for its first byte, so the manifest arrives long after the compute path
+  // could have started. Hybrid must not leave the CPU idle meanwhile.
+  ServeProcess server(store_dir_.path(), 0, 300);
+  const RunReport local = Run("", "local", "f16", 16);
+  const RunReport hybrid = Run(server.url(), "hybrid", "f16", 16);
+  EXPECT_EQ(hybrid.tokens, local.tokens);
+  ASSERT_EQ(hybrid.load.chunks.size(), 4u);
+  EXPECT_GT(hybrid.manifest_s, 0.0);
+  EXPECT_LT(hybrid.load.chunks[0].compute_start_s, hybrid.manifest_s) << "chunk 0 waited for the manifest";
+  EXPECT_FALSE(hybrid.load.chunks[0].streamed);
+  // The manifest either came while chunks were left (then the plan may stream some) or was
+  // abandoned when compute finished: both without a warning.
+  for (const std::string& warning : hybrid.warnings) ADD_FAILURE() << warning;
+
+  // `stream` still waits: it streams every chunk.
+  const RunReport stream = Run(server.url(), "stream", "f16", 16);
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(stream.load.n_streamed, 4);
+}
+
+TEST_F(EndToEndTest, HybridDoesNotWaitForASilentServer) {
+  // A listening socket that never answers: the kernel accepts the connection and no process reads it.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+
+  const RunReport local = Run("", "local", "f16", 8);
+  // Run() allows 10 s without a byte. The compute path finishes the load long before that, and
+  // the manifest request is then abandoned instead of timing out.
+  const RunReport hybrid = Run(url, "hybrid", "f16", 8);
+  ::close(fd);
+  EXPECT_EQ(hybrid.tokens, local.tokens);
+  EXPECT_EQ(hybrid.load.n_streamed, 0);
+  EXPECT_EQ(hybrid.load.n_computed, 4);
+  for (const std::string& warning : hybrid.warnings) {
+    EXPECT_EQ(warning.find("timed out"), std::string::npos) << "the request waited for its timeout: " << warning;
+  }
+}
+
 TEST_F(EndToEndTest, MixedPlanMatchesLocalLogits) {
   ServeProcess server(store_dir_.path(), 0);
   const std::vector<ChunkRange> chunks = SplitIntoChunks(static_cast<int32_t>(context_.size()), kChunkTokens);
@@ -236,6 +283,47 @@ TEST_F(EndToEndTest, NoAllowedLevelIsWarned) {
   EXPECT_EQ(hinted.load.n_streamed, 0);
   ASSERT_EQ(hinted.warnings.size(), 1u) << ::testing::PrintToString(hinted.warnings);
   EXPECT_NE(hinted.warnings[0].find("none of --levels q4"), std::string::npos) << hinted.warnings[0];
+}
+
+TEST_F(EndToEndTest, HintNamesOnlyDecodableLevels) {
+  // A newer server stores a level this build does not know ("zip"), beside q8 or alone. The
+  // hint must name levels `run --levels` accepts, never the unknown one.
+  auto rename_levels = [this](const std::map<std::string, std::string>& renames) {
+    Manifest manifest = manifest_;
+    for (ManifestChunk& chunk : manifest.chunks) {
+      std::map<std::string, LevelEntry> levels;
+      for (const auto& [name, level] : chunk.levels) {
+        const auto renamed = renames.find(name);
+        if (renamed == renames.end()) {
+          levels.emplace(name, level);
+        } else if (!renamed->second.empty()) {
+          levels.emplace(renamed->second, level);
+        }
+      }
+      chunk.levels = std::move(levels);
+    }
+    Result<Store> store = Store::Open(store_dir_.path());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE(store->WriteManifest(manifest).ok());
+  };
+  ServeProcess server(store_dir_.path(), 0);
+
+  rename_levels({{"f16", "zip"}});
+  const RunReport mixed = Run(server.url(), "stream", "q4", 4);
+  EXPECT_EQ(mixed.load.n_streamed, 0);
+  ASSERT_EQ(mixed.warnings.size(), 1u) << ::testing::PrintToString(mixed.warnings);
+  EXPECT_NE(mixed.warnings[0].find("the server has levels q8,zip"), std::string::npos) << mixed.warnings[0];
+  EXPECT_NE(mixed.warnings[0].find("(pass --levels q8, or ingest with --codecs q4)"), std::string::npos)
+      << mixed.warnings[0];
+
+  rename_levels({{"f16", "zip"}, {"q8", ""}});
+  const RunReport unknown = Run(server.url(), "stream", "f16", 4);
+  EXPECT_EQ(unknown.load.n_streamed, 0);
+  ASSERT_EQ(unknown.warnings.size(), 1u) << ::testing::PrintToString(unknown.warnings);
+  EXPECT_EQ(unknown.warnings[0].find("--levels zip"), std::string::npos) << unknown.warnings[0];
+  EXPECT_NE(unknown.warnings[0].find("this build cannot decode that level; ingest the context again with --codecs f16"),
+            std::string::npos)
+      << unknown.warnings[0];
 }
 
 TEST_F(EndToEndTest, EmptyOrRepeatedLevelsRejected) {

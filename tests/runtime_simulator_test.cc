@@ -229,6 +229,62 @@ TEST(ControllerTest, StalledTransferIsCancelled) {
   EXPECT_TRUE(controller->AllResident());
 }
 
+PlanInput WithoutLevels(PlanInput in) {
+  for (ChunkSpec& spec : in.chunks) spec.levels.clear();
+  return in;
+}
+
+TEST(ControllerTest, DeferredStartPlansAfterOffer) {
+  // Four chunks of 1 s compute; each blob takes 0.25 s at the offered rate.
+  const PlanInput full = UniformInput(4, 1'000'000, 4e6);
+  auto controller = LoadController::Create(WithoutLevels(full), Get("sparkv-adaptive"), true).value();
+  EXPECT_TRUE(controller->awaiting_stream_offer());
+  EXPECT_FALSE(controller->NeedsReplan()) << "nothing to plan before the levels are known";
+  EXPECT_FALSE(controller->NextTransfer(0.0).has_value());
+  LoadController::ComputeStep step = controller->NextCompute(0.0);
+  ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_EQ(step.chunk, 0);
+
+  // A re-plan snapshot taken before the offer is stale once the offer arrives.
+  uint64_t stale_version = 0;
+  const PlanInput stale = controller->ReplanInput(0.1, &stale_version);
+
+  // The offer arrives while chunk 0 is being computed.
+  uint64_t version = 0;
+  const PlanInput snapshot = controller->OfferStreamPath(full, 0.2, &version);
+  ASSERT_EQ(snapshot.progress.size(), 4u);
+  EXPECT_EQ(snapshot.progress[0].state, ChunkProgress::State::kComputing);
+  EXPECT_DOUBLE_EQ(snapshot.start_time_s, 0.2);
+  const Plan plan = FindPlanner("exact")->Solve(snapshot);
+  controller->InstallFirstPlan(plan, version, 0.25);
+  EXPECT_FALSE(controller->awaiting_stream_offer());
+  EXPECT_EQ(controller->initial_plan().decisions[0].path, Decision::Path::kCommitted);
+  EXPECT_EQ(controller->initial_plan().predicted.n_streamed, 3) << "streaming the rest ends before computing any";
+  EXPECT_GT(controller->initial_plan().predicted.ttft_s, 0.2);
+
+  // The stale all-compute plan must not undo the first plan.
+  controller->InstallPlan(FindPlanner("local")->Solve(stale), stale_version, 0.3);
+  EXPECT_EQ(controller->stats().n_replans, 0);
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.3);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 3) << "the streamed suffix is fetched from the back";
+}
+
+TEST(ControllerTest, DeferredStartWithoutOfferComputes) {
+  auto controller =
+      LoadController::Create(WithoutLevels(UniformInput(3, 1000, 1e6)), Get("sparkv-adaptive"), true).value();
+  for (int32_t j = 0; j < 3; ++j) {
+    LoadController::ComputeStep step = controller->NextCompute(j);
+    ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+    EXPECT_EQ(step.chunk, j);
+    EXPECT_FALSE(controller->NextTransfer(j).has_value());
+    controller->OnComputeEnd(j, j + 1.0);
+  }
+  EXPECT_TRUE(controller->AllResident());
+  // A deferred controller starts without levels; offering some at creation is a caller bug.
+  EXPECT_FALSE(LoadController::Create(UniformInput(3, 1000, 1e6), Get("sparkv-adaptive"), true).ok());
+}
+
 TEST(StrategyTest, NamesResolve) {
   for (const std::string& name : StrategyNames()) EXPECT_TRUE(FindStrategy(name).ok()) << name;
   EXPECT_EQ(Get("hybrid").name, "sparkv-adaptive");

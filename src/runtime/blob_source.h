@@ -30,12 +30,17 @@ class BlobSource {
   // A short name for logs and reports, e.g. the base URL.
   virtual std::string Describe() const = 0;
 
-  virtual Result<FetchedBytes> FetchManifest(const Hash128& context_key) = 0;
+  // `on_progress` may cancel the request, as for blobs; an empty function never does.
+  virtual Result<FetchedBytes> FetchManifest(const Hash128& context_key, const ProgressFunction& on_progress) = 0;
 
   // Fetches blob `codec` of chunk `chunk_key`. `max_bytes` bounds the body (a longer body is
   // corruption); `range_end` > 0 requests bytes [0, range_end) only.
   virtual Result<FetchedBytes> FetchBlob(const Hash128& chunk_key, std::string_view codec, uint64_t max_bytes,
                                          uint64_t range_end, const ProgressFunction& on_progress) = 0;
+
+  // Ends the fetch in progress at once and fails it and every later one with kCancelled. The one
+  // method any thread may call: the loader calls it when the compute path has finished the load.
+  virtual void Interrupt() = 0;
 };
 
 struct HttpSourceOptions {

@@ -41,8 +41,17 @@ BandwidthEstimatorOptions EstimatorOptions(double initial_bytes_per_s) {
 
 }  // namespace
 
-Result<std::unique_ptr<LoadController>> LoadController::Create(PlanInput input, const Strategy& strategy) {
+Result<std::unique_ptr<LoadController>> LoadController::Create(PlanInput input, const Strategy& strategy,
+                                                              bool await_stream_offer) {
   SPARKV_RETURN_IF_ERROR(ValidatePlanInput(input));
+  if (await_stream_offer) {
+    for (const ChunkSpec& spec : input.chunks) {
+      if (!spec.levels.empty()) {
+        return InvalidArgumentError("a load that waits for the stream path's offer starts without levels; chunk " +
+                                    std::to_string(spec.index) + " has " + std::to_string(spec.levels.size()));
+      }
+    }
+  }
   if (!input.progress.empty() || input.start_time_s != 0.0 || input.network_busy_until_s != 0.0 ||
       input.cpu_busy_until_s != 0.0) {
     return InvalidArgumentError("a load controller starts from a fresh plan input: every chunk pending at time 0");
@@ -53,6 +62,7 @@ Result<std::unique_ptr<LoadController>> LoadController::Create(PlanInput input, 
                                 "', which is not registered");
   }
   std::unique_ptr<LoadController> controller(new LoadController(std::move(input), strategy, planner));
+  controller->awaiting_offer_ = await_stream_offer;
   return controller;
 }
 
@@ -67,6 +77,11 @@ LoadController::LoadController(PlanInput input, const Strategy& strategy, const 
   initial_plan_.strategy = strategy_.name;
   ApplyDecisions(initial_plan_.decisions, /*count_moves=*/false);
   planned_bytes_per_s_ = input_.bandwidth.RateAt(0.0);
+  SetFloatCodec();
+}
+
+void LoadController::SetFloatCodec() {
+  float_codec_.clear();
   for (size_t j = 0; j < chunks_.size() && float_codec_.empty(); ++j) {
     const Decision& d = initial_plan_.decisions[j];
     if (d.path == Decision::Path::kStream) float_codec_ = input_.chunks[j].levels[static_cast<size_t>(d.level)].codec;
@@ -370,7 +385,7 @@ void LoadController::OnComputeEnd(int32_t chunk, double now_s) {
 }
 
 bool LoadController::NeedsReplan() const {
-  if (!strategy_.replan || AllResident()) return false;
+  if (!strategy_.replan || awaiting_offer_ || AllResident()) return false;
   bool any_pending = false;
   for (size_t j = frontier_; j < chunks_.size() && !any_pending; ++j) {
     any_pending = chunks_[j].state == State::kPending;
@@ -428,7 +443,7 @@ PlanInput LoadController::ReplanInput(double now_s, uint64_t* version) {
 }
 
 void LoadController::InstallPlan(const Plan& plan, uint64_t version, double now_s) {
-  if (plan.decisions.size() != chunks_.size()) return;
+  if (plan.decisions.size() != chunks_.size() || awaiting_offer_ || version < offer_version_) return;
   ApplyDecisions(plan.decisions, /*count_moves=*/true);
   planned_bytes_per_s_ = PredictedBytesPerSecond();
   planned_device_factor_ = device_factor_;
@@ -449,6 +464,37 @@ void LoadController::Replan(double now_s) {
     return;
   }
   InstallPlan(planner_->Solve(in), version, now_s);
+}
+
+PlanInput LoadController::OfferStreamPath(const PlanInput& offer, double now_s, uint64_t* version) {
+  if (awaiting_offer_ && offer.chunks.size() == chunks_.size()) {
+    for (size_t j = 0; j < chunks_.size(); ++j) input_.chunks[j].levels = offer.chunks[j].levels;
+    input_.bandwidth = offer.bandwidth;
+    input_.request_overhead_s = offer.request_overhead_s;
+    input_.max_quality_rank = offer.max_quality_rank;
+    input_.level_codec = offer.level_codec;
+    // The estimator starts from the offer's rate (the probe, or the user's hint).
+    estimator_ = BandwidthEstimator(EstimatorOptions(input_.bandwidth.RateAt(0.0)));
+    sampler_ = ProgressSampler(&estimator_, kSampleMinBytes, kSampleMinSeconds);
+    planned_bytes_per_s_ = input_.bandwidth.RateAt(0.0);
+  }
+  ++version_;
+  offer_version_ = version_;
+  return ReplanInput(now_s, version);
+}
+
+void LoadController::InstallFirstPlan(const Plan& plan, uint64_t version, double now_s) {
+  (void)now_s;
+  if (!awaiting_offer_ || plan.decisions.size() != chunks_.size() || version < offer_version_) return;
+  awaiting_offer_ = false;
+  ApplyDecisions(plan.decisions, /*count_moves=*/false);
+  initial_plan_ = plan;
+  initial_plan_.strategy = strategy_.name;
+  SetFloatCodec();
+  planned_bytes_per_s_ = PredictedBytesPerSecond();
+  planned_device_factor_ = device_factor_;
+  // Chunks that finished while the plan was being solved call for a re-plan.
+  dirty_ = version != version_;
 }
 
 }  // namespace sparkv

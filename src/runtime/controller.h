@@ -35,7 +35,13 @@ class LoadController {
  public:
   // `input` describes a fresh load: every chunk pending, both paths idle, start time 0. The
   // strategy's planner makes the first plan at once; `initial_plan()` returns it.
-  static Result<std::unique_ptr<LoadController>> Create(PlanInput input, const Strategy& strategy);
+  //
+  // With `await_stream_offer`, the load starts before the server's levels are known. `input` then
+  // has no levels and the compute path takes chunks from the front. The first plan that may
+  // stream is made when OfferStreamPath() brings the levels; without an offer, every chunk is
+  // computed.
+  static Result<std::unique_ptr<LoadController>> Create(PlanInput input, const Strategy& strategy,
+                                                        bool await_stream_offer = false);
 
   const Plan& initial_plan() const { return initial_plan_; }
   const Strategy& strategy() const { return strategy_; }
@@ -89,6 +95,16 @@ class LoadController {
   // Both of the above with the strategy's planner, for single-threaded callers (the simulator).
   void Replan(double now_s);
 
+  // --- deferred start (Create with await_stream_offer) ---
+  // The stream path reached the server: `offer` is the fresh input for the same chunks with the
+  // levels it may stream, the predicted bandwidth and the request overhead. Returns the state to
+  // solve the first streaming plan from, like ReplanInput. Snapshots taken before the offer are
+  // stale: InstallPlan ignores plans solved from them.
+  PlanInput OfferStreamPath(const PlanInput& offer, double now_s, uint64_t* version);
+  // Installs the plan solved from OfferStreamPath's state as the strategy's first plan.
+  void InstallFirstPlan(const Plan& plan, uint64_t version, double now_s);
+  bool awaiting_stream_offer() const { return awaiting_offer_; }
+
   // Bytes per second the controller predicts now (the smoothed rate of the transfers so far, or
   // the input's rate before any), and the device's measured / predicted compute time ratio
   // (1 = as profiled).
@@ -125,6 +141,7 @@ class LoadController {
   // True when the pending chunks planned to stream are the last pending chunks.
   bool PendingStreamsFormSuffix() const;
   int32_t FloatLevel(size_t j) const;  // cake: the level of the plan's codec for chunk j
+  void SetFloatCodec();                // cake: the codec of the first plan's first streamed chunk
   void AdvanceFrontier();
   void MarkDirty() { dirty_ = true; }
   void ApplyDecisions(const std::vector<Decision>& decisions, bool count_moves);
@@ -150,7 +167,9 @@ class LoadController {
   double planned_bytes_per_s_ = 0.0;  // predictions the last plan used
   double planned_device_factor_ = 1.0;
   bool dirty_ = false;
+  bool awaiting_offer_ = false;  // deferred start: no levels yet, so nothing to plan
   uint64_t version_ = 0;  // bumped on every state change
+  uint64_t offer_version_ = 0;  // version_ right after the stream offer arrived
   ControllerStats stats_;
 };
 

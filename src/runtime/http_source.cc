@@ -16,8 +16,9 @@ class HttpSource final : public BlobSource {
 
   std::string Describe() const override { return base_url_; }
 
-  Result<FetchedBytes> FetchManifest(const Hash128& context_key) override {
+  Result<FetchedBytes> FetchManifest(const Hash128& context_key, const ProgressFunction& on_progress) override {
     GetOptions get;
+    get.on_progress = on_progress;
     get.timeout_s = options_.timeout_s;
     get.connect_timeout_s = options_.connect_timeout_s;
     get.stall_timeout_s = options_.stall_timeout_s;
@@ -36,6 +37,8 @@ class HttpSource final : public BlobSource {
     if (range_end > 0) get.range = "0-" + std::to_string(range_end - 1);
     return Fetch(base_url_ + "/" + Store::BlobRelativePath(chunk_key, codec), get);
   }
+
+  void Interrupt() override { client_.Interrupt(); }
 
  private:
   Result<FetchedBytes> Fetch(const std::string& url, const GetOptions& get) {

@@ -44,6 +44,11 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
 
 Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const LoadChunk> chunks, PlanInput input,
                                 const Strategy& strategy) {
+  return Load(tokens, chunks, std::move(input), strategy, ConnectFunction());
+}
+
+Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const LoadChunk> chunks, PlanInput input,
+                                const Strategy& strategy, ConnectFunction connect) {
   const Clock::time_point start = Clock::now();
   const size_t n_chunks = chunks.size();
   Position expected_begin = 0;
@@ -66,10 +71,14 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
   if (source_ == nullptr) {
     if (any_level) return InvalidArgumentError("the plan input offers blobs but no server was given (pass --server URL)");
   }
+  const bool deferred = static_cast<bool>(connect);
+  if (deferred && source_ == nullptr) {
+    return InvalidArgumentError("a load that connects to the server while computing needs a blob source");
+  }
 
   const Clock::time_point plan_start = Clock::now();
   SPARKV_ASSIGN_OR_RETURN(std::unique_ptr<LoadController> controller,
-                          LoadController::Create(std::move(input), strategy));
+                          LoadController::Create(std::move(input), strategy, deferred));
   LoadReport report;
   report.plan_s = SecondsSince(plan_start);
   report.strategy = strategy.name;
@@ -87,6 +96,38 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
   // Stream path: fetch what the controller hands out, verify each blob against the model, key,
   // range and shape before any cache row is written, then decode.
   auto stream_path = [&] {
+    if (deferred) {
+      const ProgressFunction keep_going = [&](size_t, double) {
+        std::lock_guard<std::mutex> guard(mutex);
+        return !finished;
+      };
+      PlanInput offer = connect(keep_going);
+      const Status valid = ValidatePlanInput(offer);
+      bool offers_level = false;
+      for (const ChunkSpec& spec : offer.chunks) offers_level = offers_level || !spec.levels.empty();
+      if (!valid.ok() || offer.chunks.size() != n_chunks) {
+        SPARKV_LOG_WARN("the stream path's plan input is unusable, computing every chunk: %s",
+                        valid.ok() ? "its chunk count differs from the load's" : valid.ToString().c_str());
+        return;
+      }
+      if (!offers_level) return;
+      std::unique_lock<std::mutex> lock(mutex);
+      if (finished) return;
+      uint64_t version = 0;
+      const PlanInput snapshot = controller->OfferStreamPath(offer, SecondsSince(start), &version);
+      lock.unlock();
+      const Clock::time_point solve_start = Clock::now();
+      Plan plan = planner->Solve(snapshot);
+      const double solve_s = SecondsSince(solve_start);
+      lock.lock();
+      controller->InstallFirstPlan(plan, version, SecondsSince(start));
+      report.plan_s = solve_s;
+      report.initial_plan = controller->initial_plan();
+      for (size_t j = 0; j < n_chunks; ++j) {
+        report.chunks[j].planned_stream = report.initial_plan.decisions[j].path == Decision::Path::kStream;
+      }
+      changed.notify_all();
+    }
     std::unique_lock<std::mutex> lock(mutex);
     while (!finished && !controller->AllResident() && !controller->StreamPathDone()) {
       std::optional<LoadController::Transfer> transfer = controller->NextTransfer(SecondsSince(start));
@@ -206,7 +247,7 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
   };
 
   std::thread stream_thread;
-  if (source_ != nullptr && any_level) stream_thread = std::thread(stream_path);
+  if (source_ != nullptr && (any_level || deferred)) stream_thread = std::thread(stream_path);
   std::thread planner_thread;
   if (strategy.replan) planner_thread = std::thread(planner_path);
 
@@ -240,6 +281,9 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
     finished = true;
     changed.notify_all();
   }
+  // Whatever the stream path still waits for (the manifest, a blob the compute path took) is of
+  // no use now. Ending it at once keeps the join below out of the TTFT.
+  if (stream_thread.joinable()) source_->Interrupt();
 
   // The stream path ends by itself: every fetch is bounded by the source's timeout, and a
   // transfer of a chunk the compute path took is cancelled at its next progress report.

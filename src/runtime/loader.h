@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -70,6 +71,14 @@ struct LoadReport {
   double device_speed_factor = 1.0;  // measured / profiled compute time at the end
 };
 
+// Fetches from the server what the first plan needs (the manifest's levels, a bandwidth
+// measurement) and returns the fresh plan input for the load's chunks with those levels. It runs
+// on the stream path's thread before the first transfer, while the compute path prefills.
+// An input without any level means the server cannot help; every chunk is then computed.
+// `keep_going` returns false once the compute path has finished the load: pass it to the fetches
+// as their progress function so that they stop.
+using ConnectFunction = std::function<PlanInput(const ProgressFunction& keep_going)>;
+
 struct LoaderOptions {
   // After a transport failure (refused, reset, timed out), the remaining streamed chunks go to the
   // compute path at once instead of each waiting for its own failure.
@@ -88,6 +97,12 @@ class Loader {
   // model) or the input is inconsistent, never because of the network.
   Result<LoadReport> Load(std::span<const TokenId> tokens, std::span<const LoadChunk> chunks, PlanInput input,
                           const Strategy& strategy);
+
+  // Loads as above, but the compute path starts at once while the stream path runs `connect`. The
+  // strategy's first plan is solved when `connect` returns, from the state the compute path has
+  // reached by then. `input` carries the costs and no levels.
+  Result<LoadReport> Load(std::span<const TokenId> tokens, std::span<const LoadChunk> chunks, PlanInput input,
+                          const Strategy& strategy, ConnectFunction connect);
 
   // Follows a fixed plan: the chunks with `stream` set are fetched at their codec, the rest
   // computed. Stream failures still fall back to compute.

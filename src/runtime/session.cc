@@ -27,8 +27,9 @@ constexpr uint64_t kProbeBytes = 128 * 1024;
 // Fetches and checks the manifest against what this device computed. Chunks whose key differs are
 // not offered to the stream path.
 Result<Manifest> FetchCheckedManifest(BlobSource& source, const Model& model, const std::vector<ChunkRange>& chunks,
-                                      const std::vector<Hash128>& keys, int32_t chunk_tokens) {
-  SPARKV_ASSIGN_OR_RETURN(FetchedBytes fetched, source.FetchManifest(keys.back()));
+                                      const std::vector<Hash128>& keys, int32_t chunk_tokens,
+                                      const ProgressFunction& on_progress) {
+  SPARKV_ASSIGN_OR_RETURN(FetchedBytes fetched, source.FetchManifest(keys.back(), on_progress));
   SPARKV_ASSIGN_OR_RETURN(Manifest manifest, ParseManifest(fetched.bytes));
   if (manifest.model_fingerprint != model.fingerprint()) {
     return MismatchError("the server's manifest is for model " + manifest.model_fingerprint.Hex() +
@@ -67,9 +68,19 @@ std::string NoAllowedLevelWarning(const Manifest& manifest, const std::vector<st
     }
   }
   if (stored.empty()) return "the server's manifest lists no blob at any level; computing every chunk";
-  return "the server has levels " + JoinNames(stored) + " for this context, none of --levels " + JoinNames(levels) +
-         "; computing every chunk (pass --levels " + stored.front() + ", or ingest with --codecs " + JoinNames(levels) +
-         ")";
+  // The hint names only levels `run --levels` accepts: a newer server may store codecs this build
+  // cannot decode.
+  std::vector<std::string> decodable;
+  for (const std::string& codec : stored) {
+    if (FindCodec(codec) != nullptr) decodable.push_back(codec);
+  }
+  const std::string start = "the server has levels " + JoinNames(stored) + " for this context, none of --levels " +
+                            JoinNames(levels) + "; computing every chunk";
+  if (decodable.empty()) {
+    return start + " (this build cannot decode " + (stored.size() == 1 ? "that level" : "any of them") +
+           "; ingest the context again with --codecs " + JoinNames(levels) + ", or update this build)";
+  }
+  return start + " (pass --levels " + JoinNames(decodable) + ", or ingest with --codecs " + JoinNames(levels) + ")";
 }
 
 // "0-2, 5, 7-8" for the sorted indices {0, 1, 2, 5, 7, 8}.
@@ -189,9 +200,7 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
   const std::vector<Hash128> keys = ChunkKeys(RootKey(model.fingerprint(), options.chunk_tokens), context, chunks);
   report.n_chunks = static_cast<int32_t>(chunks.size());
 
-  // Manifest: which levels exist for each chunk and their sizes.
   std::unique_ptr<BlobSource> source;
-  std::optional<Manifest> manifest;
   const bool wants_network = options.strategy != "local";
   if (wants_network && options.server_url.empty()) {
     report.warnings.push_back("no --server given: every chunk is computed locally");
@@ -203,10 +212,22 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     source_options.timeout_s = 0.0;
     source_options.stall_timeout_s = options.timeout_s;
     source = MakeHttpSource(options.server_url, source_options);
-    Result<Manifest> fetched = FetchCheckedManifest(*source, model, chunks, keys, options.chunk_tokens);
-    if (fetched.ok()) {
-      manifest = std::move(fetched).value();
-    } else {
+  }
+
+  // The compute-only input: costs from the profile, no level.
+  Manifest local_only;
+  for (const ChunkRange& chunk : chunks) local_only.chunks.push_back({chunk.index, chunk.begin, chunk.end, {}, {}});
+  PlanInput local_input = MakePlanInput(profile, local_only, {}, report.n_query, CodecQualityRank);
+
+  // What the stream path needs before its first plan: the manifest (which levels exist for each
+  // chunk, and their sizes) and the bandwidth (a hint, or a short probe of a blob the plan is
+  // likely to stream). Returns an input without levels when the server cannot help.
+  bool stream_usable = false;
+  const auto connect = [&](const ProgressFunction& keep_going) -> PlanInput {
+    Result<Manifest> fetched = FetchCheckedManifest(*source, model, chunks, keys, options.chunk_tokens, keep_going);
+    report.manifest_s = SecondsSince(start);
+    if (!fetched.ok()) {
+      if (fetched.status().code() == ErrorCode::kCancelled) return local_input;  // every chunk is resident
       std::string hint;
       if (fetched.status().code() == ErrorCode::kNotFound) {
         hint = " (the key covers the model, the tokens and the chunk size: was this context ingested with the same"
@@ -215,84 +236,78 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
       report.warnings.push_back("manifest " + keys.back().Hex() + " from " + options.server_url +
                                 " unusable, computing every chunk: " + fetched.status().ToString() + hint);
       SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
+      return local_input;
     }
-  }
-  report.manifest_s = SecondsSince(start);
-
-  // Plan input: per chunk, the allowed levels the manifest lists.
-  PlanInput input;
-  if (manifest) {
-    input = MakePlanInput(profile, *manifest, options.levels, report.n_query, CodecQualityRank);
-  } else {
-    Manifest empty;
-    for (const ChunkRange& chunk : chunks) empty.chunks.push_back({chunk.index, chunk.begin, chunk.end, {}, {}});
-    input = MakePlanInput(profile, empty, {}, report.n_query, CodecQualityRank);
-  }
-
-  // A store without any allowed level leaves nothing to stream, so warn instead of computing quietly.
-  if (manifest && std::all_of(input.chunks.begin(), input.chunks.end(),
-                              [](const ChunkSpec& spec) { return spec.levels.empty(); })) {
-    report.warnings.push_back(NoAllowedLevelWarning(*manifest, options.levels));
-    SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
-    manifest.reset();
-  }
-
-  // Bandwidth: a hint, or a short probe of a blob the plan is likely to stream (the last chunk
-  // that has an allowed level).
-  double bandwidth = options.bandwidth_hint_mbit * 1e6 / 8.0;
-  double overhead = 0.0;
-  if (manifest && bandwidth <= 0.0) {
-    size_t probed = input.chunks.size() - 1;
-    while (input.chunks[probed].levels.empty()) --probed;  // some chunk has a level, checked above
-    const Clock::time_point probe_start = Clock::now();
-    const LevelOption& level = input.chunks[probed].levels.front();
-    const uint64_t probe_end = std::min<uint64_t>(kProbeBytes, level.bytes);
-    Result<FetchedBytes> probe = source->FetchBlob(keys[probed], level.codec, probe_end, probe_end, ProgressFunction());
-    if (probe.ok() && probe->seconds > probe->first_byte_seconds) {
+    PlanInput input = MakePlanInput(profile, *fetched, options.levels, report.n_query, CodecQualityRank);
+    // A store without any allowed level leaves nothing to stream, so warn instead of computing quietly.
+    if (std::all_of(input.chunks.begin(), input.chunks.end(),
+                    [](const ChunkSpec& spec) { return spec.levels.empty(); })) {
+      report.warnings.push_back(NoAllowedLevelWarning(*fetched, options.levels));
+      SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
+      return local_input;
+    }
+    double bandwidth = options.bandwidth_hint_mbit * 1e6 / 8.0;
+    double overhead = 0.0;
+    if (bandwidth <= 0.0) {
+      size_t probed = input.chunks.size() - 1;
+      while (input.chunks[probed].levels.empty()) --probed;  // some chunk has a level, checked above
+      const Clock::time_point probe_start = Clock::now();
+      const LevelOption& level = input.chunks[probed].levels.front();
+      const uint64_t probe_end = std::min<uint64_t>(kProbeBytes, level.bytes);
+      Result<FetchedBytes> probe = source->FetchBlob(keys[probed], level.codec, probe_end, probe_end, keep_going);
+      report.probe_s = SecondsSince(probe_start);
+      if (!probe.ok() && probe.status().code() == ErrorCode::kCancelled) return local_input;
+      if (!probe.ok() || probe->seconds <= probe->first_byte_seconds) {
+        const std::string reason = probe.ok() ? "the probe returned too fast to time" : probe.status().ToString();
+        report.warnings.push_back("bandwidth probe failed, computing every chunk: " + reason);
+        SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
+        return local_input;
+      }
       report.probe_bytes = probe->bytes.size();
       overhead = probe->first_byte_seconds;
       bandwidth = static_cast<double>(probe->bytes.size()) / (probe->seconds - probe->first_byte_seconds);
-    } else {
-      const std::string why = probe.ok() ? "the probe returned too fast to time" : probe.status().ToString();
-      report.warnings.push_back("bandwidth probe failed, computing every chunk: " + why);
-      SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
-      manifest.reset();
-      for (ChunkSpec& spec : input.chunks) spec.levels.clear();
     }
-    report.probe_s = SecondsSince(probe_start);
-  }
-  report.bandwidth_estimate_bps = bandwidth;
-  input.bandwidth = BandwidthModel::Constant(bandwidth > 0.0 ? bandwidth : 1.0);
-  input.request_overhead_s = overhead;
-
-  // Plan and load both paths at once. Without a usable manifest every chunk is computed, whatever
-  // the strategy.
-  const bool can_stream = manifest.has_value() && bandwidth > 0.0;
-  if (!can_stream) {
-    for (ChunkSpec& spec : input.chunks) spec.levels.clear();
-  }
-  if (can_stream && strategy.name == "stream") {
-    for (size_t j = 0; j < chunks.size(); ++j) {
-      if (input.chunks[j].levels.empty()) {
-        report.warnings.push_back("chunk " + std::to_string(j) + " has no allowed level on the server; computing it");
+    report.bandwidth_estimate_bps = bandwidth;
+    input.bandwidth = BandwidthModel::Constant(bandwidth);
+    input.request_overhead_s = overhead;
+    if (strategy.name == "stream") {
+      for (size_t j = 0; j < chunks.size(); ++j) {
+        if (input.chunks[j].levels.empty()) {
+          report.warnings.push_back("chunk " + std::to_string(j) + " has no allowed level on the server; computing it");
+        }
       }
     }
-  }
+    stream_usable = true;
+    return input;
+  };
+
   std::vector<LoadChunk> load_chunks(chunks.size());
   for (size_t j = 0; j < chunks.size(); ++j) {
     load_chunks[j].range = chunks[j];
     load_chunks[j].key = keys[j];
   }
-  SPARKV_ASSIGN_OR_RETURN(const Strategy followed, FindStrategy(can_stream ? strategy.name : "local"));
-  Loader loader(&engine, can_stream ? source.get() : nullptr, model.fingerprint());
-  SPARKV_ASSIGN_OR_RETURN(report.load, loader.Load(context, load_chunks, std::move(input), followed));
+  if (source != nullptr && strategy.head_start) {
+    // The compute path starts on the first chunks at once. The first plan that may stream is
+    // solved when the stream path has the manifest and the bandwidth.
+    Loader loader(&engine, source.get(), model.fingerprint());
+    SPARKV_ASSIGN_OR_RETURN(report.load, loader.Load(context, load_chunks, local_input, strategy, connect));
+    report.predicted_ttft_s = report.load.initial_plan.predicted.ttft_s;
+  } else {
+    // Strategies that stream everything wait for the manifest: computing meanwhile would not be
+    // the strategy any more.
+    PlanInput input = source != nullptr ? connect(ProgressFunction()) : local_input;
+    const double connected_s = SecondsSince(start);
+    SPARKV_ASSIGN_OR_RETURN(const Strategy followed, FindStrategy(stream_usable ? strategy.name : "local"));
+    Loader loader(&engine, stream_usable ? source.get() : nullptr, model.fingerprint());
+    SPARKV_ASSIGN_OR_RETURN(report.load, loader.Load(context, load_chunks, std::move(input), followed));
+    report.predicted_ttft_s = report.load.initial_plan.predicted.ttft_s + connected_s;
+  }
   report.load_s = SecondsSince(start);
   report.plan_s = report.load.plan_s;
-  report.predicted_ttft_s = report.load.initial_plan.predicted.ttft_s + report.manifest_s + report.probe_s;
   SPARKV_LOG_INFO("plan %s: %d of %zu chunks streamed first, predicted TTFT %.3f s at %.2f Mbit/s; %d re-plans, %d "
                   "moves, %d cancellations",
                   report.planner.c_str(), report.load.initial_plan.predicted.n_streamed, chunks.size(),
-                  report.predicted_ttft_s, bandwidth * 8 / 1e6, report.load.stats.n_replans, report.load.stats.n_moved,
+                  report.predicted_ttft_s, report.bandwidth_estimate_bps * 8 / 1e6, report.load.stats.n_replans, report.load.stats.n_moved,
                   report.load.stats.n_cancelled);
   for (const ChunkOutcome& outcome : report.load.chunks) {
     if (outcome.fell_back) report.warnings.push_back("stream path fell back to compute: " + outcome.error);

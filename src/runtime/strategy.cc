@@ -9,23 +9,23 @@ namespace {
 
 std::vector<Strategy> BuiltIn() {
   std::vector<Strategy> s;
-  s.push_back({"local", "local", "compute every chunk on the device", false, false, false, false});
-  s.push_back({"stream", "stream", "stream every chunk at one level", false, false, false, false});
+  s.push_back({"local", "local", "compute every chunk on the device", false, false, false, false, false});
+  s.push_back({"stream", "stream", "stream every chunk at one level", false, false, false, false, false});
   s.push_back({"cachegen", "cachegen", "stream every chunk, level per chunk from predicted bandwidth (CacheGen)",
-               false, false, false, false});
+               false, false, false, false, false});
   s.push_back({"split", "split", "compute a prefix, stream the suffix at one level; best split by the model",
-               false, false, false, false});
+               false, false, false, false, true});
   s.push_back({"cake", "cake", "compute from the front, stream from the back until they meet (Cake), one level",
-               false, true, true, false});
+               false, true, true, false, true});
   s.push_back({"greedy", "greedy", "stream a chunk when it arrives before compute reaches it (greedy)", false, false,
-               false, false});
+               false, false, true});
   s.push_back({"exact", "exact", "the optimal plan under the cost model, followed as planned", false, false, false,
-               false});
+               false, true});
   s.push_back({"sparkv", "exact", "the optimal plan under the cost model, followed as planned", false, false, false,
-               false});
+               false, true});
   s.push_back({"sparkv-adaptive", "exact",
                "the optimal plan, re-solved as bandwidth and device speed change; suffix fetched from the back",
-               true, true, false, true});
+               true, true, false, true, true});
   return s;
 }
 
@@ -38,7 +38,7 @@ Result<Strategy> FindStrategy(std::string_view name) {
   }
   if (const Planner* planner = FindPlanner(wanted)) {
     return Strategy{std::string(wanted), std::string(wanted), std::string(planner->description()), false, false,
-                    false, false};
+                    false, false, false};
   }
   std::string known = "hybrid";
   for (const std::string& n : StrategyNames()) known += ", " + n;

@@ -26,6 +26,10 @@ struct Strategy {
   // The compute path may take a chunk it waits for, cancelling its transfer, when computing it is
   // predicted to end sooner.
   bool cancel_transfers = false;
+  // The compute path starts on the first chunks at once, while the stream path fetches the
+  // manifest and measures the link. The first plan then starts from wherever compute has got to.
+  // Off for strategies that stream every chunk.
+  bool head_start = false;
 };
 
 // Built-in strategies, and any planner added with RegisterPlanner() as a static strategy of the
