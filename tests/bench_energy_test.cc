@@ -105,7 +105,10 @@ TEST(BenchEnergyTest, RejectsBrokenProfiles) {
                       {"radio_tail_s", {{"value", 10}, {"source", "s"}}}};
   ASSERT_TRUE(ParsePowerProfiles(json{{"profiles", {entry}}}.dump()).ok());
 
-  EXPECT_FALSE(ParsePowerProfiles("not json").ok());
+  Result<std::vector<PowerProfile>> not_json = ParsePowerProfiles("{\"profiles\": [\n  {,}]}");
+  ASSERT_FALSE(not_json.ok());
+  EXPECT_NE(not_json.status().message().find("line 2, column 4"), std::string::npos) << not_json.status().message();
+  EXPECT_EQ(not_json.status().message().find("json.exception"), std::string::npos) << not_json.status().message();
   EXPECT_FALSE(ParsePowerProfiles(json{{"profiles", json::array()}}.dump()).ok());
   EXPECT_FALSE(ParsePowerProfiles(json{{"profiles", {entry, entry}}}.dump()).ok());
   for (const char* field : {"cpu_busy_w", "cpu_idle_w", "radio_active_w", "radio_tail_w", "radio_tail_s"}) {

@@ -143,6 +143,12 @@ TEST(BenchScenarioTest, RejectsEachBadFieldByName) {
 TEST(BenchScenarioTest, RejectsBrokenJsonAndHugeSweeps) {
   EXPECT_FALSE(ParseScenario("{\"name\": \"x\",", "/tmp").ok());
   EXPECT_FALSE(ParseScenario("[1, 2]", "/tmp").ok());
+  // The syntax error is placed for the person editing the file, without the JSON library's text.
+  Result<Scenario> syntax = ParseScenario("{\"name\": \"x\",\n \"levels\": [\"f16\" \"q8\"]}", "/tmp");
+  ASSERT_FALSE(syntax.ok());
+  // The parser stops at the end of the token it did not expect: the closing quote of "q8".
+  EXPECT_NE(syntax.status().message().find("line 2, column 22"), std::string::npos) << syntax.status().message();
+  EXPECT_EQ(syntax.status().message().find("json.exception"), std::string::npos) << syntax.status().message();
 
   json doc = GoodScenario();
   std::vector<double> rates(1000), slowdowns(200);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/file_util.h"
+#include "common/json_error.h"
 #include "plan/cost_model.h"
 #include "test_support.h"
 
@@ -257,14 +258,62 @@ TEST(ProfileTest, ErrorsNameTheField) {
   };
   const std::pair<std::string, std::string> cases[] = {
       {replaced("\"cpu_name\"", "\"cpu\""), "\"cpu_name\" is missing"},
-      {replaced("\"a\": 0.0004", "\"a\": \"x\""), "\"compute.a\" has the wrong type"},
-      {replaced("\"codec\": \"f16\"", "\"codec\": 16"), "\"decode[0].codec\" has the wrong type"},
+      {replaced("\"a\": 0.0004", "\"a\": \"x\""), "\"compute.a\" is a string, expected a number"},
+      {replaced("\"codec\": \"f16\"", "\"codec\": 16"), "\"decode[0].codec\" is a number, expected a string"},
+      {replaced("\"n_threads\": 2", "\"n_threads\": 2.5"), "\"n_threads\" is a number, expected a whole number"},
+      {replaced("\"n_threads\": 2", "\"n_threads\": 4294967296"), "\"n_threads\" is 4294967296, outside"},
+      {replaced("\"decode_on_spare_core\": true", "\"decode_on_spare_core\": 1"),
+       "\"decode_on_spare_core\" is a number, expected true or false"},
+      {replaced("\"seconds_per_chunk\": 0.0001", "\"seconds_per_chunk\": true"),
+       "\"decode[0].seconds_per_chunk\" is a boolean, expected a number"},
+      {replaced("\"a\": 0.0004", "\"a\": -0.0004"), "\"compute.a\" is -0.000400, expected a finite number >= 0"},
   };
   for (const auto& [text, expected] : cases) {
     Result<Profile> p = ProfileFromJson(text);
     ASSERT_FALSE(p.ok()) << text;
     EXPECT_NE(p.status().message().find(expected), std::string::npos) << p.status().ToString();
   }
+}
+
+// Every rejected profile is reported in our words: no text of the JSON library, the fix named, and
+// for a file, its path.
+TEST(ProfileTest, ErrorsNameFixWithoutLibraryText) {
+  const std::string good = ProfileToJson(SampleProfile());
+  const std::string broken[] = {
+      "",
+      good.substr(0, good.size() / 2),
+      "{\"format\": \"sparkv-profile\",\n \"version\": 1,,}",
+      "[1, 2, 3]",
+      good.substr(0, good.find("\"n_threads\"")) + "\"n_threads\": \"two\"}",
+  };
+  for (const std::string& text : broken) {
+    Result<Profile> p = ProfileFromJson(text);
+    ASSERT_FALSE(p.ok()) << text;
+    const std::string& message = p.status().message();
+    EXPECT_EQ(message.find("json.exception"), std::string::npos) << message;
+    EXPECT_EQ(message.find("[json"), std::string::npos) << message;
+    EXPECT_NE(message.find("sparkv profile"), std::string::npos) << message;
+  }
+
+  // A syntax error is placed by line and column, counted from 1.
+  Result<Profile> syntax = ProfileFromJson("{\"format\": \"sparkv-profile\",\n \"version\": 1,,}");
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_NE(syntax.status().message().find("line 2, column 15"), std::string::npos) << syntax.status().message();
+
+  testing::TempDir dir;
+  ASSERT_TRUE(WriteFileAtomic(dir.File("p.json"), std::string_view("{\"format\": 3}")).ok());
+  Result<Profile> loaded = LoadProfile(dir.File("p.json"));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().message().rfind(dir.File("p.json") + ": profile: field \"format\"", 0), 0u)
+      << loaded.status().message();
+}
+
+TEST(JsonErrorPlaceTest, CountsLinesAndColumnsFromOne) {
+  EXPECT_EQ(JsonErrorPlace("{,}", 2), "line 1, column 2");
+  EXPECT_EQ(JsonErrorPlace("{\n  \"a\": ,\n}", 9), "line 2, column 7");
+  // nlohmann places an unexpected end one past the text; that is the end, not beyond it.
+  EXPECT_EQ(JsonErrorPlace("{\n", 3), "line 2, column 1");
+  EXPECT_EQ(JsonErrorPlace("", 0), "line 1, column 1");
 }
 
 }  // namespace

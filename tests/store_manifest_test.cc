@@ -164,6 +164,25 @@ TEST(Manifest, NonJsonAndTruncatedTextIsCorruption) {
   }
 }
 
+// A person reading the error learns where the file broke and what to do, in our words rather
+// than the JSON library's exception text.
+TEST(Manifest, ErrorsPlaceFaultAndNameFix) {
+  const std::string json = ToJson(SampleManifest());
+  const std::string broken[] = {"", "{", "{\"chunks\": [}", "\xff\xfe", json.substr(0, json.size() / 2), "[1, 2]"};
+  for (const std::string& text : broken) {
+    const Status status = ParseManifest(text).status();
+    ASSERT_FALSE(status.ok()) << text;
+    EXPECT_EQ(status.message().find("json.exception"), std::string::npos) << status.message();
+    EXPECT_NE(status.message().find("sparkv ingest"), std::string::npos) << status.message();
+  }
+  ExpectRejected(ParseManifest("{\n  \"format_version\": 1,\n  \"chunks\": [}").status(), "line 3, column 14");
+  ExpectRejected(ParseEdited([](Json& j) { j["chunks"][1]["levels"]["f16"]["bytes"] = "many"; }),
+                 "manifest chunk 1: level 'f16': field 'bytes' is string, not an integer; ingest the context again");
+  // A newer format is no damage: its advice stays the version's own.
+  const Status newer = ParseEdited([](Json& j) { j["format_version"] = kFormatVersion + 1; });
+  EXPECT_EQ(newer.message().find("sparkv ingest` to rewrite"), std::string::npos) << newer.message();
+}
+
 TEST(Manifest, DeepNestingIsRejectedWithoutCrashing) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   EXPECT_EQ(ParseManifest(deep).status().code(), ErrorCode::kCorruption);

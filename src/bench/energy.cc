@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/file_util.h"
+#include "common/json_error.h"
 
 namespace sparkv {
 namespace {
@@ -34,8 +35,16 @@ Status ReadWatts(const json& profile, const std::string& profile_name, const cha
 }  // namespace
 
 Result<std::vector<PowerProfile>> ParsePowerProfiles(std::string_view text) {
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("profiles") || !doc["profiles"].is_array()) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& error) {
+    return InvalidArgumentError("power profiles are not valid JSON: the syntax breaks at " +
+                                JsonErrorPlace(text, error.byte) + "; check the brackets, commas and quotes there");
+  } catch (const json::exception&) {
+    return InvalidArgumentError("power profiles are not valid JSON; check their brackets, commas and quotes");
+  }
+  if (!doc.is_object() || !doc.contains("profiles") || !doc["profiles"].is_array()) {
     return InvalidArgumentError("power profiles must be a JSON object with a \"profiles\" list");
   }
   std::vector<PowerProfile> profiles;

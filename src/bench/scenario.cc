@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
+#include "common/json_error.h"
 #include "kv/chunk_key.h"
 #include "kv/codec.h"
 #include "net/link.h"
@@ -228,8 +229,15 @@ std::string FormatNumber(double x) {
 }  // namespace
 
 Result<Scenario> ParseScenario(std::string_view text, const std::string& folder) {
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return InvalidArgumentError("scenario is not valid JSON; check brackets, commas and quotes");
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& error) {
+    return InvalidArgumentError("scenario is not valid JSON: the syntax breaks at " + JsonErrorPlace(text, error.byte) +
+                                "; check the brackets, commas and quotes there");
+  } catch (const json::exception&) {
+    return InvalidArgumentError("scenario is not valid JSON; check its brackets, commas and quotes");
+  }
   if (!doc.is_object()) return InvalidArgumentError("scenario must be a JSON object with fields such as profile and bandwidth");
   static const char* const kKnown[] = {"name", "mode", "real", "profile", "manifest", "synthetic", "n_chunks", "levels",
                                        "quality_floor", "bandwidth", "initial_rate_mbit", "rtt_ms", "slowdown",
@@ -456,7 +464,8 @@ std::string ScenarioPoint::Label(const Scenario& s) const {
 Result<BenchContext> LoadBenchContext(const Scenario& s) {
   BenchContext context;
   Result<Profile> profile = LoadProfile(s.profile_path);
-  if (!profile.ok()) return profile.status().WithContext("scenario field 'profile' (" + s.profile_path + ")");
+  // LoadProfile's message starts with the file's path.
+  if (!profile.ok()) return profile.status().WithContext("scenario field 'profile'");
   context.profile = std::move(profile).value();
   const int32_t longest = s.n_chunks.empty() ? 0 : *std::max_element(s.n_chunks.begin(), s.n_chunks.end());
   if (!s.manifest_path.empty()) {

@@ -5,11 +5,13 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
 #include "common/hash.h"
+#include "common/json_error.h"
 
 namespace sparkv {
 namespace {
@@ -323,19 +325,48 @@ std::string ProfileToJson(const Profile& profile) {
 
 namespace {
 
-// Reads field `name` of `object` as T. The errors name the field, so that a hand-edited profile
-// points at the value to fix; `where` prefixes the name (e.g. "decode[2].").
+// The advice that ends every profile error. A hand-edited profile can be corrected, and a damaged
+// or outdated one measured again.
+constexpr const char* kProfileFix = "; correct it, or measure the device again with `sparkv profile`";
+
+// Reads field `name` of `object` as T, checking the JSON type first instead of converting (a
+// boolean is no number here, and 1.5 no thread count). Errors name the field, what it contains
+// and what was expected; `where` prefixes the name (e.g. "decode[2].").
 template <typename T>
 Result<T> ProfileField(const nlohmann::json& object, const char* name, const std::string& where = "") {
+  const std::string field = "profile: field \"" + where + name + "\"";
   const auto it = object.find(name);
-  if (it == object.end()) {
-    return CorruptionError("profile: field \"" + where + name + "\" is missing; re-run `sparkv profile`");
-  }
-  try {
-    return it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    return CorruptionError("profile: field \"" + where + name + "\" has the wrong type (" +
-                           std::string(it->type_name()) + "); re-run `sparkv profile`");
+  if (it == object.end()) return CorruptionError(field + " is missing" + kProfileFix);
+  const nlohmann::json& value = *it;
+  const auto wrong = [&](const char* expected) {
+    return CorruptionError(field + " is " + (value.is_null() ? std::string("null") : "a " + std::string(value.type_name())) +
+                           ", expected " + expected + kProfileFix);
+  };
+  if constexpr (std::is_same_v<T, nlohmann::json>) {
+    return value;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!value.is_boolean()) return wrong("true or false");
+    return value.get<bool>();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (!value.is_string()) return wrong("a string");
+    return value.get<std::string>();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!value.is_number_integer()) return wrong("a whole number");
+    // A value outside T's range would wrap in get<T>(), so it is compared as a wide integer first.
+    const bool fits = value.is_number_unsigned()
+                          ? value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                          : value.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                                value.get<int64_t>() <= std::numeric_limits<T>::max();
+    if (!fits) {
+      return CorruptionError(field + " is " + value.dump() + ", outside [" +
+                             std::to_string(std::numeric_limits<T>::min()) + ", " +
+                             std::to_string(std::numeric_limits<T>::max()) + "]" + kProfileFix);
+    }
+    return value.get<T>();
+  } else {
+    static_assert(std::is_floating_point_v<T>, "profile fields are numbers, strings, booleans or objects");
+    if (!value.is_number()) return wrong("a number");
+    return value.get<T>();
   }
 }
 
@@ -346,61 +377,76 @@ Result<Profile> ProfileFromJson(std::string_view json) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(json);
-  } catch (const nlohmann::json::exception& e) {
-    return CorruptionError(std::string("profile: not valid JSON: ") + e.what());
+  } catch (const nlohmann::json::parse_error& e) {
+    return CorruptionError("profile is not valid JSON: the syntax breaks at " + JsonErrorPlace(json, e.byte) +
+                           kProfileFix);
+  } catch (const nlohmann::json::exception&) {
+    return CorruptionError(std::string("profile is not valid JSON") + kProfileFix);
   }
   if (!j.is_object() || !j.contains("format") || !j["format"].is_string() ||
       j["format"].get<std::string>() != kProfileFormat) {
-    return CorruptionError("profile: missing \"format\": \"sparkv-profile\"; this is not a "
-                           "SparKV profile");
+    return CorruptionError("profile: field \"format\" is not \"sparkv-profile\", so this file is no SparKV "
+                           "profile; pass the file `sparkv profile` wrote");
   }
   SPARKV_ASSIGN_OR_RETURN(const int version, ProfileField<int>(j, "version"));
   if (version != kProfileVersion) {
     return UnsupportedError("profile: version " + std::to_string(version) +
                             " is not supported (this build reads version " +
-                            std::to_string(kProfileVersion) + "); re-run the profiler");
+                            std::to_string(kProfileVersion) + "); measure the device again with `sparkv profile`");
   }
   SPARKV_ASSIGN_OR_RETURN(const nlohmann::json c, ProfileField<nlohmann::json>(j, "compute"));
-  if (!c.is_object()) return CorruptionError("profile: field \"compute\" must be an object with a, c and d");
+  if (!c.is_object()) {
+    return CorruptionError("profile: field \"compute\" is a " + std::string(c.type_name()) +
+                           ", expected an object with a, c and d" + kProfileFix);
+  }
   SPARKV_ASSIGN_OR_RETURN(p.compute.a, ProfileField<double>(c, "a", "compute."));
   SPARKV_ASSIGN_OR_RETURN(p.compute.c, ProfileField<double>(c, "c", "compute."));
   SPARKV_ASSIGN_OR_RETURN(p.compute.d, ProfileField<double>(c, "d", "compute."));
-  if (!IsNonNegativeFinite(p.compute.a) || !IsNonNegativeFinite(p.compute.c) ||
-      !IsNonNegativeFinite(p.compute.d)) {
-    return CorruptionError("profile: compute coefficients a, c, d must be finite and >= 0");
+  for (const auto& [name, value] : {std::pair{"a", p.compute.a}, {"c", p.compute.c}, {"d", p.compute.d}}) {
+    if (!IsNonNegativeFinite(value)) {
+      return CorruptionError("profile: field \"compute." + std::string(name) + "\" is " + std::to_string(value) +
+                             ", expected a finite number >= 0" + kProfileFix);
+    }
   }
   SPARKV_ASSIGN_OR_RETURN(const nlohmann::json decode, ProfileField<nlohmann::json>(j, "decode"));
-  if (!decode.is_array()) return CorruptionError("profile: field \"decode\" must be an array");
+  if (!decode.is_array()) {
+    return CorruptionError("profile: field \"decode\" is a " + std::string(decode.type_name()) +
+                           ", expected a list of {codec, seconds_per_chunk, seconds_per_byte}" + kProfileFix);
+  }
   for (size_t i = 0; i < decode.size(); ++i) {
     const nlohmann::json& d = decode[i];
     const std::string where = "decode[" + std::to_string(i) + "].";
-    if (!d.is_object()) return CorruptionError("profile: " + where.substr(0, where.size() - 1) + " must be an object");
+    if (!d.is_object()) {
+      return CorruptionError("profile: field \"" + where.substr(0, where.size() - 1) + "\" is a " +
+                             std::string(d.type_name()) + ", expected an object" + kProfileFix);
+    }
     DecodeCost dc;
     SPARKV_ASSIGN_OR_RETURN(dc.codec, ProfileField<std::string>(d, "codec", where));
     SPARKV_ASSIGN_OR_RETURN(dc.seconds_per_chunk, ProfileField<double>(d, "seconds_per_chunk", where));
     SPARKV_ASSIGN_OR_RETURN(dc.seconds_per_byte, ProfileField<double>(d, "seconds_per_byte", where));
-    if (dc.codec.empty() || !IsNonNegativeFinite(dc.seconds_per_chunk) ||
-        !IsNonNegativeFinite(dc.seconds_per_byte)) {
-      return CorruptionError("profile: decode entry for codec \"" + dc.codec +
-                             "\" needs a name and finite costs >= 0");
+    if (dc.codec.empty()) return CorruptionError("profile: field \"" + where + "codec\" is empty" + kProfileFix);
+    if (!IsNonNegativeFinite(dc.seconds_per_chunk) || !IsNonNegativeFinite(dc.seconds_per_byte)) {
+      return CorruptionError("profile: fields \"" + where + "seconds_per_chunk\" and \"" + where +
+                             "seconds_per_byte\" (codec " + dc.codec + ") must be finite numbers >= 0" + kProfileFix);
     }
     if (p.FindDecode(dc.codec) != nullptr) {
-      return CorruptionError("profile: codec \"" + dc.codec + "\" is listed twice under decode");
+      return CorruptionError("profile: field \"" + where + "codec\": codec \"" + dc.codec +
+                             "\" is listed twice under decode; keep one entry per codec");
     }
     p.decode.push_back(std::move(dc));
   }
   SPARKV_ASSIGN_OR_RETURN(p.n_threads, ProfileField<int32_t>(j, "n_threads"));
   if (p.n_threads < 1) {
-    return CorruptionError("profile: n_threads is " + std::to_string(p.n_threads) +
-                           "; it must be >= 1");
+    return CorruptionError("profile: field \"n_threads\" is " + std::to_string(p.n_threads) +
+                           ", expected 1 or more" + kProfileFix);
   }
   SPARKV_ASSIGN_OR_RETURN(p.decode_on_spare_core, ProfileField<bool>(j, "decode_on_spare_core"));
   SPARKV_ASSIGN_OR_RETURN(p.cpu_name, ProfileField<std::string>(j, "cpu_name"));
   SPARKV_ASSIGN_OR_RETURN(p.model_fingerprint_hex, ProfileField<std::string>(j, "model_fingerprint"));
   Hash128 unused;
   if (!Hash128::FromHex(p.model_fingerprint_hex, &unused)) {
-    return CorruptionError("profile: model_fingerprint \"" + p.model_fingerprint_hex +
-                           "\" is not 32 hex digits");
+    return CorruptionError("profile: field \"model_fingerprint\" is \"" + p.model_fingerprint_hex.substr(0, 40) +
+                           "\", expected 32 hex digits" + kProfileFix);
   }
   return p;
 }

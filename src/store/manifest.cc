@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "common/json_error.h"
 #include "kv/blob.h"
 #include "kv/chunk_key.h"
 #include "kv/format.h"
@@ -12,6 +13,10 @@ namespace sparkv {
 namespace {
 
 using Json = nlohmann::json;
+
+// Appended to the errors of a manifest that does not parse: a manifest is written by `sparkv
+// ingest`, so a damaged one is replaced, not repaired by hand.
+constexpr const char* kManifestFix = "; ingest the context again with `sparkv ingest` to rewrite the manifest";
 
 std::string ChunkPrefix(size_t index) { return "manifest chunk " + std::to_string(index) + ": "; }
 
@@ -228,15 +233,24 @@ Result<Manifest> ParseManifest(std::string_view json) {
     return CorruptionError("manifest is " + std::to_string(json.size()) + " bytes; at most " +
                            std::to_string(kMaxManifestBytes) + " are accepted");
   }
-  // nlohmann-json reports errors by exception; none may leave this function.
+  // nlohmann-json reports errors by exception, and none may leave this function. Its text names
+  // the library's internals rather than the file, so it is not passed on.
+  Result<Manifest> manifest = InternalError("manifest was not parsed");
   try {
-    const Json root = Json::parse(json.begin(), json.end());
-    return ParseJson(root);
-  } catch (const Json::exception& error) {
-    return CorruptionError(std::string("manifest is not valid JSON: ") + error.what());
+    manifest = ParseJson(Json::parse(json.begin(), json.end()));
+  } catch (const Json::parse_error& error) {
+    return CorruptionError("manifest is not valid JSON: the syntax breaks at " + JsonErrorPlace(json, error.byte) +
+                           kManifestFix);
+  } catch (const Json::exception&) {
+    return CorruptionError(std::string("manifest does not hold the expected JSON types") + kManifestFix);
   } catch (const std::exception& error) {
     return InternalError(std::string("manifest parsing failed: ") + error.what());
   }
+  // A version this build cannot read has its own advice; every other fault is damage to the file.
+  if (!manifest.ok() && manifest.status().code() == ErrorCode::kCorruption) {
+    return CorruptionError(manifest.status().message() + kManifestFix);
+  }
+  return manifest;
 }
 
 }  // namespace sparkv
