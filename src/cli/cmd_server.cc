@@ -59,6 +59,7 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
       std::printf("  %-6s %10.2f MiB  (%.1f bytes per token)\n", codec.c_str(), bytes / 1048576.0,
                   static_cast<double>(bytes) / report->manifest.n_tokens);
     }
+    for (const std::string& warning : report->warnings) std::fprintf(stderr, "sparkv: warning: %s\n", warning.c_str());
   });
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -15,7 +16,29 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+std::string MiB(uint64_t n_bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f MiB", static_cast<double>(n_bytes) / 1048576.0);
+  return text;
+}
+
 }  // namespace
+
+std::vector<std::string> LargerThanF16Warnings(const std::map<std::string, uint64_t>& bytes_per_codec,
+                                               uint64_t f16_bytes, int32_t n_tokens, int32_t chunk_tokens) {
+  std::vector<std::string> warnings;
+  for (const auto& [codec, n_bytes] : bytes_per_codec) {
+    if (codec == "f16" || n_bytes <= f16_bytes) continue;
+    char per_token[96];
+    std::snprintf(per_token, sizeof per_token, "%.1f bytes per token against %.1f",
+                  static_cast<double>(n_bytes) / n_tokens, static_cast<double>(f16_bytes) / n_tokens);
+    warnings.push_back("level " + codec + " takes " + MiB(n_bytes) + ", more than lossless f16 at " + MiB(f16_bytes) +
+                       " (" + per_token + "): at --chunk-tokens " + std::to_string(chunk_tokens) +
+                       ", its per-chunk header and tables outweigh the compression; ingest with a larger "
+                       "--chunk-tokens (the default is " + std::to_string(kDefaultChunkTokens) + ")");
+  }
+  return warnings;
+}
 
 Result<IngestReport> IngestContext(const Model& model, Engine& engine, std::span<const TokenId> tokens,
                                    const IngestOptions& options, const std::string& store_root) {
@@ -29,6 +52,8 @@ Result<IngestReport> IngestContext(const Model& model, Engine& engine, std::span
     return InvalidArgumentError("--chunk-tokens " + std::to_string(options.chunk_tokens) + " is outside [1, " +
                                 std::to_string(kMaxChunkTokens) + "]");
   }
+  const Codec* f16 = FindCodec("f16");
+  if (f16 == nullptr) return InternalError("the f16 codec is not registered");
   std::vector<const Codec*> codecs;
   for (const std::string& name : options.codecs) {
     const Codec* codec = FindCodec(name);
@@ -72,6 +97,7 @@ Result<IngestReport> IngestContext(const Model& model, Engine& engine, std::span
     entry.key = keys[j];
     const Clock::time_point encode_start = Clock::now();
     const KvSlice slice = engine.kv_cache().Slice(chunk.begin, chunk.end);
+    report.f16_bytes += kBlobHeaderBytes + f16->MaxPayloadBytes(ShapeOf(slice));
     const BlobIdentity identity{model.fingerprint(), keys[j], chunk.begin, chunk.end};
     for (const Codec* codec : codecs) {
       SPARKV_ASSIGN_OR_RETURN(std::vector<uint8_t> blob, EncodeBlob(*codec, identity, slice));
@@ -85,6 +111,8 @@ Result<IngestReport> IngestContext(const Model& model, Engine& engine, std::span
   }
 
   SPARKV_RETURN_IF_ERROR(store.WriteManifest(manifest));
+  report.warnings =
+      LargerThanF16Warnings(report.bytes_per_codec, report.f16_bytes, manifest.n_tokens, options.chunk_tokens);
   SPARKV_LOG_INFO("ingested %zu tokens in %zu chunks as context %s (prefill %.2f s, encode %.2f s)", tokens.size(),
                   chunks.size(), manifest.context_key.Hex().c_str(), report.prefill_s, report.encode_s);
   return report;

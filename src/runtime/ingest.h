@@ -3,6 +3,7 @@
 // blobs and a manifest into a store.
 #pragma once
 
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,6 +25,12 @@ struct IngestReport {
   double prefill_s = 0.0;
   double encode_s = 0.0;
   std::map<std::string, uint64_t> bytes_per_codec;  // total blob bytes per level
+  // Total bytes the context takes as f16 blobs, whether or not f16 was ingested: the lossless
+  // size every other level is meant to undercut.
+  uint64_t f16_bytes = 0;
+  // One line per level that came out larger than f16 (short chunks, where per-chunk headers and
+  // tables outweigh the compression), naming the sizes and a larger --chunk-tokens.
+  std::vector<std::string> warnings;
 };
 
 // Prefills `tokens` on `engine` (its KV cache is cleared first) and writes the store under
@@ -31,5 +38,10 @@ struct IngestReport {
 // kept, since equal chunk keys mean equal KV.
 Result<IngestReport> IngestContext(const Model& model, Engine& engine, std::span<const TokenId> tokens,
                                    const IngestOptions& options, const std::string& store_root);
+
+// Builds IngestReport::warnings: one line per level in `bytes_per_codec` (total blob bytes) above
+// `f16_bytes`, for a context of `n_tokens` cut into chunks of `chunk_tokens`.
+std::vector<std::string> LargerThanF16Warnings(const std::map<std::string, uint64_t>& bytes_per_codec,
+                                               uint64_t f16_bytes, int32_t n_tokens, int32_t chunk_tokens);
 
 }  // namespace sparkv
