@@ -101,6 +101,22 @@ TEST_F(BenchCliTest, TablePrintsEveryRow) {
   EXPECT_NE(out.find("energy J"), std::string::npos) << out;
 }
 
+// A long sweep draws a progress line only on a terminal; a CI log (stderr to a file) gets nothing,
+// with the table and with JSON.
+TEST_F(BenchCliTest, SweepSilentWhenStderrNotTerminal) {
+  json scenario = Scenario();
+  std::vector<double> rates;
+  for (int i = 1; i <= 60; ++i) rates.push_back(i);
+  scenario["bandwidth"] = {{"rate_mbit", rates}};
+  scenario["n_chunks"] = 64;
+  for (const char* flags : {"", "--json"}) {
+    const auto [status, out] = Bench(scenario, flags);
+    ASSERT_EQ(status, 0) << out << ReadStderr();
+    EXPECT_NE(out.find("sparkv-adaptive"), std::string::npos) << flags;
+    EXPECT_EQ(ReadStderr(), "") << flags;
+  }
+}
+
 TEST_F(BenchCliTest, BadScenarioFailsNamingField) {
   json scenario = Scenario();
   scenario["slowdown"] = -3;

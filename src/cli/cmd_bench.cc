@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "bench/energy.h"
+#include "bench/progress.h"
 #include "bench/real.h"
 #include "bench/scenario.h"
 #include "bench/svg.h"
@@ -259,17 +260,27 @@ int RunBench(const Flags& f) {
   }
 
   const std::vector<ScenarioPoint> points = ExpandScenario(s);
-  const size_t n_runs = points.size() * strategies.size() * static_cast<size_t>(s.repetitions);
-  const bool show_progress = n_runs > 40;
+  // One run per point for the hindsight optimum, which can cost as much as a strategy, and one per
+  // strategy and repetition.
+  const size_t n_runs = points.size() * (1 + strategies.size() * static_cast<size_t>(s.repetitions));
+  size_t n_done = 0;
+  ProgressLine progress(stderr, IsTerminal(stderr) && !f.json);
+  // An error starts on a clean line, not after the progress text.
+  const auto fail = [&progress](const Status& status) {
+    progress.Finish();
+    return ReportError(status);
+  };
   std::vector<double> hindsight(points.size());
   std::vector<Row> rows;
   for (size_t p = 0; p < points.size(); ++p) {
     const std::string label = points[p].Label(s);
     Result<SimScenario> sim = MakeSimScenario(s, *context, points[p]);
-    if (!sim.ok()) return ReportError(sim.status().WithContext(label));
+    if (!sim.ok()) return fail(sim.status().WithContext(label));
     Result<Plan> optimum = HindsightOptimum(*sim);
-    if (!optimum.ok()) return ReportError(optimum.status().WithContext(label));
+    if (!optimum.ok()) return fail(optimum.status().WithContext(label));
     hindsight[p] = optimum->predicted.ttft_s;
+    const std::string point_detail = "point " + std::to_string(p + 1) + "/" + std::to_string(points.size());
+    progress.Update(++n_done, n_runs, point_detail);
     const size_t first_row = rows.size();
     for (const Strategy& strategy : strategies) {
       Row row;
@@ -278,7 +289,8 @@ int RunBench(const Flags& f) {
       double lo = HUGE_VAL, hi = -HUGE_VAL;
       for (int32_t rep = 0; rep < s.repetitions; ++rep) {
         Result<SimResult> result = SimulateLoad(strategy, *sim);
-        if (!result.ok()) return ReportError(result.status().WithContext(label + ", strategy " + strategy.name));
+        if (!result.ok()) return fail(result.status().WithContext(label + ", strategy " + strategy.name));
+        progress.Update(++n_done, n_runs, point_detail);
         const Energy e = RequestEnergy(*result, *power);
         const double n = s.repetitions;
         row.ttft_s += result->ttft_s / n;
@@ -298,7 +310,7 @@ int RunBench(const Flags& f) {
                                      strategy.name + "-timeline.svg";
             Status written = WriteSvg(f.svg_dir, file,
                                       TimelineSvg(*result, sim->actual, s.name + ": " + strategy.name + ", " + label));
-            if (!written.ok()) return ReportError(written);
+            if (!written.ok()) return fail(written);
           }
         }
       }
@@ -315,10 +327,8 @@ int RunBench(const Flags& f) {
       if (std::isfinite(best_single)) rows[r].vs_single = best_single / rows[r].ttft_s;
       if (local_j > 0) rows[r].energy_vs_local = rows[r].energy.total_j() / local_j;
     }
-    if (show_progress && ((p + 1) % std::max<size_t>(1, points.size() / 10) == 0 || p + 1 == points.size())) {
-      std::fprintf(stderr, "sparkv bench: %zu/%zu points (%s)\n", p + 1, points.size(), label.c_str());
-    }
   }
+  progress.Finish();
 
   if (!f.svg_dir.empty() && s.bandwidth.kind == BandwidthSpec::Kind::kConstant && s.bandwidth.rates_mbit.size() > 1) {
     // One chart per combination of the other swept values, one line per strategy.
