@@ -67,7 +67,10 @@ Result<BandwidthModel> RealizedBandwidth(const Flags& f, std::string* label) {
   if (!f.steps.empty()) {
     *label = "steps " + f.steps;
     Result<BandwidthModel> steps = ParseSteps(f.steps);
-    if (!steps.ok()) return steps.status().WithContext("--steps " + f.steps);
+    // ParseSteps names the flag itself; the bandwidth model's own checks do not.
+    if (!steps.ok() && !steps.status().message().starts_with("--steps")) {
+      return steps.status().WithContext("--steps " + f.steps);
+    }
     return steps;
   }
   SPARKV_ASSIGN_OR_RETURN(Link link, Link::LoadMahimahi(f.trace));
@@ -75,9 +78,37 @@ Result<BandwidthModel> RealizedBandwidth(const Flags& f, std::string* label) {
   return LinkBandwidth(link, f.trace_offset_s);
 }
 
+// Chunks that ended on another path than the first plan gave them: moved by a re-plan or taken
+// by the compute path, cancelled in flight, or computed after a failed transfer. Each chunk counts
+// once, so this is at most the chunk count. The controller's stats.n_moved counts every path
+// change of a pending chunk instead, and one chunk can change more than once.
+int32_t ChunksOffPlan(const SimResult& r) {
+  int32_t n = 0;
+  for (size_t j = 0; j < r.chunks.size() && j < r.initial_plan.decisions.size(); ++j) {
+    const bool planned_stream = r.initial_plan.decisions[j].path == Decision::Path::kStream;
+    n += planned_stream != r.chunks[j].streamed;
+  }
+  return n;
+}
+
+// The manifest's levels, comma-separated, when no chunk offers any of `levels`; empty otherwise.
+std::string LevelsNotInManifest(const Manifest& manifest, const std::vector<std::string>& levels) {
+  std::vector<std::string> stored;
+  for (const ManifestChunk& chunk : manifest.chunks) {
+    for (const auto& [codec, unused] : chunk.levels) {
+      if (std::find(levels.begin(), levels.end(), codec) != levels.end()) return "";
+      if (std::find(stored.begin(), stored.end(), codec) == stored.end()) stored.push_back(codec);
+    }
+  }
+  std::string text;
+  for (const std::string& codec : stored) text += (text.empty() ? "" : ",") + codec;
+  return text;
+}
+
 int RunSimulate(const Flags& f) {
   Result<Profile> profile = LoadProfile(f.profile);
-  if (!profile.ok()) return ReportError(profile.status().WithContext("--profile " + f.profile));
+  // LoadProfile's message starts with the file's path.
+  if (!profile.ok()) return ReportError(profile.status().WithContext("--profile"));
   Result<std::string> manifest_text = ReadFileToString(f.manifest);
   if (!manifest_text.ok()) return ReportError(manifest_text.status());
   Result<Manifest> manifest = ParseManifest(*manifest_text);
@@ -109,6 +140,12 @@ int RunSimulate(const Flags& f) {
       return ReportError(InvalidArgumentError("--levels: unknown codec level '" + level +
                                               "'; see `sparkv ingest --help` for the names"));
     }
+  }
+  if (std::string stored = LevelsNotInManifest(*manifest, levels); !stored.empty()) {
+    std::fprintf(stderr,
+                 "sparkv: warning: the manifest has levels %s, none of --levels %s; every strategy computes every "
+                 "chunk (pass --levels with one of the manifest's levels)\n",
+                 stored.c_str(), f.levels.c_str());
   }
   std::vector<Strategy> strategies;
   for (const std::string& name : SplitList(f.strategies)) {
@@ -160,8 +197,15 @@ int RunSimulate(const Flags& f) {
     for (const SimResult& r : results) {
       nlohmann::json chunks = nlohmann::json::array();
       for (const SimChunk& c : r.chunks) {
-        chunks.push_back({{"streamed", c.streamed}, {"codec", c.streamed ? c.codec : ""}, {"fell_back", c.fell_back},
-                          {"cancelled", c.cancelled}, {"resident_s", c.resident_s}});
+        const size_t j = chunks.size();
+        const bool planned_stream =
+            j < r.initial_plan.decisions.size() && r.initial_plan.decisions[j].path == Decision::Path::kStream;
+        chunks.push_back({{"planned", planned_stream ? "stream" : "compute"},
+                          {"streamed", c.streamed},
+                          {"codec", c.streamed ? c.codec : ""},
+                          {"fell_back", c.fell_back},
+                          {"cancelled", c.cancelled},
+                          {"resident_s", c.resident_s}});
       }
       out["strategies"].push_back({{"name", r.strategy},
                                    {"ttft_s", r.ttft_s},
@@ -173,7 +217,8 @@ int RunSimulate(const Flags& f) {
                                    {"network_busy_s", r.network_busy_s},
                                    {"cpu_busy_s", r.cpu_busy_s},
                                    {"replans", r.stats.n_replans},
-                                   {"moved", r.stats.n_moved},
+                                   {"path_changes", r.stats.n_moved},
+                                   {"chunks_off_plan", ChunksOffPlan(r)},
                                    {"cancelled", r.stats.n_cancelled},
                                    {"fallback", r.stats.n_fallback},
                                    {"replan_times_s", r.stats.replan_times_s},
@@ -186,17 +231,21 @@ int RunSimulate(const Flags& f) {
   std::printf("link %s; planner told %.2f Mbit/s at the start; device slowdown %.2fx; %zu chunks\n",
               link_label.c_str(), initial * 8 / 1e6, f.slowdown, scenario.input.chunks.size());
   std::printf("hindsight optimum (exact plan with the realized bandwidth): TTFT %.3f s\n\n", optimum);
-  std::printf("%-16s %9s %9s %8s %8s %9s %9s %7s %6s %7s %9s\n", "strategy", "TTFT s", "planned", "/optim",
-              "/single", "streamed", "computed", "replan", "moved", "cancel", "MiB recv");
+  std::printf("%-16s %9s %9s %8s %8s %9s %9s %7s %7s %8s %7s %9s\n", "strategy", "TTFT s", "planned", "/optim",
+              "/single", "streamed", "computed", "replan", "changes", "off plan", "cancel", "MiB recv");
   for (const SimResult& r : results) {
     // Without local and stream in the list there is no single path to compare with: 0 marks it.
     const double vs_single = std::isfinite(best_single) ? best_single / r.ttft_s : 0.0;
-    std::printf("%-16s %9.3f %9.3f %8.3f %8.3f %9d %9d %7d %6d %7d %9.2f\n", r.strategy.c_str(), r.ttft_s,
-                r.initial_plan.predicted.ttft_s, r.ttft_s / optimum, vs_single, r.n_streamed,
-                r.n_computed, r.stats.n_replans, r.stats.n_moved, r.stats.n_cancelled, r.received_bytes / 1048576.0);
+    std::printf("%-16s %9.3f %9.3f %8.3f %8.3f %9d %9d %7d %7d %8d %7d %9.2f\n", r.strategy.c_str(), r.ttft_s,
+                r.initial_plan.predicted.ttft_s, r.ttft_s / optimum, vs_single, r.n_streamed, r.n_computed,
+                r.stats.n_replans, r.stats.n_moved, ChunksOffPlan(r), r.stats.n_cancelled,
+                r.received_bytes / 1048576.0);
   }
   std::printf("\n/optim: TTFT over the hindsight optimum (1 is optimal). /single: the better of local and stream\n"
-              "over this TTFT (above 1 is faster than both single paths; 0 when neither ran).\n");
+              "over this TTFT (above 1 is faster than both single paths; 0 when neither ran).\n"
+              "changes: path changes of chunks not yet started after the first plan; one chunk may change more\n"
+              "than once. off plan: chunks that ended on another path than the first plan gave them, each\n"
+              "counted once (moved, cancelled in flight, or computed after a failed transfer).\n");
   return 0;
 }
 
@@ -221,7 +270,9 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
   std::string names;
   for (const std::string& name : StrategyNames()) names += (names.empty() ? "" : ", ") + name;
   command->add_option("--strategies", flags->strategies, "Comma-separated strategies: " + names)->capture_default_str();
-  command->add_option("--levels", flags->levels, "Codec levels the plan may stream, comma-separated; f16 (lossless) as in `sparkv run`");
+  command->add_option("--levels", flags->levels,
+                      "Codec levels the plan may stream, comma-separated; f16 (lossless) as in `sparkv run`")
+      ->capture_default_str();
   command->add_option("--quality-floor", flags->quality_floor,
                       "Highest quality rank allowed (0 = lossless only; default: no floor)")
       ->check(CLI::NonNegativeNumber);
