@@ -1,6 +1,10 @@
 // The `sparkv` command: one subcommand per role (convert, ingest, serve, run, demo, ...).
 #include <CLI/CLI.hpp>
 
+#include <string>
+#include <string_view>
+
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/log.h"
 
@@ -29,6 +33,27 @@ int main(int argc, char** argv) {
   sparkv::cli::AddConvertCommand(app, &exit_code);
   sparkv::cli::AddMakeModelCommand(app, &exit_code);
   sparkv::cli::AddEvalCodecCommand(app, &exit_code);
+
+  // CLI11 reports an unknown subcommand as a missing one; name it and the known ones instead.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--log-level") {
+      ++i;  // its value
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    std::string names;
+    bool known = false;
+    for (const CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; })) {
+      known = known || command->get_name() == arg;
+      names += (names.empty() ? "" : ", ") + command->get_name();
+    }
+    if (!known) {
+      return sparkv::cli::ReportError(sparkv::InvalidArgumentError(
+          "unknown subcommand '" + std::string(arg) + "'; give one of " + names + " (`sparkv --help` describes each)"));
+    }
+    break;
+  }
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

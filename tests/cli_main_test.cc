@@ -1,0 +1,30 @@
+// The `sparkv` command line before any subcommand runs: a mistyped subcommand is named back with
+// the list of known ones.
+#include <gtest/gtest.h>
+
+#include "test_support.h"
+
+namespace sparkv {
+namespace {
+
+TEST(CliMainTest, UnknownSubcommandIsNamed) {
+  for (const char* args : {"frobnicate", "--log-level warn simulat --rate 3"}) {
+    const auto [status, out] = testing::RunShell(testing::SparkvBinary() + " " + args + " 2>&1");
+    EXPECT_NE(status, 0) << args;
+    const std::string name = std::string(args).find("simulat") != std::string::npos ? "simulat" : "frobnicate";
+    EXPECT_NE(out.find("unknown subcommand '" + name + "'"), std::string::npos) << out;
+    EXPECT_NE(out.find("demo, run, ingest"), std::string::npos) << out;
+  }
+}
+
+TEST(CliMainTest, KnownSubcommandsStillParse) {
+  const auto [status, out] = testing::RunShell(testing::SparkvBinary() + " --log-level warn simulate --help 2>&1");
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("--strategies"), std::string::npos) << out;
+  const auto [version_status, version] = testing::RunShell(testing::SparkvBinary() + " --version 2>&1");
+  EXPECT_EQ(version_status, 0) << version;
+  EXPECT_NE(version.find("sparkv "), std::string::npos) << version;
+}
+
+}  // namespace
+}  // namespace sparkv
