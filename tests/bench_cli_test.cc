@@ -101,8 +101,8 @@ TEST_F(BenchCliTest, TablePrintsEveryRow) {
   EXPECT_NE(out.find("energy J"), std::string::npos) << out;
 }
 
-// A long sweep draws a progress line only on a terminal; a CI log (stderr to a file) gets nothing,
-// with the table and with JSON.
+// A long sweep draws a progress line only on a terminal. A CI log (stderr sent to a file) gets
+// nothing, with the table and with JSON.
 TEST_F(BenchCliTest, SweepSilentWhenStderrNotTerminal) {
   json scenario = Scenario();
   std::vector<double> rates;
