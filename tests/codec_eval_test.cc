@@ -70,21 +70,30 @@ TEST_F(CodecEvalTest, F16OnF16CacheMatchesExactKv) {
   EXPECT_EQ(report.sampled_continuation.size(), 101u);
 }
 
-TEST_F(CodecEvalTest, Q8IsSmallerWithSmallPositiveKl) {
-  const CodecEvalReport report = EvaluateCodecs(*model_, context_, Options({"q8", "f16"})).value();
-  ASSERT_EQ(report.levels.size(), 2u);
+TEST_F(CodecEvalTest, QuantizedLevelsHaveSmallKl) {
+  const CodecEvalReport report =
+      EvaluateCodecs(*model_, context_, Options({"q8", "q10", "f16"})).value();
+  ASSERT_EQ(report.levels.size(), 3u);
   const CodecLevelQuality& q8 = report.levels[0];
+  const CodecLevelQuality& q10 = report.levels[1];
   EXPECT_EQ(q8.level, "q8");
-  EXPECT_GT(q8.mean_kl, 0.0);
-  EXPECT_LT(q8.mean_kl, 0.01);
-  EXPECT_GE(q8.max_kl, q8.mean_kl);
-  EXPECT_GE(q8.top1_agreement, 0.9);
-  // 10-bit K and 9-bit V plus one f16 scale per 32 elements: 1.25 of f16's 2 bytes per element,
-  // and one version byte per chunk.
-  EXPECT_NEAR(q8.size_vs_f16, 0.625, 0.001);
-  EXPECT_NE(q8.ppl_level, q8.ppl_exact);
-  EXPECT_LT(std::abs(q8.ppl_change_pct), 5.0);
-  EXPECT_EQ(report.levels[1].level, "f16");
+  EXPECT_EQ(q10.level, "q10");
+  for (const CodecLevelQuality* q : {&q8, &q10}) {
+    EXPECT_GT(q->mean_kl, 0.0) << q->level;
+    EXPECT_LT(q->mean_kl, 0.01) << q->level;
+    EXPECT_GE(q->max_kl, q->mean_kl) << q->level;
+    EXPECT_GE(q->top1_agreement, 0.9) << q->level;
+    EXPECT_NE(q->ppl_level, q->ppl_exact) << q->level;
+    EXPECT_LT(std::abs(q->ppl_change_pct), 5.0) << q->level;
+  }
+  // q8: one byte per element plus one f16 scale per 32 elements, 1.0625 of f16's 2 bytes. q10:
+  // 10-bit K and 9-bit V plus the scales, 1.25 of 2 bytes, and one version byte per chunk.
+  EXPECT_DOUBLE_EQ(q8.size_vs_f16, 0.53125);
+  EXPECT_NEAR(q10.size_vs_f16, 0.625, 0.001);
+  EXPECT_GT(q10.size_vs_f16, 0.625);
+  // q10's finer K and V fields move the next-token distribution less than q8's.
+  EXPECT_LT(q10.mean_kl, q8.mean_kl);
+  EXPECT_EQ(report.levels[2].level, "f16");
 }
 
 TEST_F(CodecEvalTest, F16OnF32CacheIsLossy) {

@@ -71,7 +71,8 @@ double ErrorBound(const Codec& codec, const TestKvCache& source, int32_t l, bool
 
 TEST(CodecLevels, IdsNamesAndRanksAreStable) {
   const std::pair<const char*, int> expected[] = {{"q4", 3},   {"f16ans", 4}, {"ans6", 5},
-                                                  {"ans4", 6}, {"ans3", 7},   {"ans2", 8}};
+                                                  {"ans4", 6}, {"ans3", 7},   {"ans2", 8},
+                                                  {"q10", 9}};
   for (auto [name, id] : expected) {
     const Codec* codec = FindCodec(name);
     ASSERT_NE(codec, nullptr) << name;
@@ -79,6 +80,9 @@ TEST(CodecLevels, IdsNamesAndRanksAreStable) {
   }
   EXPECT_EQ(F16Codec().quality_rank(), 0);
   EXPECT_EQ(F16AnsCodec().quality_rank(), 0);
+  // q10 (10-bit K, 9-bit V) sits between the lossless levels and 8-bit q8.
+  EXPECT_GT(Q10Codec().quality_rank(), F16Codec().quality_rank());
+  EXPECT_LT(Q10Codec().quality_rank(), Q8Codec().quality_rank());
   EXPECT_LT(Q8Codec().quality_rank(), Ans6Codec().quality_rank());
   EXPECT_LT(Ans6Codec().quality_rank(), Ans4Codec().quality_rank());
   EXPECT_LT(Ans4Codec().quality_rank(), Ans3Codec().quality_rank());

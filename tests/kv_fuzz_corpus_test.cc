@@ -1,9 +1,11 @@
 // The seed corpora of the blob and manifest fuzzers (tests/fuzz/corpus/blob, .../manifest) are
 // generated here. The test fails when the committed seeds differ from what this build writes, so
 // a format change cannot leave the fuzzers starting from stale inputs. To regenerate them, run
-// this test with SPARKV_WRITE_FUZZ_CORPUS=1 and commit the files.
+// this test with SPARKV_WRITE_FUZZ_CORPUS=1 and commit the files. The exception is
+// blob/q8_version2_*.skv: q8 blobs as earlier builds wrote them, kept byte for byte.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -114,6 +116,43 @@ TEST(FuzzCorpus, BlobSeedsAreCurrentAndValid) {
     EXPECT_TRUE(VerifyBlob(blob).ok()) << file;
   }
   CheckOrWrite("blob", seeds);
+}
+
+// q8 payload version 2 (10-bit K, 9-bit V), as builds from before q10 existed wrote it: these two
+// blobs were the committed q8 seeds then. This build writes q8 version 1 again but must still
+// decode them, and the fuzzer starts from that layout too.
+TEST(FuzzCorpus, Q8Version2SeedsOfEarlierBuildsStillDecode) {
+  for (KvElemType elem : {KvElemType::kF16, KvElemType::kF32}) {
+    const std::string file =
+        std::string("q8_version2_") + (elem == KvElemType::kF16 ? "from_f16" : "from_f32") + ".skv";
+    Result<std::string> bytes = ReadFileToString((CorpusDir("blob") / file).string());
+    ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+    const std::span<const uint8_t> blob(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
+    Result<BlobHeader> header = VerifyBlob(blob);
+    ASSERT_TRUE(header.ok()) << file << ": " << header.status().ToString();
+    ASSERT_EQ(header->codec, CodecId::kQ8) << file;
+    ASSERT_EQ(blob[kBlobHeaderBytes], 2) << file << " does not start with payload version 2";
+
+    // The seeds' source: values k / 512 in [-4, 4), exact in f16 and f32.
+    testing::TestKvCache source(elem, 2, 1, 40, 16, 19);
+    source.FillPattern(7);
+    testing::TestKvCache decoded(KvElemType::kF32, 2, 1, 40, 16, 19);
+    const Status status = DecodeBlob(
+        blob, ExpectationFor(BlobIdentity{kFingerprint, Hash128{1, 2}, 16, 19}, CodecId::kQ8, decoded.slice()),
+        decoded.slice());
+    ASSERT_TRUE(status.ok()) << file << ": " << status.ToString();
+    // Within half a 10-bit (K) or 9-bit (V) step of a group whose absmax is at most 4, with room
+    // for the scale's f16 rounding: 8-bit fields would miss this for K.
+    for (int32_t l = 0; l < 2; ++l) {
+      for (bool is_v : {false, true}) {
+        const double bound = 4.0 / (is_v ? 255.0 : 511.0) / 2.0 * 1.01;
+        for (int64_t i = 0; i < source.n_elements_per_block(); ++i) {
+          ASSERT_LE(std::fabs(decoded.Get(l, is_v, i) - source.Get(l, is_v, i)), bound)
+              << file << " layer " << l << (is_v ? " V " : " K ") << i;
+        }
+      }
+    }
+  }
 }
 
 TEST(FuzzCorpus, ManifestSeedsAreCurrentAndValid) {

@@ -7,10 +7,10 @@ namespace sparkv {
 namespace {
 
 // Adding a codec: append it here, in ascending id order. Never remove or reorder an id.
-const std::array<const Codec*, 8>& Registry() {
-  static const std::array<const Codec*, 8> codecs = {
-      &F16Codec(),    &Q8Codec(),     &Q4Codec(),     &F16AnsCodec(),
-      &Ans6Codec(),   &Ans4Codec(),   &Ans3Codec(),   &Ans2Codec()};
+const std::array<const Codec*, 9>& Registry() {
+  static const std::array<const Codec*, 9> codecs = {
+      &F16Codec(),  &Q8Codec(),   &Q4Codec(),   &F16AnsCodec(), &Ans6Codec(),
+      &Ans4Codec(), &Ans3Codec(), &Ans2Codec(), &Q10Codec()};
   return codecs;
 }
 

@@ -17,13 +17,14 @@ namespace sparkv {
 // Stored in blob headers: never renumber, never reuse a retired number.
 enum class CodecId : uint16_t {
   kF16 = 1,  // IEEE binary16, row-major; lossless w.r.t. an f16 cache
-  kQ8 = 2,   // 10-bit K and 9-bit V integers, one f16 scale per group of 32 along the row
+  kQ8 = 2,   // int8 K and V, one f16 scale per group of 32 along the row
   kQ4 = 3,   // 4-bit levels, f16 min and step per group: K down channels, V along rows
   kF16Ans = 4,  // f16 split into high and low byte planes, each rANS-coded; lossless like f16
   kAns6 = 5,    // per-channel levels (6 bits, more on the first layers), deltas, rANS-coded
   kAns4 = 6,    // the same with 4 bits
   kAns3 = 7,    // the same with 3 bits
   kAns2 = 8,    // the same with 2 bits
+  kQ10 = 9,     // 10-bit K and 9-bit V integers, one f16 scale per group of 32 along the row
 };
 
 // Limits that keep every size computation inside uint64 and reject absurd headers early.
@@ -103,5 +104,6 @@ const Codec& Ans6Codec();
 const Codec& Ans4Codec();
 const Codec& Ans3Codec();
 const Codec& Ans2Codec();
+const Codec& Q10Codec();
 
 }  // namespace sparkv

@@ -303,19 +303,19 @@ class AnsCodecImpl final : public Codec {
 }  // namespace
 
 const Codec& Ans6Codec() {
-  static const AnsCodecImpl codec(CodecId::kAns6, "ans6", 6, 2);
+  static const AnsCodecImpl codec(CodecId::kAns6, "ans6", 6, 3);
   return codec;
 }
 const Codec& Ans4Codec() {
-  static const AnsCodecImpl codec(CodecId::kAns4, "ans4", 4, 3);
+  static const AnsCodecImpl codec(CodecId::kAns4, "ans4", 4, 4);
   return codec;
 }
 const Codec& Ans3Codec() {
-  static const AnsCodecImpl codec(CodecId::kAns3, "ans3", 3, 5);
+  static const AnsCodecImpl codec(CodecId::kAns3, "ans3", 3, 6);
   return codec;
 }
 const Codec& Ans2Codec() {
-  static const AnsCodecImpl codec(CodecId::kAns2, "ans2", 2, 6);
+  static const AnsCodecImpl codec(CodecId::kAns2, "ans2", 2, 7);
   return codec;
 }
 

@@ -41,7 +41,7 @@ class Q4CodecImpl final : public Codec {
  public:
   CodecId id() const override { return CodecId::kQ4; }
   std::string_view name() const override { return "q4"; }
-  int quality_rank() const override { return 4; }
+  int quality_rank() const override { return 5; }
 
   uint64_t MaxPayloadBytes(const KvShape& shape) const override {
     return static_cast<uint64_t>(shape.n_layer) * (BlockBytes(shape, false) + BlockBytes(shape, true));
