@@ -175,8 +175,36 @@ TEST_F(EndToEndTest, HybridComputesBeforeManifestArrives) {
   EXPECT_EQ(stream.load.n_streamed, 4);
 }
 
+TEST_F(EndToEndTest, PiecewisePrefillMatchesLocal) {
+  // Chunks of 128 tokens: hybrid prefills them in pieces of 64 so that a re-plan can still move
+  // a chunk to the stream path. The KV cache and the tokens must not change.
+  testing::TempDir store;
+  IngestOptions ingest;
+  ingest.chunk_tokens = 128;
+  ingest.codecs = {"f16"};
+  ASSERT_TRUE(IngestContext(*model_, *engine_, context_, ingest, store.path()).ok());
+  ServeProcess server(store.path(), 0);
+  RunOptions options;
+  options.chunk_tokens = 128;
+  options.n_generate = 32;
+  options.timeout_s = 10;
+  options.strategy = "local";
+  Result<RunReport> local = RunRequest(*model_, *engine_, profile_, context_, query_, options);
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  options.strategy = "hybrid";
+  options.server_url = server.url();
+  // A bandwidth hint far below the link's makes the first plan compute, so the stream path
+  // measures the link while the compute path works through its pieces.
+  options.bandwidth_hint_mbit = 0.001;
+  Result<RunReport> hybrid = RunRequest(*model_, *engine_, profile_, context_, query_, options);
+  ASSERT_TRUE(hybrid.ok()) << hybrid.status().ToString();
+  EXPECT_EQ(hybrid->tokens, local->tokens);
+  EXPECT_EQ(hybrid->load.n_streamed + hybrid->load.n_computed, 2);
+  EXPECT_EQ(hybrid->load.n_fallback, 0);
+}
+
 TEST_F(EndToEndTest, HybridDoesNotWaitForASilentServer) {
-  // A listening socket that never answers: the kernel accepts the connection and no process reads it.
+  // A listening socket that never responds: the kernel accepts the connection and no process reads it.
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;

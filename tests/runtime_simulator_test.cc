@@ -234,6 +234,39 @@ PlanInput WithoutLevels(PlanInput in) {
   return in;
 }
 
+TEST(SimulatorTest, AdaptiveAbandonsPrefillForFastLink) {
+  // Four chunks of 1 s compute and 1 MB. The planner starts from 0.1 MB/s, so it computes every
+  // chunk, but the link delivers 20 MB/s: a chunk arrives in 0.05 s.
+  SimScenario scenario;
+  scenario.input = UniformInput(4, 1'000'000, 0.1e6);
+  scenario.actual = BandwidthModel::Constant(20e6);
+  Result<SimResult> fixed = SimulateLoad(Get("sparkv"), scenario);
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  ASSERT_TRUE(fixed.ok());
+  ASSERT_TRUE(adaptive.ok());
+  EXPECT_EQ(fixed->initial_plan.predicted.n_streamed, 0);
+  EXPECT_NEAR(fixed->ttft_s, 4.0, 1e-6);
+  // The idle stream path measures the link, a re-plan moves the chunks to it, and the prefill of
+  // chunk 0 stops after its first 64-token piece instead of running its whole second.
+  EXPECT_EQ(adaptive->stats.n_abandoned, 1);
+  EXPECT_TRUE(adaptive->chunks[0].prefill_abandoned);
+  EXPECT_TRUE(adaptive->chunks[0].streamed);
+  EXPECT_EQ(adaptive->n_streamed, 4);
+  EXPECT_LT(adaptive->ttft_s, 1.0) << "chunk 0's whole prefill would take 1 s";
+}
+
+TEST(ControllerTest, OnlyReplanningStrategiesPrefillInPieces) {
+  const PlanInput in = UniformInput(2, 1000, 1e3);
+  auto adaptive = LoadController::Create(in, Get("sparkv-adaptive")).value();
+  auto fixed = LoadController::Create(in, Get("sparkv")).value();
+  EXPECT_EQ(adaptive->PrefillPieceTokens(0), 64);
+  EXPECT_EQ(fixed->PrefillPieceTokens(0), 256);
+  // A chunk without any level to stream has nothing to switch to.
+  auto local_only = LoadController::Create(WithoutLevels(in), Get("sparkv-adaptive")).value();
+  EXPECT_EQ(local_only->PrefillPieceTokens(0), 256);
+}
+
+
 TEST(ControllerTest, DeferredStartPlansAfterOffer) {
   // Four chunks of 1 s compute; each blob takes 0.25 s at the offered rate.
   const PlanInput full = UniformInput(4, 1'000'000, 4e6);

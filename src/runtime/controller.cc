@@ -31,6 +31,9 @@ constexpr double kSampleMinSeconds = 0.25;
 constexpr double kSmoothingSeconds = 2.0;
 // A transfer without bytes for this long (beyond the request overhead) is stalling, not starting.
 constexpr double kStallSeconds = 0.5;
+// Prefill pieces of chunks that may still move to the stream path. Smaller pieces react sooner
+// but make each prefill call less efficient; 64 tokens keep the matrix products wide.
+constexpr int32_t kPrefillPieceTokens = 64;
 
 BandwidthEstimatorOptions EstimatorOptions(double initial_bytes_per_s) {
   BandwidthEstimatorOptions options;
@@ -246,6 +249,11 @@ bool LoadController::StreamPathDone() const {
   if (network_dead_) return true;
   for (size_t j = frontier_; j < chunks_.size(); ++j) {
     const Chunk& c = chunks_[j];
+    // A prefill in pieces may still be abandoned for the stream path.
+    if (c.state == State::kComputing && strategy_.replan && CanStream(j) &&
+        PrefillPieceTokens(static_cast<int32_t>(j)) < input_.chunks[j].end - input_.chunks[j].begin) {
+      return false;
+    }
     if (c.state != State::kPending || !CanStream(j)) continue;
     // Static strategies stream only what the first plan chose. Cake and re-planning ones may
     // still take any pending chunk.
@@ -261,8 +269,12 @@ bool LoadController::OnTransferProgress(int32_t chunk, uint64_t bytes_so_far, do
   // Time without bytes counts once the first byte is late or has come: a stall must pull the
   // smoothed rate down, the request's latency must not.
   const bool counts = bytes_so_far > 0 || elapsed_s > input_.request_overhead_s + kStallSeconds;
-  if (counts && elapsed_s > c.progress_elapsed_s) {
-    const double dt = elapsed_s - c.progress_elapsed_s;
+  // The request's latency before the first byte is not transfer time: it is in request_overhead_s.
+  const double counted_from = c.bytes_so_far == 0 && elapsed_s > input_.request_overhead_s
+                                  ? std::max(c.progress_elapsed_s, input_.request_overhead_s)
+                                  : c.progress_elapsed_s;
+  if (counts && elapsed_s > counted_from) {
+    const double dt = elapsed_s - counted_from;
     const double keep = std::exp(-dt / kSmoothingSeconds);
     smoothed_bytes_ = smoothed_bytes_ * keep + static_cast<double>(bytes_so_far - std::min(bytes_so_far, c.bytes_so_far));
     smoothed_seconds_ = smoothed_seconds_ * keep + dt;
@@ -342,14 +354,18 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
         // Planned for compute, or Cake's rule: the compute path takes the lowest pending chunk.
         take = true;
       } else if (strategy_.cancel_transfers &&
-                 now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) < PredictedStreamResident(j, now_s, OptimisticBytesPerSecond())) {
+                 now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) <
+                     PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) &&
+                 TakingLowersTtft(j, now_s)) {
         take = true;
         ++stats_.n_moved;
       }
       break;
     case State::kFetching:
       if (strategy_.cancel_transfers &&
-          now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) < PredictedStreamResident(j, now_s, OptimisticBytesPerSecond())) {
+          now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) <
+              PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) &&
+          TakingLowersTtft(j, now_s)) {
         take = true;
         c.cancel_requested = true;
         ++stats_.n_cancelled;
@@ -370,22 +386,28 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
 void LoadController::OnComputeEnd(int32_t chunk, double now_s) {
   Chunk& c = chunks_[static_cast<size_t>(chunk)];
   c.state = State::kResident;
-  const double predicted = input_.compute.ChunkSeconds(input_.chunks[static_cast<size_t>(chunk)].begin,
-                                                       input_.chunks[static_cast<size_t>(chunk)].end);
-  const double measured = now_s - c.compute_start_s;
-  if (predicted > 0.0 && measured > 0.0) {
-    const double ratio = std::clamp(measured / predicted, kMinDeviceRatio, kMaxDeviceRatio);
-    // The latest chunk weighs half: the factor follows a change in load within two chunks.
-    device_factor_ = n_compute_samples_ == 0 ? ratio : 0.5 * device_factor_ + 0.5 * ratio;
-    ++n_compute_samples_;
-  }
+  MeasureDevice(input_.compute.ChunkSeconds(input_.chunks[static_cast<size_t>(chunk)].begin,
+                                           input_.chunks[static_cast<size_t>(chunk)].end),
+                now_s - c.compute_start_s);
   AdvanceFrontier();
   ++version_;
   MarkDirty();
 }
 
+void LoadController::MeasureDevice(double predicted_s, double measured_s) {
+  if (!(predicted_s > 0.0) || !(measured_s > 0.0)) return;
+  const double ratio = std::clamp(measured_s / predicted_s, kMinDeviceRatio, kMaxDeviceRatio);
+  // The latest measurement weighs half: the factor follows a change in load within two chunks.
+  device_factor_ = n_compute_samples_ == 0 ? ratio : 0.5 * device_factor_ + 0.5 * ratio;
+  ++n_compute_samples_;
+}
+
 bool LoadController::NeedsReplan() const {
   if (!strategy_.replan || awaiting_offer_ || AllResident()) return false;
+  // An abandon is on its way: plan again once the chunk has left the compute path.
+  for (size_t j = frontier_; j < chunks_.size(); ++j) {
+    if (chunks_[j].abandon_requested) return false;
+  }
   bool any_pending = false;
   for (size_t j = frontier_; j < chunks_.size() && !any_pending; ++j) {
     any_pending = chunks_[j].state == State::kPending;
@@ -398,6 +420,11 @@ bool LoadController::NeedsReplan() const {
 }
 
 PlanInput LoadController::ReplanInput(double now_s, uint64_t* version) {
+  *version = version_;
+  return Snapshot(now_s, PredictedBytesPerSecond());
+}
+
+PlanInput LoadController::Snapshot(double now_s, double rate) const {
   PlanInput in = input_;
   in.compute.a *= device_factor_;
   in.compute.c *= device_factor_;
@@ -406,7 +433,7 @@ PlanInput LoadController::ReplanInput(double now_s, uint64_t* version) {
     for (LevelOption& level : spec.levels) level.decode_seconds *= device_factor_;
   }
   in.query_seconds *= device_factor_;
-  in.bandwidth = BandwidthModel::Constant(PredictedBytesPerSecond());
+  in.bandwidth = BandwidthModel::Constant(rate);
   in.start_time_s = now_s;
   in.network_busy_until_s = now_s;
   in.cpu_busy_until_s = now_s;
@@ -425,7 +452,7 @@ PlanInput LoadController::ReplanInput(double now_s, uint64_t* version) {
       case State::kFetching:
         p.state = ChunkProgress::State::kStreaming;
         p.decode_seconds = DecodeSeconds(j, c.fetch_level);
-        p.arrival_s = std::max(now_s, PredictedStreamResident(j, now_s, PredictedBytesPerSecond()) - p.decode_seconds);
+        p.arrival_s = std::max(now_s, PredictedStreamResident(j, now_s, rate) - p.decode_seconds);
         in.network_busy_until_s = std::max(in.network_busy_until_s, p.arrival_s);
         break;
       case State::kDecoding:
@@ -438,8 +465,34 @@ PlanInput LoadController::ReplanInput(double now_s, uint64_t* version) {
         break;
     }
   }
-  *version = version_;
   return in;
+}
+
+bool LoadController::TakingLowersTtft(size_t j, double now_s) const {
+  // Optimistic for the stream path, so conservative for taking: the same rate as the first test.
+  PlanInput in = Snapshot(now_s, OptimisticBytesPerSecond());
+  std::vector<Decision> wait(chunks_.size());
+  for (size_t i = 0; i < chunks_.size(); ++i) {
+    if (!in.IsPending(i)) {
+      wait[i].path = Decision::Path::kCommitted;
+    } else if (chunks_[i].decision.path == Decision::Path::kStream && !in.chunks[i].levels.empty()) {
+      wait[i] = chunks_[i].decision;
+    }
+  }
+  const double ttft_wait = Simulate(in, wait).ttft_s;
+
+  // Taking it: chunk j is computed from now, and a transfer of it no longer occupies the link.
+  std::vector<Decision> take = wait;
+  take[j] = Decision{};
+  in.progress[j] = ChunkProgress{};
+  in.network_busy_until_s = now_s;
+  for (size_t i = 0; i < chunks_.size(); ++i) {
+    if (in.progress[i].state == ChunkProgress::State::kStreaming) {
+      in.network_busy_until_s = std::max(in.network_busy_until_s, in.progress[i].arrival_s);
+    }
+  }
+  const double ttft_take = Simulate(in, take).ttft_s;
+  return ttft_take + kTakeMargin * ComputeSeconds(j) < ttft_wait;
 }
 
 void LoadController::InstallPlan(const Plan& plan, uint64_t version, double now_s) {
@@ -463,7 +516,75 @@ void LoadController::Replan(double now_s) {
     dirty_ = false;
     return;
   }
-  InstallPlan(planner_->Solve(in), version, now_s);
+  const Plan keep = planner_->Solve(in);
+  int32_t chunk = -1;
+  if (std::optional<PlanInput> abandon_in = AbandonInput(now_s, &chunk)) {
+    const Plan abandon = planner_->Solve(*abandon_in);
+    if (PrefersAbandon(keep, abandon, chunk)) {
+      InstallAbandonPlan(abandon, chunk, version, now_s);
+      return;
+    }
+  }
+  InstallPlan(keep, version, now_s);
+}
+
+int32_t LoadController::PrefillPieceTokens(int32_t chunk) const {
+  const ChunkSpec& spec = input_.chunks[static_cast<size_t>(chunk)];
+  const int32_t n_tokens = spec.end - spec.begin;
+  // Before the stream path's offer no chunk can stream yet, but the offer may make it possible.
+  const bool may_stream = awaiting_offer_ || CanStream(static_cast<size_t>(chunk));
+  if (!strategy_.replan || !may_stream) return n_tokens;
+  return std::min(n_tokens, kPrefillPieceTokens);
+}
+
+bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now_s) {
+  Chunk& c = chunks_[static_cast<size_t>(chunk)];
+  if (c.state != State::kComputing) return true;
+  MeasureDevice(input_.compute.ChunkSeconds(input_.chunks[static_cast<size_t>(chunk)].begin, done_end),
+                now_s - c.compute_start_s);
+  if (!c.abandon_requested) return true;
+  c.abandon_requested = false;
+  c.state = State::kPending;
+  ++stats_.n_abandoned;
+  ++version_;
+  MarkDirty();
+  return false;
+}
+
+std::optional<PlanInput> LoadController::AbandonInput(double now_s, int32_t* chunk) const {
+  if (!strategy_.replan || awaiting_offer_) return std::nullopt;
+  for (size_t j = frontier_; j < chunks_.size(); ++j) {
+    const Chunk& c = chunks_[j];
+    if (c.state != State::kComputing) continue;
+    const ChunkSpec& spec = input_.chunks[j];
+    if (c.abandon_requested || !CanStream(j) || PrefillPieceTokens(static_cast<int32_t>(j)) >= spec.end - spec.begin) {
+      return std::nullopt;
+    }
+    PlanInput in = Snapshot(now_s, PredictedBytesPerSecond());
+    in.progress[j] = ChunkProgress{};
+    // The prefill stops at a piece boundary, at the latest one piece from now. The CPU stays busy
+    // until then, and the rows computed so far are lost.
+    const double piece_s = input_.compute.ChunkSeconds(spec.begin, spec.begin + kPrefillPieceTokens) * device_factor_;
+    in.cpu_busy_until_s = now_s + piece_s;
+    *chunk = static_cast<int32_t>(j);
+    return in;
+  }
+  return std::nullopt;
+}
+
+bool LoadController::PrefersAbandon(const Plan& keep, const Plan& abandon, int32_t chunk) const {
+  const size_t j = static_cast<size_t>(chunk);
+  if (abandon.decisions.size() != chunks_.size() || abandon.decisions[j].path != Decision::Path::kStream) return false;
+  return abandon.predicted.ttft_s + kTakeMargin * ComputeSeconds(j) < keep.predicted.ttft_s;
+}
+
+void LoadController::InstallAbandonPlan(const Plan& plan, int32_t chunk, uint64_t version, double now_s) {
+  Chunk& c = chunks_[static_cast<size_t>(chunk)];
+  // The prefill may have ended while the plan was solved: then the plan's premise is gone.
+  if (c.state != State::kComputing || plan.decisions.size() != chunks_.size()) return;
+  InstallPlan(plan, version, now_s);
+  c.decision = plan.decisions[static_cast<size_t>(chunk)];
+  c.abandon_requested = true;
 }
 
 PlanInput LoadController::OfferStreamPath(const PlanInput& offer, double now_s, uint64_t* version) {

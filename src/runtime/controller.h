@@ -28,6 +28,7 @@ struct ControllerStats {
   int32_t n_moved = 0;      // pending chunks whose path changed after the first plan
   int32_t n_cancelled = 0;  // in-flight transfers cancelled because computing was predicted faster
   int32_t n_fallback = 0;   // chunks computed because their stream path failed
+  int32_t n_abandoned = 0;  // prefills stopped between pieces because streaming the chunk was faster
   std::vector<double> replan_times_s;  // [n_replans], when each re-plan was installed
 };
 
@@ -82,6 +83,13 @@ class LoadController {
   // transfer (the next OnTransferProgress returns false).
   ComputeStep NextCompute(double now_s);
   void OnComputeEnd(int32_t chunk, double now_s);
+  // Tokens per prefill call for `chunk`. Re-planning strategies prefill a chunk that could also
+  // stream in pieces, so that a re-plan can still move it to the stream path. Others use one call.
+  int32_t PrefillPieceTokens(int32_t chunk) const;
+  // Called between the pieces of a chunk's prefill, with the tokens [begin, done_end) computed.
+  // Updates the device's speed factor. Returns false when a re-plan moved the chunk to the stream
+  // path: the compute path then stops, and the decoded blob overwrites the rows it wrote.
+  bool ContinuePrefill(int32_t chunk, int32_t done_end, double now_s);
 
   // --- planning ---
   // True when a re-plan is due (re-planning strategies only).
@@ -93,7 +101,17 @@ class LoadController {
   // keep their path. Moves in-flight transfers to compute when the plan predicts that is faster.
   void InstallPlan(const Plan& plan, uint64_t version, double now_s);
   // Both of the above with the strategy's planner, for single-threaded callers (the simulator).
+  // It also weighs abandoning the prefill in progress, as below.
   void Replan(double now_s);
+
+  // The state to solve from if the chunk in prefill were abandoned at its next piece boundary,
+  // or nothing when no prefill can be abandoned. `chunk` receives the chunk.
+  std::optional<PlanInput> AbandonInput(double now_s, int32_t* chunk) const;
+  // True when `abandon` (solved from AbandonInput) streams `chunk` and beats `keep` (solved from
+  // ReplanInput) by a margin, so InstallAbandonPlan should be called instead of InstallPlan.
+  bool PrefersAbandon(const Plan& keep, const Plan& abandon, int32_t chunk) const;
+  // Installs `plan` and requests the compute path to stop its prefill of `chunk` at the next piece.
+  void InstallAbandonPlan(const Plan& plan, int32_t chunk, uint64_t version, double now_s);
 
   // --- deferred start (Create with await_stream_offer) ---
   // The stream path reached the server: `offer` is the fresh input for the same chunks with the
@@ -120,6 +138,7 @@ class LoadController {
     Decision decision;           // the current plan, for pending chunks
     bool stream_failed = false;  // the stream path failed once: compute it
     bool cancel_requested = false;
+    bool abandon_requested = false;  // kComputing: stop the prefill at the next piece
     int32_t fetch_level = -1;    // level of the transfer in flight or decoded
     double fetch_start_s = 0.0;
     uint64_t bytes_so_far = 0;
@@ -138,11 +157,19 @@ class LoadController {
   // is irrevocable and costs a whole chunk of prefill, so a short dip must not trigger it.
   double OptimisticBytesPerSecond() const;
   bool CanStream(size_t j) const;
+  // The state to plan from at `rate` bytes per second (ReplanInput without the version).
+  PlanInput Snapshot(double now_s, double rate) const;
+  // True when computing chunk j (the frontier) from now ends the load sooner under the cost model
+  // than waiting for the stream path. Chunk j's own arrival is not enough to tell, because a
+  // prefill also delays the decodes of the blobs that arrive meanwhile.
+  bool TakingLowersTtft(size_t j, double now_s) const;
   // True when the pending chunks planned to stream are the last pending chunks.
   bool PendingStreamsFormSuffix() const;
   int32_t FloatLevel(size_t j) const;  // cake: the level of the plan's codec for chunk j
   void SetFloatCodec();                // cake: the codec of the first plan's first streamed chunk
   void AdvanceFrontier();
+  // Folds one measured / predicted prefill time into the device's speed factor.
+  void MeasureDevice(double predicted_s, double measured_s);
   void MarkDirty() { dirty_ = true; }
   void ApplyDecisions(const std::vector<Decision>& decisions, bool count_moves);
 

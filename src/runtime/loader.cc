@@ -266,10 +266,30 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       const LoadChunk& chunk = chunks[static_cast<size_t>(step.chunk)];
       ChunkOutcome& outcome = report.chunks[static_cast<size_t>(step.chunk)];
       outcome.compute_start_s = SecondsSince(start);
-      lock.unlock();
-      compute_status =
-          engine_->Prefill(tokens.subspan(chunk.range.begin, chunk.range.n_tokens()), chunk.range.begin, nullptr);
-      lock.lock();
+      // Prefill in pieces where the controller may still move the chunk to the stream path.
+      const int32_t piece_tokens = controller->PrefillPieceTokens(step.chunk);
+      Position done = chunk.range.begin;
+      bool abandoned = false;
+      while (compute_status.ok() && done < chunk.range.end) {
+        const Position piece_end = std::min<Position>(chunk.range.end, done + piece_tokens);
+        lock.unlock();
+        compute_status = engine_->Prefill(tokens.subspan(done, piece_end - done), done, nullptr);
+        lock.lock();
+        done = piece_end;
+        if (compute_status.ok() && done < chunk.range.end &&
+            !controller->ContinuePrefill(step.chunk, done, SecondsSince(start))) {
+          abandoned = true;
+          break;
+        }
+      }
+      if (abandoned) {
+        outcome.prefill_abandoned = true;
+        report.compute_busy_s += SecondsSince(start) - outcome.compute_start_s;
+        SPARKV_LOG_DEBUG("chunk %d [%d, %d): prefill stopped at %d, the stream path is faster", chunk.range.index,
+                         chunk.range.begin, chunk.range.end, done);
+        changed.notify_all();
+        continue;
+      }
       outcome.compute_end_s = SecondsSince(start);
       outcome.resident_s = outcome.compute_end_s;
       report.compute_busy_s += outcome.compute_end_s - outcome.compute_start_s;

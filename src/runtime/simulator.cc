@@ -30,6 +30,7 @@ struct CpuJob {
   Kind kind = Kind::kNone;
   int32_t chunk = -1;
   double end_s = 0.0;
+  int32_t piece_end = 0;  // kCompute: the prefill piece in progress ends at this token
 };
 
 }  // namespace
@@ -110,8 +111,9 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
         const LoadController::ComputeStep step = controller->NextCompute(t);
         if (step.kind == LoadController::ComputeStep::Kind::kCompute) {
           const ChunkSpec& spec = in.chunks[static_cast<size_t>(step.chunk)];
-          const double seconds = in.compute.ChunkSeconds(spec.begin, spec.end) * slow;
-          cpu = {CpuJob::Kind::kCompute, step.chunk, t + seconds};
+          const int32_t piece_end = std::min(spec.end, spec.begin + controller->PrefillPieceTokens(step.chunk));
+          const double seconds = in.compute.ChunkSeconds(spec.begin, piece_end) * slow;
+          cpu = {CpuJob::Kind::kCompute, step.chunk, t + seconds, piece_end};
           result.chunks[static_cast<size_t>(step.chunk)].compute_start_s = t;
           result.cpu_busy_s += seconds;
           changed = true;
@@ -173,6 +175,21 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
       if (job->kind == CpuJob::Kind::kNone || job->end_s > t) continue;
       SimChunk& sc = result.chunks[static_cast<size_t>(job->chunk)];
       if (job->kind == CpuJob::Kind::kCompute) {
+        const ChunkSpec& spec = in.chunks[static_cast<size_t>(job->chunk)];
+        if (job->piece_end < spec.end) {
+          if (controller->ContinuePrefill(job->chunk, job->piece_end, t)) {
+            // The next piece of the same prefill.
+            const int32_t piece_end = std::min(spec.end, job->piece_end + controller->PrefillPieceTokens(job->chunk));
+            const double seconds = in.compute.ChunkSeconds(job->piece_end, piece_end) * slow;
+            job->piece_end = piece_end;
+            job->end_s = t + seconds;
+            result.cpu_busy_s += seconds;
+            continue;
+          }
+          sc.prefill_abandoned = true;
+          *job = CpuJob{};
+          continue;
+        }
         sc.compute_end_s = t;
         sc.resident_s = t;
         controller->OnComputeEnd(job->chunk, t);

@@ -35,6 +35,7 @@ struct SimChunk {
   bool streamed = false;     // resident through the stream path
   bool fell_back = false;    // a transfer of it failed (timeout, outage) and it was computed
   bool cancelled = false;    // a transfer of it was cancelled for the compute path
+  bool prefill_abandoned = false;  // a prefill of it stopped between pieces for the stream path
   std::string codec;         // streamed chunks
   double transfer_start_s = -1.0;  // the last transfer of it, if any
   double transfer_end_s = -1.0;
