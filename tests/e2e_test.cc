@@ -201,6 +201,19 @@ TEST_F(EndToEndTest, PiecewisePrefillMatchesLocal) {
   EXPECT_EQ(hybrid->tokens, local->tokens);
   EXPECT_EQ(hybrid->load.n_streamed + hybrid->load.n_computed, 2);
   EXPECT_EQ(hybrid->load.n_fallback, 0);
+
+  // A hint far above the profile's compute speed: the first plan may stop the head start's
+  // prefill of chunk 0 between pieces and stream the chunk over the rows computed so far.
+  // Whether it does depends on when the manifest arrives; the tokens must match either way.
+  options.bandwidth_hint_mbit = 10000;
+  for (const char* strategy : {"hybrid", "sparkv", "cake"}) {
+    options.strategy = strategy;
+    Result<RunReport> fast = RunRequest(*model_, *engine_, profile_, context_, query_, options);
+    ASSERT_TRUE(fast.ok()) << strategy << ": " << fast.status().ToString();
+    EXPECT_EQ(fast->tokens, local->tokens) << strategy;
+    EXPECT_EQ(fast->load.n_streamed + fast->load.n_computed, 2) << strategy;
+    RecordProperty(std::string(strategy) + "_prefills_stopped", fast->load.stats.n_abandoned);
+  }
 }
 
 TEST_F(EndToEndTest, HybridDoesNotWaitForASilentServer) {

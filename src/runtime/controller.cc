@@ -250,10 +250,7 @@ bool LoadController::StreamPathDone() const {
   for (size_t j = frontier_; j < chunks_.size(); ++j) {
     const Chunk& c = chunks_[j];
     // A prefill in pieces may still be abandoned for the stream path.
-    if (c.state == State::kComputing && strategy_.replan && CanStream(j) &&
-        PrefillPieceTokens(static_cast<int32_t>(j)) < input_.chunks[j].end - input_.chunks[j].begin) {
-      return false;
-    }
+    if (c.state == State::kComputing && (c.abandon_requested || Abandonable(j))) return false;
     if (c.state != State::kPending || !CanStream(j)) continue;
     // Static strategies stream only what the first plan chose. Cake and re-planning ones may
     // still take any pending chunk.
@@ -379,6 +376,7 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
   if (!take) return {ComputeStep::Kind::kWait, -1};
   c.state = State::kComputing;
   c.compute_start_s = now_s;
+  c.in_pieces = PrefillPieceTokens(static_cast<int32_t>(j)) < input_.chunks[j].end - input_.chunks[j].begin;
   ++version_;
   return {ComputeStep::Kind::kCompute, static_cast<int32_t>(j)};
 }
@@ -410,7 +408,8 @@ bool LoadController::NeedsReplan() const {
   }
   bool any_pending = false;
   for (size_t j = frontier_; j < chunks_.size() && !any_pending; ++j) {
-    any_pending = chunks_[j].state == State::kPending;
+    // A prefill in pieces is still open to a plan that abandons it.
+    any_pending = chunks_[j].state == State::kPending || (chunks_[j].state == State::kComputing && Abandonable(j));
   }
   if (!any_pending) return false;
   if (dirty_) return true;
@@ -531,10 +530,10 @@ void LoadController::Replan(double now_s) {
 int32_t LoadController::PrefillPieceTokens(int32_t chunk) const {
   const ChunkSpec& spec = input_.chunks[static_cast<size_t>(chunk)];
   const int32_t n_tokens = spec.end - spec.begin;
-  // Before the stream path's offer no chunk can stream yet, but the offer may make it possible.
-  const bool may_stream = awaiting_offer_ || CanStream(static_cast<size_t>(chunk));
-  if (!strategy_.replan || !may_stream) return n_tokens;
-  return std::min(n_tokens, kPrefillPieceTokens);
+  // Before the stream path's offer no chunk can stream yet, but the first plan may still move the
+  // chunk in prefill to the stream path, whatever the strategy. Later only re-plans can.
+  const bool pieces = awaiting_offer_ || (strategy_.replan && CanStream(static_cast<size_t>(chunk)));
+  return pieces ? std::min(n_tokens, kPrefillPieceTokens) : n_tokens;
 }
 
 bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now_s) {
@@ -552,14 +551,11 @@ bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now
 }
 
 std::optional<PlanInput> LoadController::AbandonInput(double now_s, int32_t* chunk) const {
-  if (!strategy_.replan || awaiting_offer_) return std::nullopt;
   for (size_t j = frontier_; j < chunks_.size(); ++j) {
     const Chunk& c = chunks_[j];
     if (c.state != State::kComputing) continue;
+    if (!Abandonable(j)) return std::nullopt;
     const ChunkSpec& spec = input_.chunks[j];
-    if (c.abandon_requested || !CanStream(j) || PrefillPieceTokens(static_cast<int32_t>(j)) >= spec.end - spec.begin) {
-      return std::nullopt;
-    }
     PlanInput in = Snapshot(now_s, PredictedBytesPerSecond());
     in.progress[j] = ChunkProgress{};
     // The prefill stops at a piece boundary, at the latest one piece from now. The CPU stays busy
@@ -570,6 +566,13 @@ std::optional<PlanInput> LoadController::AbandonInput(double now_s, int32_t* chu
     return in;
   }
   return std::nullopt;
+}
+
+bool LoadController::Abandonable(size_t j) const {
+  const Chunk& c = chunks_[j];
+  // Re-plans may stop a prefill; so may the first plan of a load that started before it.
+  return (strategy_.replan || awaiting_offer_) && c.state == State::kComputing && c.in_pieces &&
+         !c.abandon_requested && CanStream(j);
 }
 
 bool LoadController::PrefersAbandon(const Plan& keep, const Plan& abandon, int32_t chunk) const {
@@ -604,11 +607,16 @@ PlanInput LoadController::OfferStreamPath(const PlanInput& offer, double now_s, 
   return ReplanInput(now_s, version);
 }
 
-void LoadController::InstallFirstPlan(const Plan& plan, uint64_t version, double now_s) {
+void LoadController::InstallFirstPlan(const Plan& plan, uint64_t version, double now_s, int32_t abandon_chunk) {
   (void)now_s;
   if (!awaiting_offer_ || plan.decisions.size() != chunks_.size() || version < offer_version_) return;
   awaiting_offer_ = false;
   ApplyDecisions(plan.decisions, /*count_moves=*/false);
+  if (abandon_chunk >= 0 && chunks_[static_cast<size_t>(abandon_chunk)].state == State::kComputing) {
+    Chunk& c = chunks_[static_cast<size_t>(abandon_chunk)];
+    c.decision = plan.decisions[static_cast<size_t>(abandon_chunk)];
+    c.abandon_requested = true;
+  }
   initial_plan_ = plan;
   initial_plan_.strategy = strategy_.name;
   SetFloatCodec();

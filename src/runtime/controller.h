@@ -87,8 +87,8 @@ class LoadController {
   // stream in pieces, so that a re-plan can still move it to the stream path. Others use one call.
   int32_t PrefillPieceTokens(int32_t chunk) const;
   // Called between the pieces of a chunk's prefill, with the tokens [begin, done_end) computed.
-  // Updates the device's speed factor. Returns false when a re-plan moved the chunk to the stream
-  // path: the compute path then stops, and the decoded blob overwrites the rows it wrote.
+  // Updates the device's speed factor. Returns false when a plan moved the chunk to the stream
+  // path. The compute path then stops, and the decoded blob overwrites the rows it wrote.
   bool ContinuePrefill(int32_t chunk, int32_t done_end, double now_s);
 
   // --- planning ---
@@ -105,7 +105,8 @@ class LoadController {
   void Replan(double now_s);
 
   // The state to solve from if the chunk in prefill were abandoned at its next piece boundary,
-  // or nothing when no prefill can be abandoned. `chunk` receives the chunk.
+  // or nothing when no prefill can be abandoned. `chunk` receives the chunk. Re-planning
+  // strategies may abandon at any re-plan, others only at the first plan of a deferred start.
   std::optional<PlanInput> AbandonInput(double now_s, int32_t* chunk) const;
   // True when `abandon` (solved from AbandonInput) streams `chunk` and beats `keep` (solved from
   // ReplanInput) by a margin, so InstallAbandonPlan should be called instead of InstallPlan.
@@ -119,8 +120,10 @@ class LoadController {
   // solve the first streaming plan from, like ReplanInput. Snapshots taken before the offer are
   // stale: InstallPlan ignores plans solved from them.
   PlanInput OfferStreamPath(const PlanInput& offer, double now_s, uint64_t* version);
-  // Installs the plan solved from OfferStreamPath's state as the strategy's first plan.
-  void InstallFirstPlan(const Plan& plan, uint64_t version, double now_s);
+  // Installs the plan solved from OfferStreamPath's state as the strategy's first plan. With
+  // `abandon_chunk` >= 0 the plan was solved from AbandonInput (PrefersAbandon held), and the
+  // compute path is requested to stop that chunk's prefill at the next piece.
+  void InstallFirstPlan(const Plan& plan, uint64_t version, double now_s, int32_t abandon_chunk = -1);
   bool awaiting_stream_offer() const { return awaiting_offer_; }
 
   // Bytes per second the controller predicts now (the smoothed rate of the transfers so far, or
@@ -139,6 +142,7 @@ class LoadController {
     bool stream_failed = false;  // the stream path failed once: compute it
     bool cancel_requested = false;
     bool abandon_requested = false;  // kComputing: stop the prefill at the next piece
+    bool in_pieces = false;          // kComputing: the prefill runs in pieces, so it can stop
     int32_t fetch_level = -1;    // level of the transfer in flight or decoded
     double fetch_start_s = 0.0;
     uint64_t bytes_so_far = 0;
@@ -168,6 +172,8 @@ class LoadController {
   int32_t FloatLevel(size_t j) const;  // cake: the level of the plan's codec for chunk j
   void SetFloatCodec();                // cake: the codec of the first plan's first streamed chunk
   void AdvanceFrontier();
+  // True when chunk j is in a prefill that a re-plan may still stop (see AbandonInput).
+  bool Abandonable(size_t j) const;
   // Folds one measured / predicted prefill time into the device's speed factor.
   void MeasureDevice(double predicted_s, double measured_s);
   void MarkDirty() { dirty_ = true; }

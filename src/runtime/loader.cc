@@ -115,12 +115,22 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       if (finished) return;
       uint64_t version = 0;
       const PlanInput snapshot = controller->OfferStreamPath(offer, SecondsSince(start), &version);
+      // The chunk the head start is computing may be better streamed after all.
+      int32_t abandon_chunk = -1;
+      const std::optional<PlanInput> abandon_input = controller->AbandonInput(SecondsSince(start), &abandon_chunk);
       lock.unlock();
       const Clock::time_point solve_start = Clock::now();
       Plan plan = planner->Solve(snapshot);
+      Plan abandon;
+      if (abandon_input) abandon = planner->Solve(*abandon_input);
       const double solve_s = SecondsSince(solve_start);
       lock.lock();
-      controller->InstallFirstPlan(plan, version, SecondsSince(start));
+      if (abandon_input && controller->PrefersAbandon(plan, abandon, abandon_chunk)) {
+        plan = std::move(abandon);
+      } else {
+        abandon_chunk = -1;
+      }
+      controller->InstallFirstPlan(plan, version, SecondsSince(start), abandon_chunk);
       report.plan_s = solve_s;
       report.initial_plan = controller->initial_plan();
       for (size_t j = 0; j < n_chunks; ++j) {
@@ -232,16 +242,26 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       }
       uint64_t version = 0;
       const PlanInput snapshot = controller->ReplanInput(SecondsSince(start), &version);
+      int32_t abandon_chunk = -1;
+      const std::optional<PlanInput> abandon_input = controller->AbandonInput(SecondsSince(start), &abandon_chunk);
       lock.unlock();
       const Status valid = ValidatePlanInput(snapshot);
       Plan plan;
-      if (valid.ok()) plan = planner->Solve(snapshot);
+      Plan alternative;  // stopping the prefill in progress, as LoadController::Replan weighs it
+      if (valid.ok()) {
+        plan = planner->Solve(snapshot);
+        if (abandon_input) alternative = planner->Solve(*abandon_input);
+      }
       lock.lock();
       if (!valid.ok()) {
         SPARKV_LOG_WARN("re-plan skipped: %s", valid.ToString().c_str());
         break;
       }
-      controller->InstallPlan(plan, version, SecondsSince(start));
+      if (abandon_input && controller->PrefersAbandon(plan, alternative, abandon_chunk)) {
+        controller->InstallAbandonPlan(alternative, abandon_chunk, version, SecondsSince(start));
+      } else {
+        controller->InstallPlan(plan, version, SecondsSince(start));
+      }
       changed.notify_all();
     }
   };
