@@ -25,7 +25,8 @@ struct RealRow {
   double min_ttft_s = 0.0;
   double max_ttft_s = 0.0;
   // Median TTFT without the manifest fetch: the load, the query and the first token, which is
-  // what the simulator models (it starts at the plan, with the manifest in hand).
+  // what the simulator models (it starts at the plan, with the manifest in hand). Strategies with
+  // a head start compute during the fetch, so for them this is the whole TTFT.
   double median_load_ttft_s = 0.0;
   double median_received_bytes = 0.0;
   double median_streamed = 0.0;     // chunks resident through the stream path
