@@ -121,5 +121,15 @@ TEST_F(SimulateCliTest, BrokenProfileIsNamedOnce) {
   EXPECT_EQ(out.find(dir_.File("profile.json")), out.rfind(dir_.File("profile.json"))) << out;
 }
 
+TEST_F(SimulateCliTest, RepeatedLevelOrStrategyRejected) {
+  const auto [level_status, level_output] = Simulate("--rate 10 --levels f16,f16");
+  EXPECT_NE(level_status, 0);
+  EXPECT_NE(level_output.find("--levels lists 'f16' twice"), std::string::npos) << level_output;
+
+  const auto [strategy_status, strategy_output] = Simulate("--rate 10 --strategies local,hybrid,sparkv-adaptive");
+  EXPECT_NE(strategy_status, 0);
+  EXPECT_NE(strategy_output.find("'sparkv-adaptive' again"), std::string::npos) << strategy_output;
+}
+
 }  // namespace
 }  // namespace sparkv

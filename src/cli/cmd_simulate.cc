@@ -135,7 +135,12 @@ int RunSimulate(const Flags& f) {
     return ReportError(InvalidArgumentError("--levels '" + f.levels +
                                             "' names no codec; pass --levels f16 (lossless) or e.g. f16,q8"));
   }
-  for (const std::string& level : levels) {
+  for (size_t i = 0; i < levels.size(); ++i) {
+    const std::string& level = levels[i];
+    if (std::find(levels.begin(), levels.begin() + static_cast<std::ptrdiff_t>(i), level) !=
+        levels.begin() + static_cast<std::ptrdiff_t>(i)) {
+      return ReportError(InvalidArgumentError("--levels lists '" + level + "' twice; list each level once"));
+    }
     if (FindCodec(level) == nullptr) {
       return ReportError(InvalidArgumentError("--levels: unknown codec level '" + level +
                                               "'; see `sparkv ingest --help` for the names"));
@@ -151,6 +156,12 @@ int RunSimulate(const Flags& f) {
   for (const std::string& name : SplitList(f.strategies)) {
     Result<Strategy> strategy = FindStrategy(name);
     if (!strategy.ok()) return ReportError(strategy.status().WithContext("--strategies"));
+    for (const Strategy& earlier : strategies) {
+      if (earlier.name == strategy->name) {
+        return ReportError(InvalidArgumentError("--strategies lists '" + name + "', which is '" + earlier.name +
+                                                "' again (hybrid is sparkv-adaptive); list each strategy once"));
+      }
+    }
     strategies.push_back(*strategy);
   }
   if (strategies.empty()) {
