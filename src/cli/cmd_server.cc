@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "common/log.h"
 #include "kv/chunk_key.h"
+#include "kv/codec.h"
 #include "net/server.h"
 #include "runtime/ingest.h"
 
@@ -35,7 +36,10 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
   command->add_option("--chunk-tokens", flags->chunk_tokens, "Tokens per chunk; devices must use the same")
       ->capture_default_str()
       ->check(CLI::Range(1, kMaxChunkTokens));
-  command->add_option("--codecs", flags->codecs, "Comma-separated codec levels to encode: f16, q8, q4, f16ans, ans6, ans4, ans3, ans2")->capture_default_str();
+  std::string codec_names;
+  for (const Codec* codec : AllCodecs()) codec_names += (codec_names.empty() ? "" : ", ") + std::string(codec->name());
+  command->add_option("--codecs", flags->codecs, "Comma-separated codec levels to encode: " + codec_names)
+      ->capture_default_str();
   command->add_option("--threads", flags->threads, "Prefill threads (0 = every core)")->capture_default_str()->check(CLI::Range(0, kMaxThreads));
   command->callback([flags, exit_code] {
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
