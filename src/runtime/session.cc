@@ -227,7 +227,12 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     Result<Manifest> fetched = FetchCheckedManifest(*source, model, chunks, keys, options.chunk_tokens, keep_going);
     report.manifest_s = SecondsSince(start);
     if (!fetched.ok()) {
-      if (fetched.status().code() == ErrorCode::kCancelled) return local_input;  // every chunk is resident
+      if (fetched.status().code() == ErrorCode::kCancelled) {
+        // Every chunk is resident already: not a failure, but a slow or silent server shows here.
+        SPARKV_LOG_INFO("the manifest from %s had not arrived when the local prefill finished (%.3f s)",
+                        options.server_url.c_str(), report.manifest_s);
+        return local_input;
+      }
       std::string hint;
       if (fetched.status().code() == ErrorCode::kNotFound) {
         hint = " (the key covers the model, the tokens and the chunk size: was this context ingested with the same"
