@@ -289,7 +289,7 @@ TEST(ProfileTest, ErrorsNameFixWithoutLibraryText) {
   for (const std::string& text : broken) {
     Result<Profile> p = ProfileFromJson(text);
     ASSERT_FALSE(p.ok()) << text;
-    const std::string& message = p.status().message();
+    const std::string message = p.status().message();
     EXPECT_EQ(message.find("json.exception"), std::string::npos) << message;
     EXPECT_EQ(message.find("[json"), std::string::npos) << message;
     EXPECT_NE(message.find("sparkv profile"), std::string::npos) << message;
