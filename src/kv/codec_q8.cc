@@ -6,7 +6,7 @@
 //
 // Builds from before q10 existed wrote version 2: u8 version 2, then 10-bit K and 9-bit V fields
 // of q + q_max. That is q10's layout under another version byte, and q8 still decodes it. The two
-// versions differ in size for every shape, so the size tells them apart.
+// versions differ in size for every shape, so the size identifies the version.
 #include "kv/codec.h"
 #include "kv/group_quant.h"
 

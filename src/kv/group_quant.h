@@ -8,7 +8,7 @@
 //          at bits [i * b, (i + 1) * b) of its row, least significant bit first (b = key_bits for
 //          K, value_bits for V). The bits after a row's last field are zero when written and
 //          ignored when read.
-// A field contains an integer q in [-q_max, q_max], q_max = 2^(b-1) - 1, coded as FieldCode says.
+// A field contains an integer q in [-q_max, q_max], q_max = 2^(b-1) - 1, coded as FieldCode specifies.
 // Element i of group g decodes to q * scale[g]. The encoder picks the smallest f16 scale
 // s >= absmax / q_max, so the error per element is at most s / 2 (plus one f32 rounding), about
 // absmax(group) / (2 q_max). The one field the encoder never writes (2^b - 1 as an offset,

@@ -350,19 +350,13 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
       if (c.decision.path != Decision::Path::kStream || !CanStream(j) || strategy_.claim_until_meet) {
         // Planned for compute, or Cake's rule: the compute path takes the lowest pending chunk.
         take = true;
-      } else if (strategy_.cancel_transfers &&
-                 now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) <
-                     PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) &&
-                 TakingLowersTtft(j, now_s)) {
+      } else if (ComputingWins(j, now_s)) {
         take = true;
         ++stats_.n_moved;
       }
       break;
     case State::kFetching:
-      if (strategy_.cancel_transfers &&
-          now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) <
-              PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) &&
-          TakingLowersTtft(j, now_s)) {
+      if (ComputingWins(j, now_s)) {
         take = true;
         c.cancel_requested = true;
         ++stats_.n_cancelled;
@@ -465,6 +459,14 @@ PlanInput LoadController::Snapshot(double now_s, double rate) const {
     }
   }
   return in;
+}
+
+bool LoadController::ComputingWins(size_t j, double now_s) const {
+  // The chunk's own arrival first: it is cheap and rules out most cases before the timeline.
+  return strategy_.cancel_transfers &&
+         now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) <
+             PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) &&
+         TakingLowersTtft(j, now_s);
 }
 
 bool LoadController::TakingLowersTtft(size_t j, double now_s) const {

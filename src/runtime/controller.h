@@ -167,6 +167,9 @@ class LoadController {
   // than waiting for the stream path. Chunk j's own arrival is not enough to tell, because a
   // prefill also delays the decodes of the blobs that arrive meanwhile.
   bool TakingLowersTtft(size_t j, double now_s) const;
+  // True when the compute path should take chunk j (the frontier) from the stream path now: the
+  // strategy allows it, the chunk would be resident sooner by a margin, and TakingLowersTtft.
+  bool ComputingWins(size_t j, double now_s) const;
   // True when the pending chunks planned to stream are the last pending chunks.
   bool PendingStreamsFormSuffix() const;
   int32_t FloatLevel(size_t j) const;  // cake: the level of the plan's codec for chunk j
