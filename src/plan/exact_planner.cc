@@ -30,7 +30,54 @@ struct Node {
 };
 
 bool LessByTime(const Node& x, const Node& y) {
-  return std::tie(x.a, x.c, x.quality_sum, x.bytes) < std::tie(y.a, y.c, y.quality_sum, y.bytes);
+  if (x.a != y.a) return x.a < y.a;  // the common case, decided without the tuple
+  return std::tie(x.c, x.quality_sum, x.bytes) < std::tie(y.c, y.quality_sum, y.bytes);
+}
+
+// Appends candidates that arrive in non-decreasing a to the staircase (a rising, c falling) that
+// starts at (*out)[begin], dropping each candidate that a kept one dominates in (a, c) or ties
+// with and beats in (quality_sum, bytes). The result equals a sort in (a, c, quality_sum, bytes)
+// order followed by PruneByTime's sweep. `ordered` turns false if a candidate's a fell below the
+// last kept one; the caller then sorts the raw candidates instead.
+class StaircaseBuilder {
+ public:
+  explicit StaircaseBuilder(std::vector<Node>* out) : out_(out), begin_(out->size()) {}
+
+  void Push(const Node& x) {
+    while (out_->size() > begin_) {
+      const Node& back = out_->back();
+      if (x.a < back.a) {
+        ordered_ = false;
+        return;
+      }
+      if (x.a != back.a || !LessByTime(x, back)) break;
+      out_->pop_back();  // same a, and x is earlier in order: x dominates it
+    }
+    if (out_->size() == begin_ || x.c < out_->back().c) out_->push_back(x);
+  }
+
+  bool ordered() const { return ordered_; }
+  size_t begin() const { return begin_; }
+
+ private:
+  std::vector<Node>* out_;
+  size_t begin_;
+  bool ordered_ = true;
+};
+
+// The staircase of the union of two staircases, into *out (cleared first).
+void MergeStaircases(const Node* x, size_t n_x, const Node* y, size_t n_y, std::vector<Node>* out) {
+  out->clear();
+  double min_c = std::numeric_limits<double>::infinity();
+  size_t i = 0;
+  size_t k = 0;
+  while (i < n_x || k < n_y) {
+    const Node& next = k == n_y || (i < n_x && LessByTime(x[i], y[k])) ? x[i++] : y[k++];
+    if (next.c < min_c) {
+      out->push_back(next);
+      min_c = next.c;
+    }
+  }
 }
 
 // Candidates arrive as segments, one per choice for the chunk, each in the order of the front it
@@ -260,25 +307,28 @@ class LowerBound {
   static constexpr int kWeights = 17;  // w = 0, 1/16, ..., 1
 
   explicit LowerBound(const PlanInput& in) : query_(in.query_seconds) {
+    for (int k = 0; k < kWeights; ++k) weight_[k] = static_cast<double>(k) / (kWeights - 1);
     const size_t n = in.chunks.size();
     double max_rate = 0.0;
     for (const BandwidthStep& s : in.bandwidth.steps()) max_rate = std::max(max_rate, s.bytes_per_s);
     suffix_.assign((n + 1) * kWeights, 0.0);
+    std::vector<std::pair<double, double>> options;  // (cpu, net) seconds per allowed level
     for (size_t j = n; j-- > 0;) {
       const ChunkSpec& chunk = in.chunks[j];
       const double t_c = in.compute.ChunkSeconds(chunk.begin, chunk.end);
+      options.clear();
+      for (size_t l = 0; l < chunk.levels.size() && max_rate > 0.0; ++l) {
+        if (!in.LevelAllowed(j, l)) continue;
+        const LevelOption& opt = chunk.levels[l];
+        options.emplace_back(in.decode_on_spare_core ? 0.0 : opt.decode_seconds,
+                             in.request_overhead_s + static_cast<double>(opt.bytes) / max_rate);
+      }
       for (int k = 0; k < kWeights; ++k) {
-        const double w = static_cast<double>(k) / (kWeights - 1);
+        const double w = weight_[k];
         double least = 0.0;
         if (in.IsPending(j)) {
           least = w * t_c;
-          for (size_t l = 0; l < chunk.levels.size() && max_rate > 0.0; ++l) {
-            if (!in.LevelAllowed(j, l)) continue;
-            const LevelOption& opt = chunk.levels[l];
-            const double net = in.request_overhead_s + static_cast<double>(opt.bytes) / max_rate;
-            const double cpu = in.decode_on_spare_core ? 0.0 : opt.decode_seconds;
-            least = std::min(least, w * cpu + (1.0 - w) * net);
-          }
+          for (const auto& [cpu, net] : options) least = std::min(least, w * cpu + (1.0 - w) * net);
         }
         suffix_[j * kWeights + k] = suffix_[(j + 1) * kWeights + k] + least;
       }
@@ -286,29 +336,32 @@ class LowerBound {
   }
 
   // Bound for a state after chunks [0, j). The weighted sum is concave in w (a linear term plus
-  // a sum of minima of linear functions), so its maximum over the grid is found by bisection on
-  // the sign of the step between neighbours in O(log kWeights).
-  double operator()(size_t j, const Node& x) const {
+  // a sum of minima of linear functions), so a climb from any grid point to a neighbour that is
+  // higher stops at the maximum. Neighbouring states of a front have their maxima at nearby w, so
+  // the climb starts from *hint, where the previous call stopped, and usually takes three
+  // evaluations. Any grid point gives a valid bound, so rounding cannot make the result unsafe.
+  double operator()(size_t j, const Node& x, int* hint) const {
     const double* s = &suffix_[j * kWeights];
-    auto f = [&](int k) {
-      const double w = static_cast<double>(k) / (kWeights - 1);
-      return w * x.c + (1.0 - w) * x.a + s[k];
-    };
-    int lo = 0;
-    int hi = kWeights - 1;
-    while (lo < hi) {  // the maximum lies in [lo, hi]
-      const int mid = (lo + hi) / 2;
-      if (f(mid) < f(mid + 1)) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
+    auto f = [&](int k) { return weight_[k] * x.c + (1.0 - weight_[k]) * x.a + s[k]; };
+    int k = std::clamp(*hint, 0, kWeights - 1);
+    double best = f(k);
+    for (const int step : {1, -1}) {
+      const int start = k;
+      for (int next = k + step; next >= 0 && next < kWeights; next += step) {
+        const double value = f(next);
+        if (!(value > best)) break;
+        k = next;
+        best = value;
       }
+      if (k != start) break;  // f rises on one side of its maximum only
     }
-    return std::max(std::max(x.a, x.c), f(lo)) + query_;
+    *hint = k;
+    return std::max(std::max(x.a, x.c), best) + query_;
   }
 
  private:
   double query_;
+  double weight_[kWeights];     // k / (kWeights - 1)
   std::vector<double> suffix_;  // [n_chunks + 1][kWeights], seconds
 };
 
@@ -370,7 +423,11 @@ std::vector<Decision> Backtrack(const PlanInput& in, const Trail& trail, size_t 
 namespace {
 
 // The front a quick first pass is thinned to; its plan becomes the one the full pass must beat.
+// Under a candidate budget the quick pass gets about an eighth of it, in fronts of
+// kMinQuickFront to kQuickFront states, and no front of the full pass is thinned below that.
 constexpr size_t kQuickFront = 16;
+constexpr size_t kMinQuickFront = 2;
+constexpr size_t kQuickShare = 8;
 
 // Buffers and shared inputs of one solve.
 struct Solver {
@@ -378,7 +435,7 @@ struct Solver {
   const std::vector<std::vector<int32_t>> useful;
   const LowerBound bound;
   const Node start;
-  std::vector<Node> front, next, candidates, scratch;
+  std::vector<Node> front, next, candidates, scratch, merge_buffer;
   std::vector<size_t> segment_begin;
   Trail trail;
 
@@ -389,6 +446,101 @@ struct Solver {
   // Choices tried for chunk j, the compute path included.
   size_t Width(size_t j) const { return in.IsPending(j) ? 1 + useful[j].size() : 1; }
 };
+
+// Pass 1's successors of s.front through chunk j, reduced to their (a, c) staircase in
+// s.candidates; returns how many successors were made. The successors of one choice come in
+// the order of the front, so with non-decreasing a (the arrival is monotone in the start), and
+// StaircaseBuilder reduces them as they come. The staircases of the choices are then merged two
+// at a time. A stream choice stops early once a successor's transfer (plus decode, with a spare
+// core) ends no earlier than its parent's CPU time. From there on the network sets the CPU time,
+// so each later parent, later on the network, makes a successor no earlier on either path.
+size_t ExpandStaircase(Solver& s, size_t j) {
+  const PlanInput& in = s.in;
+  const std::vector<Node>& front = s.front;
+  size_t n_made = 0;
+  bool first_segment = true;
+
+  auto add_segment = [&](const auto& successor, const auto& ends_segment) {
+    s.scratch.clear();
+    StaircaseBuilder stairs(&s.scratch);
+    for (size_t i = 0; i < front.size() && stairs.ordered(); ++i) {
+      const Node y = successor(front[i], static_cast<int32_t>(i));
+      ++n_made;
+      if (!std::isfinite(y.a)) continue;  // the link never delivers it
+      stairs.Push(y);
+      if (ends_segment(front[i], y)) break;
+    }
+    if (!stairs.ordered()) {
+      // Rounding broke the monotonicity of the arrival: sort every successor, then sweep.
+      std::vector<Node> raw;
+      for (size_t i = 0; i < front.size(); ++i) {
+        const Node y = successor(front[i], static_cast<int32_t>(i));
+        if (std::isfinite(y.a)) raw.push_back(y);
+      }
+      std::sort(raw.begin(), raw.end(), LessByTime);
+      s.scratch.clear();
+      StaircaseBuilder sorted(&s.scratch);
+      for (const Node& y : raw) sorted.Push(y);
+    }
+
+    if (first_segment) {
+      s.candidates.swap(s.scratch);
+      first_segment = false;
+    } else {
+      MergeStaircases(s.candidates.data(), s.candidates.size(), s.scratch.data(), s.scratch.size(),
+                      &s.merge_buffer);
+      s.candidates.swap(s.merge_buffer);
+    }
+  };
+
+  const auto never = [](const Node&, const Node&) { return false; };
+  s.candidates.clear();
+  if (!in.IsPending(j)) {
+    const ChunkProgress& p = in.progress[j];
+    const bool arriving = p.state == ChunkProgress::State::kStreaming;
+    add_segment(
+        [&](const Node& x, int32_t parent) {
+          Node next = x;
+          next.parent = parent;
+          next.level = -1;
+          if (arriving) {
+            next.c = in.decode_on_spare_core ? std::max(x.c, p.arrival_s + p.decode_seconds)
+                                             : std::max(x.c, p.arrival_s) + p.decode_seconds;
+          }
+          return next;
+        },
+        never);
+    return n_made;
+  }
+
+  const ChunkSpec& chunk = in.chunks[j];
+  const double t_c = in.compute.ChunkSeconds(chunk.begin, chunk.end);
+  add_segment(
+      [&](const Node& x, int32_t parent) {
+        return Node{x.a, x.c + t_c, x.quality_sum, x.bytes, parent, -1};
+      },
+      never);
+
+  // At a constant rate, the arithmetic of StreamArrival without its call and branches.
+  const std::vector<BandwidthStep>& steps = in.bandwidth.steps();
+  const double constant_rate = steps.size() == 1 ? steps[0].bytes_per_s : 0.0;
+  for (const int32_t l : s.useful[j]) {
+    const LevelOption& opt = chunk.levels[static_cast<size_t>(l)];
+    const double slack = in.decode_on_spare_core ? opt.decode_seconds : 0.0;
+    const double transfer_s =
+        constant_rate > 0.0 && opt.bytes > 0 ? static_cast<double>(opt.bytes) / constant_rate : -1.0;
+    add_segment(
+        [&](const Node& x, int32_t parent) {
+          const double arrival = transfer_s >= 0.0 ? (x.a + in.request_overhead_s) + transfer_s
+                                                   : StreamArrival(in, x.a, opt.bytes);
+          const double c = in.decode_on_spare_core ? std::max(x.c, arrival + opt.decode_seconds)
+                                                   : std::max(x.c, arrival) + opt.decode_seconds;
+          return Node{arrival, c, x.quality_sum + opt.quality_rank, x.bytes + opt.bytes, parent, l};
+        },
+        [&](const Node& x, const Node& y) { return y.a + slack >= x.c; });
+  }
+  return n_made;
+}
 
 struct PassResult {
   bool found = false;  // false when every state was pruned against the target
@@ -401,8 +553,8 @@ struct PassResult {
 // states (0 = no limit) or, when a candidate budget is given, to what the budget left affords
 // for the chunks still to come. The minimum bound over the states thinned away goes into
 // *min_dropped_bound.
-PassResult TimePass(Solver& s, double target, double eps, size_t max_front, Thin thin,
-                    size_t* budget, ExactStats* stats, double* min_dropped_bound) {
+PassResult TimePass(Solver& s, double target, double eps, size_t max_front, size_t min_front,
+                    Thin thin, size_t* budget, ExactStats* stats, double* min_dropped_bound) {
   const size_t n = s.in.chunks.size();
   s.front.assign(1, s.start);
   s.trail.Reset();
@@ -412,18 +564,23 @@ PassResult TimePass(Solver& s, double target, double eps, size_t max_front, Thin
     size_t cap = max_front;
     if (budget != nullptr) {
       // Spread what is left evenly: a front of F states costs F * Width(j) candidates.
-      const size_t afford = std::max<size_t>(kQuickFront, *budget / std::max<size_t>(1, remaining_width));
+      const size_t afford = std::max<size_t>(min_front, *budget / std::max<size_t>(1, remaining_width));
       cap = cap == 0 ? afford : std::min(cap, afford);
     }
     remaining_width -= s.Width(j);
-    Expand(s.in, j, s.useful, s.front,
-           [&](Node& x) {
-             x.bound = s.bound(j + 1, x);
-             return !CannotBeat(x.bound, target);
-           },
-           &s.scratch, &s.segment_begin, &s.candidates);
-    stats->n_candidates += s.front.size() * s.Width(j);
-    if (budget != nullptr) *budget -= std::min(*budget, s.front.size() * s.Width(j));
+    const size_t n_made = ExpandStaircase(s, j);
+    // The lower bound rises with a and c, so a state the staircase dropped has a bound no lower
+    // than its dominator's: pruning against the target after the staircase drops the same states
+    // as before it, and computes fewer bounds.
+    size_t n_kept = 0;
+    int hint = LowerBound::kWeights / 2;
+    for (Node& x : s.candidates) {
+      x.bound = s.bound(j + 1, x, &hint);
+      if (!CannotBeat(x.bound, target)) s.candidates[n_kept++] = x;
+    }
+    s.candidates.resize(n_kept);
+    stats->n_candidates += n_made;
+    if (budget != nullptr) *budget -= std::min(*budget, n_made);
     PruneByTime(s.candidates, eps, cap, thin, &s.next, min_dropped_bound);
     s.front.swap(s.next);
     s.trail.AddLayer(s.front);
@@ -461,7 +618,13 @@ Plan SolveExact(const PlanInput& in, const ExactOptions& options, ExactStats* st
       decisions = std::move(r.decisions);
     }
   };
-  const bool quick_is_final = options.max_front > 0 && options.max_front <= kQuickFront;
+  size_t total_width = 0;
+  for (size_t j = 0; j < n; ++j) total_width += solver.Width(j);
+  const size_t quick_front =
+      budget == nullptr ? kQuickFront
+                        : std::clamp(options.max_candidates / (kQuickShare * std::max<size_t>(1, total_width)),
+                                     kMinQuickFront, kQuickFront);
+  const bool quick_is_final = options.max_front > 0 && options.max_front <= quick_front;
   // Certificate. A state dominated exactly has a dominator whose completion is no worse, so by
   // induction from the last chunk its plans are covered by kept or dropped states. Every plan the
   // passes did not find therefore runs through a state dropped by another rule, or through one
@@ -470,11 +633,15 @@ Plan SolveExact(const PlanInput& in, const ExactOptions& options, ExactStats* st
   double min_dropped_bound = std::numeric_limits<double>::infinity();
   ExactStats quick_stats;
   double quick_dropped = std::numeric_limits<double>::infinity();
-  offer(TimePass(solver, std::get<0>(best_key), eps, quick_is_final ? options.max_front : kQuickFront,
-                 Thin::kLowestBound, nullptr, &quick_stats, &quick_dropped));
+  offer(TimePass(solver, std::get<0>(best_key), eps, quick_is_final ? options.max_front : quick_front,
+                 quick_front, Thin::kLowestBound, nullptr, &quick_stats, &quick_dropped));
   local_stats.n_candidates += quick_stats.n_candidates;
   if (budget != nullptr) budget_left -= std::min(budget_left, quick_stats.n_candidates);
-  if (quick_is_final) {
+  // A full pass whose budget affords fronts not much wider than the quick pass's would mostly
+  // redo its work.
+  const bool full_pass_affordable =
+      budget == nullptr || budget_left / std::max<size_t>(1, total_width) >= 2 * quick_front;
+  if (quick_is_final || !full_pass_affordable) {
     local_stats.max_front = quick_stats.max_front;
     local_stats.total_states = quick_stats.total_states;
     min_dropped_bound = quick_dropped;
@@ -482,8 +649,8 @@ Plan SolveExact(const PlanInput& in, const ExactOptions& options, ExactStats* st
     // States of plans as fast as the quick one survive the pruning (their bounds do not exceed
     // its TTFT), so this pass finds the optimum unless it thins its fronts. An empty result
     // means rounding pruned them all, and the quick plan is kept.
-    offer(TimePass(solver, std::get<0>(best_key), eps, options.max_front, Thin::kEvenInC, budget,
-                   &local_stats, &min_dropped_bound));
+    offer(TimePass(solver, std::get<0>(best_key), eps, options.max_front, quick_front, Thin::kEvenInC,
+                   budget, &local_stats, &min_dropped_bound));
   }
   // A bound computed in floating point may sit a rounding error above the true optimum.
   local_stats.ttft_error_bound_s =
@@ -494,11 +661,15 @@ Plan SolveExact(const PlanInput& in, const ExactOptions& options, ExactStats* st
   // at the same TTFT when the CPU hides the difference. States are pruned by full dominance and
   // by the lower bound against that TTFT. A state whose (quality_sum, bytes) already reaches the
   // best plan's is dropped too, because both sums only grow. The pass gives up past
-  // max_tie_states states in a front or when the candidate budget runs out.
+  // max_tie_states states in a front or when the candidate budget runs out. When the budget
+  // already forced pass 1 to thin its fronts, whatever it left would run out here too, and the
+  // pass is not started.
   const double limit = std::get<0>(best_key);
   solver.front.assign(1, solver.start);
   solver.trail.Reset();
-  bool complete = options.max_tie_states > 0;
+  const bool budget_thinned = budget != nullptr && std::isfinite(min_dropped_bound);
+  bool complete = options.max_tie_states > 0 && !budget_thinned;
+  int hint = LowerBound::kWeights / 2;
   for (size_t j = 0; j < n && complete; ++j) {
     const size_t cost = solver.front.size() * solver.Width(j);
     if (budget != nullptr && cost > budget_left) {
@@ -510,7 +681,7 @@ Plan SolveExact(const PlanInput& in, const ExactOptions& options, ExactStats* st
     Expand(in, j, solver.useful, solver.front,
            [&](Node& x) {
              return std::tie(x.quality_sum, x.bytes) < std::tie(std::get<1>(best_key), std::get<2>(best_key)) &&
-                    !CannotBeat(solver.bound(j + 1, x), limit);
+                    !CannotBeat(solver.bound(j + 1, x, &hint), limit);
            },
            &solver.scratch, &solver.segment_begin, &solver.candidates);
     PruneFully(solver.candidates, &solver.next);

@@ -20,10 +20,11 @@ struct ExactOptions {
   // Thin each front to the max_front states with the lowest lower bounds (a beam). 0 = no limit.
   size_t max_front = 0;
 
-  // Work budget in candidate states (one per front state and choice tried, an estimated
-  // 75-150 ns each). When set, a front larger than the budget left affords for the chunks to
-  // come is thinned, to no fewer than 16 states. Fronts that fit stay whole, so small inputs are
-  // solved exactly and large ones in time proportional to the budget. 0 = no budget.
+  // Work budget in candidate states (successors made from a front state by one choice, about
+  // 50 ns each at a constant rate). When set, a front larger than the budget left affords for
+  // the chunks to come is thinned, to no fewer than the quick pass's front (2 to 16 states,
+  // about an eighth of the budget spread over the chunks). Fronts that fit stay whole, so small
+  // inputs are solved exactly and large ones in time proportional to the budget. 0 = no budget.
   size_t max_candidates = 0;
 
   // The tie-break pass keeps at most this many states per chunk; past it the pass gives up and
@@ -36,14 +37,15 @@ struct ExactOptions {
 
 // The budget of the registered "exact" planner, the one strategies and re-plans use. Inputs whose
 // fronts fit (64 alike chunks with 4 levels at a constant rate) are solved exactly. At 256 chunks
-// the solve expands about 35k candidates in a few ms and lands within 0.5-0.7% of the optimum on
-// the benchmark's inputs (docs/planner.md). The hindsight optimum uses no budget.
+// the solve makes about 15k candidates in under a millisecond at a constant rate and lands
+// within about 1% of the optimum on the benchmark's inputs (docs/planner.md). The hindsight
+// optimum uses no budget.
 inline constexpr size_t kDefaultExactBudget = size_t{1} << 14;
 
 struct ExactStats {
   size_t max_front = 0;     // largest number of states kept after one chunk
   size_t total_states = 0;  // states kept, summed over chunks (8 bytes each until the end)
-  size_t n_candidates = 0;  // candidate states expanded, both passes
+  size_t n_candidates = 0;  // candidate states made, all passes
   size_t max_tie_front = 0;  // largest tie-break front
   bool tie_break_complete = false;  // false when the tie-break pass gave up or was skipped
   // The plan's TTFT minus a proven lower bound on the optimum; 0 when no state was thinned away
