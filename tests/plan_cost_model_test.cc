@@ -266,13 +266,77 @@ TEST(ProfileTest, ErrorsNameTheField) {
        "\"decode_on_spare_core\" is a number, expected true or false"},
       {replaced("\"seconds_per_chunk\": 0.0001", "\"seconds_per_chunk\": true"),
        "\"decode[0].seconds_per_chunk\" is a boolean, expected a number"},
-      {replaced("\"a\": 0.0004", "\"a\": -0.0004"), "\"compute.a\" is -0.000400, expected a finite number >= 0"},
+      {replaced("\"a\": 0.0004", "\"a\": -0.0004"), "\"compute.a\" is -0.0004, expected a finite number in [0, "},
   };
   for (const auto& [text, expected] : cases) {
     Result<Profile> p = ProfileFromJson(text);
     ASSERT_FALSE(p.ok()) << text;
     EXPECT_NE(p.status().message().find(expected), std::string::npos) << p.status().ToString();
   }
+}
+
+// Numbers a profile cannot mean: negative, beyond a double (JSON has no inf), absurdly large, or
+// all zero. Each error names the field, its value and the fix.
+TEST(ProfileTest, AbsurdNumbersAreRejectedNamingTheField) {
+  const std::string good = ProfileToJson(SampleProfile());
+  auto replaced = [&good](const std::string& from, const std::string& to) {
+    std::string s = good;
+    const size_t at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return s.replace(at, from.size(), to);
+  };
+  const std::string compute = "\"compute\": {\n    \"a\": 0.0004,\n    \"c\": 3e-08,\n    \"d\": 0.015\n  }";
+  ASSERT_NE(good.find(compute), std::string::npos) << good;
+  const std::pair<std::string, std::string> cases[] = {
+      {replaced(compute, "\"compute\": {\"a\": 0, \"c\": 1e308, \"d\": 0}"), "\"compute.c\" is 1e+308"},
+      {replaced(compute, "\"compute\": {\"a\": 1e400, \"c\": 0, \"d\": 0}"), "number 1e400 too large for a double"},
+      {replaced(compute, "\"compute\": {\"a\": 1e6, \"c\": 0, \"d\": 0}"), "\"compute.a\" is 1e+06"},
+      {replaced(compute, "\"compute\": {\"a\": 0.001, \"c\": 0.5, \"d\": 0}"), "\"compute.c\" is 0.5"},
+      {replaced(compute, "\"compute\": {\"a\": 0.001, \"c\": 0, \"d\": -0.01}"), "\"compute.d\" is -0.01"},
+      {replaced(compute, "\"compute\": {\"a\": 0.001, \"c\": 0, \"d\": 1e300}"), "\"compute.d\" is 1e+300"},
+      {replaced(compute, "\"compute\": {\"a\": 0, \"c\": 0, \"d\": 0}"),
+       "\"compute.a\", \"compute.c\" and \"compute.d\" are 0, 0 and 0, so a one-token prefill would take 0 s"},
+      {replaced(compute, "\"compute\": {\"a\": 1e-300, \"c\": 0, \"d\": 0}"), "would take 1e-300 s"},
+      {replaced("\"seconds_per_chunk\": 0.0001", "\"seconds_per_chunk\": -1"),
+       "\"decode[0].seconds_per_chunk\" is -1"},
+      {replaced("\"seconds_per_chunk\": 0.0001", "\"seconds_per_chunk\": 1e9"),
+       "\"decode[0].seconds_per_chunk\" is 1e+09"},
+      {replaced("\"seconds_per_byte\": 1e-10", "\"seconds_per_byte\": 1e308"), "\"decode[0].seconds_per_byte\" is 1e+308"},
+      {replaced("\"seconds_per_byte\": 2e-08", "\"seconds_per_byte\": -2e-08"), "\"decode[1].seconds_per_byte\" is -2e-08"},
+      {replaced("\"n_threads\": 2", "\"n_threads\": 1000000"), "\"n_threads\" is 1000000, expected 1 to "},
+      {replaced("\"n_threads\": 2", "\"n_threads\": -3"), "\"n_threads\" is -3, expected 1 to "},
+  };
+  for (const auto& [text, expected] : cases) {
+    Result<Profile> p = ProfileFromJson(text);
+    ASSERT_FALSE(p.ok()) << text;
+    const std::string message = p.status().message();
+    EXPECT_NE(message.find(expected), std::string::npos) << message;
+    EXPECT_NE(message.find("sparkv profile"), std::string::npos) << message;
+  }
+}
+
+// The bounds hold for what a device measures: a slow model on a slow device, a fast one on a fast
+// device, and a profile whose only cost is attention.
+TEST(ProfileTest, PlausibleNumbersLoad) {
+  for (const ComputeCost& cost : {ComputeCost{2.0, 1e-3, 5.0}, ComputeCost{1e-7, 0.0, 0.0}, ComputeCost{0.0, 1e-8, 0.0}}) {
+    Profile p = SampleProfile();
+    p.compute = cost;
+    p.decode = {{"f16ans", 0.5, 1e-6}};
+    Result<Profile> back = ProfileFromJson(ProfileToJson(p));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->compute.c, cost.c);
+  }
+}
+
+// No decode entries is a valid profile: `sparkv run` measures the levels it streams, and simulate
+// rejects a level without a cost (cli_simulate_test.cc), as bench does.
+TEST(ProfileTest, EmptyDecodeListLoads) {
+  Profile p = SampleProfile();
+  p.decode.clear();
+  Result<Profile> back = ProfileFromJson(ProfileToJson(p));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->decode.empty());
+  EXPECT_EQ(back->FindDecode("f16"), nullptr);
 }
 
 // Every rejected profile is reported in our words: no text of the JSON library, the fix named, and

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -370,7 +371,82 @@ Result<T> ProfileField(const nlohmann::json& object, const char* name, const std
   }
 }
 
+// Formats a number as JSON readers write it: 1e+308, 0.0004, inf, nan.
+std::string Number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", value);
+  return text;
+}
+
+// Returns the error for field `name`, whose `value` is outside [0, max]. `unit` follows max, and
+// `meaning` says in parentheses what the field measures.
+Status OutOfRange(const std::string& name, double value, double max, const std::string& unit,
+                  const std::string& meaning) {
+  return CorruptionError("profile: field \"" + name + "\" is " + Number(value) + ", expected a finite number in [0, " +
+                         Number(max) + "]" + unit + " (" + meaning + ")" + kProfileFix);
+}
+
+bool InRange(double value, double max) { return IsNonNegativeFinite(value) && value <= max; }
+
 }  // namespace
+
+Status CheckProfile(const Profile& profile) {
+  const ComputeCost& cost = profile.compute;
+  if (!InRange(cost.a, kMaxProfileStepSeconds)) {
+    return OutOfRange("compute.a", cost.a, kMaxProfileStepSeconds, " s per token",
+                      "prefill time per token, at most a day");
+  }
+  // c multiplies the position, so its bound keeps a token at the last position within a day.
+  const double max_c = kMaxProfileStepSeconds / kMaxProfilePosition;
+  if (!InRange(cost.c, max_c)) {
+    return OutOfRange("compute.c", cost.c, max_c, " s per token per earlier position",
+                      "attention time, at most a day per token at position " + std::to_string(kMaxProfilePosition));
+  }
+  if (!InRange(cost.d, kMaxProfileStepSeconds)) {
+    return OutOfRange("compute.d", cost.d, kMaxProfileStepSeconds, " s", "fixed time of one prefill call, at most a day");
+  }
+
+  // The bounds above keep chunk times finite. A time of 0 would make every ratio to it nan or inf.
+  const double token_s = cost.ChunkSeconds(0, 1);
+  if (!(token_s >= kMinProfileTokenSeconds)) {
+    return CorruptionError("profile: fields \"compute.a\", \"compute.c\" and \"compute.d\" are " + Number(cost.a) +
+                           ", " + Number(cost.c) + " and " + Number(cost.d) + ", so a one-token prefill would take " +
+                           Number(token_s) + " s, but a chunk's compute time must be positive, at least " +
+                           Number(kMinProfileTokenSeconds) + " s per token" + kProfileFix);
+  }
+
+  for (size_t i = 0; i < profile.decode.size(); ++i) {
+    const DecodeCost& decode = profile.decode[i];
+    const std::string where = "decode[" + std::to_string(i) + "].";
+    if (decode.codec.empty()) return CorruptionError("profile: field \"" + where + "codec\" is empty" + kProfileFix);
+    if (!InRange(decode.seconds_per_chunk, kMaxProfileStepSeconds)) {
+      return OutOfRange(where + "seconds_per_chunk", decode.seconds_per_chunk, kMaxProfileStepSeconds, " s",
+                        "fixed decode time of one " + decode.codec + " blob, at most a day");
+    }
+    if (!InRange(decode.seconds_per_byte, kMaxProfileSecondsPerByte)) {
+      return OutOfRange(where + "seconds_per_byte", decode.seconds_per_byte, kMaxProfileSecondsPerByte, " s per byte",
+                        "decode time per byte of a " + decode.codec + " blob, at least 1 kB/s");
+    }
+    for (size_t k = 0; k < i; ++k) {
+      if (profile.decode[k].codec == decode.codec) {
+        return CorruptionError("profile: field \"" + where + "codec\": codec \"" + decode.codec +
+                               "\" is listed twice under decode (also decode[" + std::to_string(k) +
+                               "]); keep one entry per codec");
+      }
+    }
+  }
+
+  if (profile.n_threads < 1 || profile.n_threads > kMaxProfileThreads) {
+    return CorruptionError("profile: field \"n_threads\" is " + std::to_string(profile.n_threads) + ", expected 1 to " +
+                           std::to_string(kMaxProfileThreads) + kProfileFix);
+  }
+  Hash128 unused;
+  if (!Hash128::FromHex(profile.model_fingerprint_hex, &unused)) {
+    return CorruptionError("profile: field \"model_fingerprint\" is \"" + profile.model_fingerprint_hex.substr(0, 40) +
+                           "\", expected 32 hex digits" + kProfileFix);
+  }
+  return Status::Ok();
+}
 
 Result<Profile> ProfileFromJson(std::string_view json) {
   Profile p;
@@ -379,6 +455,17 @@ Result<Profile> ProfileFromJson(std::string_view json) {
     j = nlohmann::json::parse(json);
   } catch (const nlohmann::json::parse_error& e) {
     return CorruptionError("profile is not valid JSON: the syntax breaks at " + JsonErrorPlace(json, e.byte) +
+                           kProfileFix);
+  } catch (const nlohmann::json::out_of_range& e) {
+    // The library's message ends "... parsing '1e400'"; the number is all of it a reader needs.
+    const std::string_view what = e.what();
+    constexpr std::string_view kParsing = " parsing '";
+    std::string number;
+    if (const size_t at = what.find(kParsing); at != std::string_view::npos) {
+      const std::string_view rest = what.substr(at + kParsing.size());
+      number = std::string(rest.substr(0, std::min<size_t>(rest.find('\''), 40))) + " ";
+    }
+    return CorruptionError("profile contains a number " + number + "too large for a double (over 1.8e308)" +
                            kProfileFix);
   } catch (const nlohmann::json::exception&) {
     return CorruptionError(std::string("profile is not valid JSON") + kProfileFix);
@@ -402,12 +489,6 @@ Result<Profile> ProfileFromJson(std::string_view json) {
   SPARKV_ASSIGN_OR_RETURN(p.compute.a, ProfileField<double>(c, "a", "compute."));
   SPARKV_ASSIGN_OR_RETURN(p.compute.c, ProfileField<double>(c, "c", "compute."));
   SPARKV_ASSIGN_OR_RETURN(p.compute.d, ProfileField<double>(c, "d", "compute."));
-  for (const auto& [name, value] : {std::pair{"a", p.compute.a}, {"c", p.compute.c}, {"d", p.compute.d}}) {
-    if (!IsNonNegativeFinite(value)) {
-      return CorruptionError("profile: field \"compute." + std::string(name) + "\" is " + std::to_string(value) +
-                             ", expected a finite number >= 0" + kProfileFix);
-    }
-  }
   SPARKV_ASSIGN_OR_RETURN(const nlohmann::json decode, ProfileField<nlohmann::json>(j, "decode"));
   if (!decode.is_array()) {
     return CorruptionError("profile: field \"decode\" is a " + std::string(decode.type_name()) +
@@ -424,30 +505,13 @@ Result<Profile> ProfileFromJson(std::string_view json) {
     SPARKV_ASSIGN_OR_RETURN(dc.codec, ProfileField<std::string>(d, "codec", where));
     SPARKV_ASSIGN_OR_RETURN(dc.seconds_per_chunk, ProfileField<double>(d, "seconds_per_chunk", where));
     SPARKV_ASSIGN_OR_RETURN(dc.seconds_per_byte, ProfileField<double>(d, "seconds_per_byte", where));
-    if (dc.codec.empty()) return CorruptionError("profile: field \"" + where + "codec\" is empty" + kProfileFix);
-    if (!IsNonNegativeFinite(dc.seconds_per_chunk) || !IsNonNegativeFinite(dc.seconds_per_byte)) {
-      return CorruptionError("profile: fields \"" + where + "seconds_per_chunk\" and \"" + where +
-                             "seconds_per_byte\" (codec " + dc.codec + ") must be finite numbers >= 0" + kProfileFix);
-    }
-    if (p.FindDecode(dc.codec) != nullptr) {
-      return CorruptionError("profile: field \"" + where + "codec\": codec \"" + dc.codec +
-                             "\" is listed twice under decode; keep one entry per codec");
-    }
     p.decode.push_back(std::move(dc));
   }
   SPARKV_ASSIGN_OR_RETURN(p.n_threads, ProfileField<int32_t>(j, "n_threads"));
-  if (p.n_threads < 1) {
-    return CorruptionError("profile: field \"n_threads\" is " + std::to_string(p.n_threads) +
-                           ", expected 1 or more" + kProfileFix);
-  }
   SPARKV_ASSIGN_OR_RETURN(p.decode_on_spare_core, ProfileField<bool>(j, "decode_on_spare_core"));
   SPARKV_ASSIGN_OR_RETURN(p.cpu_name, ProfileField<std::string>(j, "cpu_name"));
   SPARKV_ASSIGN_OR_RETURN(p.model_fingerprint_hex, ProfileField<std::string>(j, "model_fingerprint"));
-  Hash128 unused;
-  if (!Hash128::FromHex(p.model_fingerprint_hex, &unused)) {
-    return CorruptionError("profile: field \"model_fingerprint\" is \"" + p.model_fingerprint_hex.substr(0, 40) +
-                           "\", expected 32 hex digits" + kProfileFix);
-  }
+  SPARKV_RETURN_IF_ERROR(CheckProfile(p));
   return p;
 }
 

@@ -120,7 +120,30 @@ struct Profile {
   const DecodeCost* FindDecode(std::string_view codec) const;
 };
 
+// Bounds of a profile's numbers. Measured values lie orders of magnitude inside them, so a value
+// outside is a typo or a damaged file, and it would make predicted times 0, inf or nan.
+// The cost model's range is positions [0, kMaxProfilePosition], the largest `sparkv profile
+// --max-position` accepts.
+inline constexpr int32_t kMaxProfilePosition = 1 << 20;
+// No single step is predicted to take longer than a day: one token's prefill (a, or c at the last
+// position of the range), one prefill call's fixed cost (d), one blob's fixed decode cost.
+inline constexpr double kMaxProfileStepSeconds = 86400.0;
+// A one-token prefill at position 0 takes at least this long (a trillion tokens per second is
+// past any device). Below it, times round to 0 and ratios of them to nan or inf.
+inline constexpr double kMinProfileTokenSeconds = 1e-12;
+// Decoding slower than 1 kB/s is past any codec on any device.
+inline constexpr double kMaxProfileSecondsPerByte = 1e-3;
+inline constexpr int32_t kMaxProfileThreads = 4096;
+
+// Checks every number of `profile` against the bounds above, every codec name (non-empty, listed
+// once) and the fingerprint (32 hex digits). The error names the JSON field ("compute.c",
+// "decode[1].seconds_per_byte"), its value, the range expected and the fix.
+// An empty or partial decode list is valid, because `sparkv run` measures the codecs it lacks, and
+// `sparkv simulate` and `sparkv bench` reject a level the profile has no decode cost for.
+Status CheckProfile(const Profile& profile);
+
 std::string ProfileToJson(const Profile& profile);
+// Parses and then checks with CheckProfile.
 Result<Profile> ProfileFromJson(std::string_view json);
 Status SaveProfile(const Profile& profile, const std::string& path);  // atomic write
 Result<Profile> LoadProfile(const std::string& path);
