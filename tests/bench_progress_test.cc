@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace sparkv {
@@ -38,6 +39,53 @@ TEST(FormatProgressTest, FinishedSweepSaysDone) {
 
 TEST(FormatProgressTest, LongTimesShowHours) {
   EXPECT_EQ(FormatProgress(1, 3, 3725.0), "[######..............] 1/3 runs, 1:02:05 elapsed, about 2:04:10 left");
+}
+
+// A long sweep's line as `sparkv bench` draws it: 91 characters in full, too wide for 80 columns.
+TEST(FormatProgressTest, FitsTheTerminalWidth) {
+  const std::string detail = "point 12/240";
+  const std::string full = FormatProgress(1234, 12000, 3725.0, detail);
+  ASSERT_GT(full.size(), 79u) << full;
+
+  // Wide enough: nothing is dropped.
+  EXPECT_EQ(FormatProgress(1234, 12000, 3725.0, detail, 200), full);
+
+  // 80 columns: at most 79 characters, and the count, detail and estimate are still there.
+  const std::string at80 = FormatProgress(1234, 12000, 3725.0, detail, 80);
+  EXPECT_LE(at80.size(), 79u) << at80;
+  EXPECT_NE(at80.find(" 1234/12000 runs"), std::string::npos) << at80;
+  EXPECT_NE(at80.find(detail), std::string::npos) << at80;
+  EXPECT_NE(at80.find("left"), std::string::npos) << at80;
+
+  // 40 columns: the bar, elapsed time and detail give way to the count and the estimate.
+  const std::string at40 = FormatProgress(1234, 12000, 3725.0, detail, 40);
+  EXPECT_LE(at40.size(), 39u) << at40;
+  EXPECT_EQ(at40.rfind(" 1234/12000 runs, about ", 0), 0u) << at40;
+  EXPECT_EQ(at40.find(detail), std::string::npos) << at40;
+}
+
+TEST(FormatProgressTest, NeverExceedsTheWidth) {
+  for (size_t columns = 0; columns <= 120; ++columns) {
+    for (const size_t n_done : {size_t{0}, size_t{7}, size_t{100}}) {
+      const std::string line = FormatProgress(n_done, 100, 125.0, "point 3/10", columns);
+      EXPECT_LE(line.size(), columns == 0 ? 0 : columns - 1) << columns << ": " << line;
+    }
+  }
+}
+
+TEST(TerminalColumnsTest, FileUsesColumnsVariableElse80) {
+  FILE* file = std::tmpfile();
+  ASSERT_NE(file, nullptr);
+  const char* saved = std::getenv("COLUMNS");
+  const std::string restore = saved != nullptr ? saved : "";
+  ::setenv("COLUMNS", "132", 1);
+  EXPECT_EQ(TerminalColumns(file), 132u);
+  ::setenv("COLUMNS", "wide", 1);
+  EXPECT_EQ(TerminalColumns(file), 80u);
+  ::unsetenv("COLUMNS");
+  EXPECT_EQ(TerminalColumns(file), 80u);
+  if (saved != nullptr) ::setenv("COLUMNS", restore.c_str(), 1);
+  std::fclose(file);
 }
 
 TEST(ProgressLineTest, DisabledLineWritesNothing) {
