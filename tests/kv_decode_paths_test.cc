@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kv/codec.h"
@@ -75,6 +77,185 @@ TEST(RansDecoders, Avx2RejectsDamagedStreamsLikeScalar) {
   }
 }
 
+// Streams of varied lengths, skews and alphabets, each with its own table, as DecodeStreams gets
+// them from a codec.
+struct StreamSet {
+  std::vector<std::vector<uint8_t>> symbols, streams;
+  std::vector<rans::DecodeTable> tables;
+  std::vector<std::string> labels;
+
+  void Add(std::vector<uint8_t> coded, int n_symbols) {
+    const rans::FrequencyTable table = rans::NormalizeCounts(rans::CountSymbols(coded, n_symbols));
+    streams.emplace_back();
+    rans::Encode(coded, table, streams.back());
+    tables.emplace_back(table);
+    labels.push_back("stream " + std::to_string(labels.size()));
+    symbols.push_back(std::move(coded));
+  }
+
+  // Jobs decoding stream k into outputs[k], which is resized to the stream's length.
+  std::vector<rans::StreamJob> Jobs(std::vector<std::vector<uint8_t>>& outputs, uint8_t fill) const {
+    outputs.resize(streams.size());
+    std::vector<rans::StreamJob> jobs;
+    for (size_t k = 0; k < streams.size(); ++k) {
+      outputs[k].assign(symbols[k].size(), fill);
+      jobs.push_back({streams[k], &tables[k], outputs[k], labels[k]});
+    }
+    return jobs;
+  }
+};
+
+TEST(RansDecoders, InterleavedStreamsMatchScalar) {
+  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
+  const size_t lengths[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4099, 65536};
+  std::mt19937 rng(21);
+  for (int trial = 0; trial < 60; ++trial) {
+    // One to five streams: the decoder interleaves up to kMaxInterleave and takes the rest in a
+    // further batch. Lengths differ so that one stream runs out while another goes on.
+    StreamSet set;
+    const int n_streams = 1 + trial % 5;
+    for (int k = 0; k < n_streams; ++k) {
+      const size_t n = lengths[rng() % std::size(lengths)];
+      const int n_symbols = 2 + static_cast<int>(rng() % 254);
+      const double p = 0.02 + 0.9 * std::uniform_real_distribution<double>(0, 1)(rng);
+      set.Add(GeometricSymbols(n, n_symbols, p, static_cast<uint32_t>(rng())), n_symbols);
+    }
+    std::vector<std::vector<uint8_t>> scalar, avx2;
+    std::vector<rans::StreamJob> scalar_jobs = set.Jobs(scalar, 0xaa);
+    std::vector<rans::StreamJob> avx2_jobs = set.Jobs(avx2, 0x55);
+    std::vector<Status> scalar_statuses(scalar_jobs.size()), avx2_statuses(avx2_jobs.size());
+    rans::DecodeStreamsScalar(scalar_jobs, scalar_statuses);
+    rans::DecodeStreamsAvx2(avx2_jobs, avx2_statuses);
+    for (int k = 0; k < n_streams; ++k) {
+      ASSERT_TRUE(scalar_statuses[k].ok()) << scalar_statuses[k].ToString();
+      ASSERT_TRUE(avx2_statuses[k].ok()) << "trial " << trial << " stream " << k << ": "
+                                         << avx2_statuses[k].ToString();
+      EXPECT_EQ(scalar[k], set.symbols[k]) << "trial " << trial << " stream " << k;
+      EXPECT_EQ(avx2[k], set.symbols[k]) << "trial " << trial << " stream " << k;
+    }
+  }
+}
+
+// A damaged stream beside intact ones: it fails exactly as alone and the others still decode.
+TEST(RansDecoders, InterleavedStreamsRejectDamageLikeScalar) {
+  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
+  StreamSet set;
+  set.Add(GeometricSymbols(3000, 16, 0.3, 41), 16);
+  set.Add(GeometricSymbols(2500, 200, 0.05, 42), 200);
+  set.Add(GeometricSymbols(3100, 5, 0.6, 43), 5);
+  const std::vector<uint8_t> intact = set.streams[1];
+  int rejected = 0;
+  const auto check = [&](const std::string& what) {
+    std::vector<std::vector<uint8_t>> scalar, avx2;
+    std::vector<rans::StreamJob> scalar_jobs = set.Jobs(scalar, 0);
+    std::vector<rans::StreamJob> avx2_jobs = set.Jobs(avx2, 0);
+    std::vector<Status> scalar_statuses(3), avx2_statuses(3);
+    rans::DecodeStreamsScalar(scalar_jobs, scalar_statuses);
+    rans::DecodeStreamsAvx2(avx2_jobs, avx2_statuses);
+    for (size_t k = 0; k < 3; ++k) {
+      ASSERT_EQ(avx2_statuses[k].ToString(), scalar_statuses[k].ToString()) << what << " stream " << k;
+      if (k != 1) {
+        ASSERT_TRUE(avx2_statuses[k].ok()) << what;
+        ASSERT_EQ(avx2[k], set.symbols[k]) << what << " stream " << k;
+      }
+    }
+    if (!avx2_statuses[1].ok()) {
+      ++rejected;
+      EXPECT_NE(avx2_statuses[1].ToString().find("stream 1"), std::string::npos) << what;
+    }
+  };
+  for (size_t bit = 0; bit < 8 * intact.size(); bit += 11) {
+    set.streams[1] = intact;
+    set.streams[1][bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+    check("bit " + std::to_string(bit));
+  }
+  for (size_t size = 0; size < intact.size(); size += 7) {
+    set.streams[1].assign(intact.begin(), intact.begin() + static_cast<ptrdiff_t>(size));
+    check("truncated to " + std::to_string(size));
+  }
+  EXPECT_GT(rejected, static_cast<int>(intact.size()) / 7);
+}
+
+// A RunBatch over raw and coded runs gives ReadRun's symbols, and at the first damaged run the
+// error ReadRun meets first.
+TEST(RansRunBatch, MatchesReadingRunByRun) {
+  std::vector<std::vector<uint8_t>> runs;
+  runs.push_back(GeometricSymbols(5000, 31, 0.5, 51));  // coded
+  std::mt19937 rng(52);
+  runs.emplace_back(300);
+  for (auto& s : runs.back()) s = static_cast<uint8_t>(rng() % 31);  // uniform: stays raw
+  runs.push_back(GeometricSymbols(4000, 31, 0.8, 53));  // coded
+  runs.push_back(GeometricSymbols(17, 31, 0.9, 54));
+  std::vector<uint8_t> payload;
+  for (const auto& run : runs) rans::AppendRun(run, 31, payload);
+
+  const auto read_one_by_one = [&](std::span<const uint8_t> in, std::vector<std::vector<uint8_t>>& out) {
+    for (size_t r = 0; r < runs.size(); ++r) {
+      out[r].assign(runs[r].size(), 0);
+      SPARKV_RETURN_IF_ERROR(rans::ReadRun(in, 31, out[r], "run " + std::to_string(r)));
+    }
+    return in.empty() ? Status::Ok() : CorruptionError("bytes left after the last run");
+  };
+  const auto read_batched = [&](std::span<const uint8_t> in, std::vector<std::vector<uint8_t>>& out) {
+    rans::RunBatch batch;
+    Status parse_status;
+    size_t r = 0;
+    for (; r < runs.size(); ++r) {
+      out[r].assign(runs[r].size(), 0);
+      parse_status = batch.Add(in, 31, out[r], "run " + std::to_string(r));
+      if (!parse_status.ok()) break;
+    }
+    for (const Status& status : batch.Finish()) SPARKV_RETURN_IF_ERROR(status);
+    SPARKV_RETURN_IF_ERROR(parse_status);
+    return in.empty() ? Status::Ok() : CorruptionError("bytes left after the last run");
+  };
+
+  std::vector<std::vector<uint8_t>> serial(runs.size()), batched(runs.size());
+  ASSERT_TRUE(read_one_by_one(payload, serial).ok());
+  ASSERT_TRUE(read_batched(payload, batched).ok());
+  EXPECT_EQ(serial, runs);
+  EXPECT_EQ(batched, runs);
+
+  int rejected = 0;
+  for (size_t bit = 0; bit < 8 * payload.size(); bit += 13) {
+    std::vector<uint8_t> flipped = payload;
+    flipped[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+    const Status expected = read_one_by_one(flipped, serial);
+    const Status status = read_batched(flipped, batched);
+    ASSERT_EQ(status.ToString(), expected.ToString()) << "bit " << bit;
+    if (!status.ok()) ++rejected;
+  }
+  EXPECT_GT(rejected, 0);
+}
+
+TEST(JoinF16Planes, DispatchedMatchesTheScalarReference) {
+  std::mt19937 rng(61);
+  for (int64_t n : {0, 1, 31, 32, 33, 64, 100, 1027}) {
+    std::vector<uint8_t> low(static_cast<size_t>(n)), high(static_cast<size_t>(n));
+    for (auto& b : low) b = static_cast<uint8_t>(rng());
+    for (KvElemType elem : {KvElemType::kF16, KvElemType::kF32}) {
+      // Any high byte into f16. Into f32 only finite values: F16C and the scalar conversion may
+      // quiet a NaN differently (kv/row_convert.h).
+      for (auto& b : high) {
+        b = static_cast<uint8_t>(rng());
+        if (elem == KvElemType::kF32 && (b & 0x7c) == 0x7c) b &= 0xbf;
+      }
+      const size_t elem_bytes = elem == KvElemType::kF32 ? 4 : 2;
+      // One byte of offset: cache rows need not be aligned.
+      std::vector<uint8_t> reference(1 + n * elem_bytes, 0x11), fast(1 + n * elem_bytes, 0x22);
+      internal::JoinF16PlanesScalar(low.data(), high.data(), n, elem, reference.data() + 1);
+      internal::JoinF16Planes(low.data(), high.data(), n, elem, fast.data() + 1);
+      EXPECT_EQ(std::vector(fast.begin() + 1, fast.end()),
+                std::vector(reference.begin() + 1, reference.end()))
+          << "n " << n;
+      for (int64_t i = 0; i < n && elem == KvElemType::kF16; ++i) {
+        ASSERT_EQ(reference[1 + 2 * i], low[i]);
+        ASSERT_EQ(reference[2 + 2 * i], high[i]);
+      }
+    }
+  }
+}
+
 TEST(Dequantize, DispatchedRowsEqualTheScalarReference) {
   std::mt19937 rng(3);
   for (int64_t width : {1, 7, 8, 9, 32, 64, 77}) {
@@ -114,7 +295,7 @@ TEST(ParallelDecode, GivesTheSerialOutputForEveryThreadCount) {
       ASSERT_TRUE(payload.ok()) << payload.status().ToString();
       TestKvCache serial(elem, 5, 4, 8, 64, 128);
       ASSERT_TRUE(codec->Decode(*payload, serial.slice()).ok()) << codec->name();
-      for (int n_threads : {0, 1, 2, 3, 16}) {
+      for (int n_threads : {0, 1, 2, 3, 4, 16}) {
         TestKvCache parallel(elem, 5, 4, 8, 64, 128);
         parallel.FillBytes(0x77);
         ASSERT_TRUE(codec->DecodeParallel(*payload, parallel.slice(), n_threads).ok())
@@ -122,6 +303,46 @@ TEST(ParallelDecode, GivesTheSerialOutputForEveryThreadCount) {
         EXPECT_EQ(parallel.AllBytes(), serial.AllBytes())
             << codec->name() << " threads " << n_threads;
       }
+    }
+  }
+}
+
+// Values that repeat within channels, so that every run is rANS-coded, f16ans's low bytes too
+// (random values leave them raw), and a layer's coded runs decode interleaved.
+void FillRepetitive(TestKvCache& cache, int32_t n_layer, int64_t width) {
+  for (int32_t l = 0; l < n_layer; ++l) {
+    for (bool is_v : {false, true}) {
+      for (int64_t i = 0; i < cache.n_elements_per_block(); ++i) {
+        const int64_t t = i / width;
+        const int64_t c = i % width;
+        cache.Set(l, is_v, i, static_cast<float>((t / 8 + c + l) % 5 - 2) / 4.0f +
+                                  static_cast<float>((t * c + (is_v ? 1 : 0)) % 3) / 64.0f);
+      }
+    }
+  }
+}
+
+TEST(ParallelDecode, CodedRunsMatchSerial) {
+  for (const Codec* codec : kEntropyCoded) {
+    TestKvCache source(KvElemType::kF16, 4, 2, 72, 0, 80);
+    FillRepetitive(source, 4, 144);
+    Result<std::vector<uint8_t>> payload = codec->Encode(source.slice());
+    ASSERT_TRUE(payload.ok()) << payload.status().ToString();
+    if (codec == &F16AnsCodec()) {
+      // Below one byte per element only if the low bytes are coded as well.
+      ASSERT_LT(payload->size(), static_cast<size_t>(2 * 4 * source.n_elements_per_block()));
+    }
+    TestKvCache serial(KvElemType::kF16, 4, 2, 72, 0, 80);
+    ASSERT_TRUE(codec->Decode(*payload, serial.slice()).ok()) << codec->name();
+    if (codec == &F16AnsCodec()) {
+      EXPECT_EQ(serial.AllBytes(), source.AllBytes());
+    }
+    for (int n_threads = 1; n_threads <= 4; ++n_threads) {
+      TestKvCache parallel(KvElemType::kF16, 4, 2, 72, 0, 80);
+      parallel.FillBytes(0x77);
+      ASSERT_TRUE(codec->DecodeParallel(*payload, parallel.slice(), n_threads).ok())
+          << codec->name() << " threads " << n_threads;
+      EXPECT_EQ(parallel.AllBytes(), serial.AllBytes()) << codec->name() << " threads " << n_threads;
     }
   }
 }

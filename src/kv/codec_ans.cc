@@ -210,57 +210,85 @@ class AnsCodecImpl final : public Codec {
 
  private:
   // Parses layer l's part into levels ([K, V][n_tokens][row_width]) and points params[0] and
-  // params[1] at the K and V parameters inside `layer`.
+  // params[1] at the K and V parameters inside `layer`. The layer's coded runs are decoded
+  // together (rans::RunBatch); errors come out in the order a run-by-run reader meets them.
   Status ParseLayer(int32_t l, std::span<const uint8_t> layer, const KvShape& shape,
                     uint8_t* levels, const uint8_t** params) const {
     const int64_t width = shape.row_width();
     const int64_t n_tokens = shape.n_tokens;
     const auto n = static_cast<size_t>(shape.block_elements());
-    std::vector<uint8_t> symbols(static_cast<size_t>(n_tokens * std::min(kChannelGroup, width)));
-    for (int kv = 0; kv < 2; ++kv) {
-      const std::string where = std::string(name_) + " layer " + std::to_string(l) + (kv ? " V" : " K");
-      if (layer.size() < 1 + 4 * static_cast<size_t>(width)) {
-        return CorruptionError(where + ": block header is truncated");
-      }
-      const int bits = layer[0];
-      if (bits < 1 || bits > kMaxBits) {
-        return CorruptionError(where + ": bit width " + std::to_string(bits) + " is outside [1, " +
-                               std::to_string(kMaxBits) + "]");
-      }
-      params[kv] = layer.data() + 1;
-      for (int64_t c = 0; c < width; ++c) {
-        const uint16_t lo = LoadU16(params[kv] + 2 * c);
-        const uint16_t step = LoadU16(params[kv] + 2 * (width + c));
-        if ((lo & 0x7fff) >= internal::kF16Infinity || step >= internal::kF16Infinity) {
-          return CorruptionError(where + ": channel " + std::to_string(c) +
-                                 " has a non-finite minimum or a negative or non-finite step");
-        }
-      }
-      layer = layer.subspan(1 + 4 * width);
+    // [K, V][channel group][n_tokens][group width]: the group from channel c0 starts at
+    // n_tokens * c0 in its block.
+    const std::unique_ptr<uint8_t[]> symbols(new uint8_t[2 * n]);
+    struct Group {
+      std::span<const uint8_t> run;  // into `symbols`
+      bool is_delta = false;
+      int n_levels = 0;
+      int64_t group_width = 0;
+      uint8_t* out = nullptr;  // the group's first level in `levels`
+      std::string label;
+    };
+    std::vector<Group> groups;
+    groups.reserve(static_cast<size_t>(2 * ChannelGroups(width)));
+    rans::RunBatch batch;
 
-      const int n_levels = 1 << bits;
-      uint8_t* block_levels = levels + kv * n;
-      for (int64_t c0 = 0; c0 < width; c0 += kChannelGroup) {
-        const int64_t group_width = std::min(kChannelGroup, width - c0);
-        const std::string group = where + " channels from " + std::to_string(c0);
-        if (layer.empty()) return CorruptionError(group + ": the mode byte is missing");
-        const uint8_t mode = layer[0];
-        if (mode > 1) {
-          return CorruptionError(group + ": mode " + std::to_string(mode) +
-                                 " is neither 0 (direct) nor 1 (delta)");
+    const auto parse = [&]() -> Status {
+      for (int kv = 0; kv < 2; ++kv) {
+        const std::string where =
+            std::string(name_) + " layer " + std::to_string(l) + (kv ? " V" : " K");
+        if (layer.size() < 1 + 4 * static_cast<size_t>(width)) {
+          return CorruptionError(where + ": block header is truncated");
         }
-        layer = layer.subspan(1);
-        const std::span<uint8_t> run(symbols.data(), static_cast<size_t>(n_tokens * group_width));
-        SPARKV_RETURN_IF_ERROR(rans::ReadRun(layer, 2 * n_levels - 1, run, group));
-        SPARKV_RETURN_IF_ERROR(
-            ResolveLevels(run, mode == 1, n_levels, group_width, block_levels + c0, width, group));
+        const int bits = layer[0];
+        if (bits < 1 || bits > kMaxBits) {
+          return CorruptionError(where + ": bit width " + std::to_string(bits) + " is outside [1, " +
+                                 std::to_string(kMaxBits) + "]");
+        }
+        params[kv] = layer.data() + 1;
+        for (int64_t c = 0; c < width; ++c) {
+          const uint16_t lo = LoadU16(params[kv] + 2 * c);
+          const uint16_t step = LoadU16(params[kv] + 2 * (width + c));
+          if ((lo & 0x7fff) >= internal::kF16Infinity || step >= internal::kF16Infinity) {
+            return CorruptionError(where + ": channel " + std::to_string(c) +
+                                   " has a non-finite minimum or a negative or non-finite step");
+          }
+        }
+        layer = layer.subspan(1 + 4 * width);
+
+        const int n_levels = 1 << bits;
+        for (int64_t c0 = 0; c0 < width; c0 += kChannelGroup) {
+          const int64_t group_width = std::min(kChannelGroup, width - c0);
+          std::string label = where + " channels from " + std::to_string(c0);
+          if (layer.empty()) return CorruptionError(label + ": the mode byte is missing");
+          const uint8_t mode = layer[0];
+          if (mode > 1) {
+            return CorruptionError(label + ": mode " + std::to_string(mode) +
+                                   " is neither 0 (direct) nor 1 (delta)");
+          }
+          layer = layer.subspan(1);
+          const std::span<uint8_t> run(symbols.get() + kv * n + n_tokens * c0,
+                                       static_cast<size_t>(n_tokens * group_width));
+          SPARKV_RETURN_IF_ERROR(batch.Add(layer, 2 * n_levels - 1, run, label));
+          groups.push_back(
+              Group{run, mode == 1, n_levels, group_width, levels + kv * n + c0, std::move(label)});
+        }
       }
+      if (!layer.empty()) {
+        return CorruptionError(std::string(name_) + " layer " + std::to_string(l) + " has " +
+                               std::to_string(layer.size()) + " bytes after its last block");
+      }
+      return Status::Ok();
+    };
+    const Status parse_status = parse();
+
+    const std::span<const Status> decoded = batch.Finish();
+    for (size_t g = 0; g < groups.size(); ++g) {
+      SPARKV_RETURN_IF_ERROR(decoded[g]);
+      const Group& group = groups[g];
+      SPARKV_RETURN_IF_ERROR(ResolveLevels(group.run, group.is_delta, group.n_levels,
+                                           group.group_width, group.out, width, group.label));
     }
-    if (!layer.empty()) {
-      return CorruptionError(std::string(name_) + " layer " + std::to_string(l) + " has " +
-                             std::to_string(layer.size()) + " bytes after its last block");
-    }
-    return Status::Ok();
+    return parse_status;
   }
 
   // Turns a run of symbols ([n_tokens][group_width]) into levels at out ([n_tokens][stride]);
@@ -281,9 +309,12 @@ class AnsCodecImpl final : public Codec {
 
       const uint8_t* symbols = run.data() + t * group_width;
       uint8_t* levels = out + t * stride;
+      // In 16 bits, which vectorize twice as wide as int: a level below 0 wraps past n_levels.
+      const auto offset16 = static_cast<uint16_t>(offset);
+      const auto limit = static_cast<uint16_t>(n_levels);
       for (int64_t c = 0; c < group_width; ++c) {
-        const int q = symbols[c] + reference[c] - offset;
-        bad |= (q < 0) | (q >= n_levels);
+        const auto q = static_cast<uint16_t>(symbols[c] + reference[c] - offset16);
+        bad |= q >= limit;
         levels[c] = static_cast<uint8_t>(q);
       }
       if (bad) {

@@ -76,42 +76,49 @@ class F16AnsCodecImpl final : public Codec {
     const auto n = static_cast<size_t>(shape.block_elements());
     const size_t n_blocks = 2 * static_cast<size_t>(shape.n_layer);
     const std::unique_ptr<uint8_t[]> planes(new uint8_t[n_blocks * 2 * n]);  // [block][high, low][n]
+    // Where each plane's bytes are: in `planes`, or inside the payload for a raw run.
+    std::vector<const uint8_t*> plane_at(2 * n_blocks);  // [block][high, low]
     std::vector<Status> parsed(static_cast<size_t>(shape.n_layer));
     internal::ParallelFor(shape.n_layer, n_threads, [&](int64_t l) {
-      std::span<const uint8_t> layer = layers[l];
-      for (int kv = 0; kv < 2; ++kv) {
-        for (int byte : {1, 0}) {
-          const std::string label = "f16ans layer " + std::to_string(l) + (kv ? " V" : " K") +
-                                    (byte ? " high" : " low") + " bytes";
-          uint8_t* plane = planes.get() + ((2 * l + kv) * 2 + (1 - byte)) * n;
-          parsed[l] = rans::ReadRun(layer, 256, std::span(plane, n), label);
-          if (!parsed[l].ok()) return;
-        }
-      }
-      if (!layer.empty()) {
-        parsed[l] = CorruptionError("f16ans layer " + std::to_string(l) + " has " +
-                                    std::to_string(layer.size()) + " bytes after its last run");
-      }
+      parsed[l] = DecodeLayer(l, layers[l], n, planes.get() + 4 * l * n, plane_at.data() + 4 * l);
     });
     for (const Status& status : parsed) SPARKV_RETURN_IF_ERROR(status);
 
     internal::ParallelFor(static_cast<int64_t>(n_blocks), n_threads, [&](int64_t b) {
-      const uint8_t* high = planes.get() + 2 * b * n;
-      const uint8_t* low = high + n;
+      const uint8_t* high = plane_at[2 * b];
+      const uint8_t* low = plane_at[2 * b + 1];
       uint8_t* block = (b % 2 ? destination.v : destination.k)[b / 2];
-      const size_t elem_bytes = destination.elem == KvElemType::kF32 ? 4 : 2;
-      // Joined a slice at a time in a buffer that stays in L1, then converted into the cache.
-      constexpr size_t kSlice = 2048;
-      uint16_t f16[kSlice];  // [kSlice] f16
-      for (size_t begin = 0; begin < n; begin += kSlice) {
-        const size_t count = std::min(kSlice, n - begin);
-        for (size_t i = 0; i < count; ++i) {
-          f16[i] = static_cast<uint16_t>(high[begin + i] << 8 | low[begin + i]);
-        }
-        internal::F16ToRow(reinterpret_cast<const uint8_t*>(f16), static_cast<int64_t>(count),
-                           destination.elem, block + begin * elem_bytes);
-      }
+      internal::JoinF16Planes(low, high, static_cast<int64_t>(n), destination.elem, block);
     });
+    return Status::Ok();
+  }
+
+ private:
+  // Decodes layer l's part into its four planes ([K, V][high, low][n] at `planes`), the coded
+  // runs together (rans::RunBatch), and points plane_at[0, 4) at the planes' bytes: in `planes`,
+  // or inside `layer` for a raw run, which is not copied.
+  static Status DecodeLayer(int64_t l, std::span<const uint8_t> layer, size_t n, uint8_t* planes,
+                            const uint8_t** plane_at) {
+    rans::RunBatch batch;
+    Status parse_status;
+    for (int kv = 0; kv < 2 && parse_status.ok(); ++kv) {
+      for (int byte : {1, 0}) {
+        std::string label = "f16ans layer " + std::to_string(l) + (kv ? " V" : " K") +
+                            (byte ? " high" : " low") + " bytes";
+        const int k = 2 * kv + (1 - byte);
+        uint8_t* plane = planes + k * n;
+        const uint8_t* raw = nullptr;
+        parse_status = batch.Add(layer, 256, std::span(plane, n), std::move(label), &raw);
+        if (!parse_status.ok()) break;
+        plane_at[k] = raw != nullptr ? raw : plane;
+      }
+    }
+    for (const Status& status : batch.Finish()) SPARKV_RETURN_IF_ERROR(status);
+    SPARKV_RETURN_IF_ERROR(parse_status);
+    if (!layer.empty()) {
+      return CorruptionError("f16ans layer " + std::to_string(l) + " has " +
+                             std::to_string(layer.size()) + " bytes after its last run");
+    }
     return Status::Ok();
   }
 };

@@ -113,15 +113,19 @@ Result<FrequencyTable> ReadTable(std::span<const uint8_t>& in, int n_symbols,
   return table;
 }
 
-DecodeTable::DecodeTable(const FrequencyTable& table) : slots_(kRansTotal) {
+DecodeTable::DecodeTable(const FrequencyTable& table) : slots_(new uint32_t[kRansTotal]) {
+  // Built for every run a codec decodes, so the slots are written once, without zeroing first.
+  uint32_t* const slots = slots_.get();
   uint32_t start = 0;
-  for (int s = 0; s < table.n_symbols; ++s) {
-    const uint32_t f = table.freq[s];
-    for (uint32_t i = 0; i < f && start + i < kRansTotal; ++i) {
-      slots_[start + i] = static_cast<uint32_t>(s) | (f - 1) << 8 | i << 20;
-    }
+  for (int s = 0; s < table.n_symbols && start < kRansTotal; ++s) {
+    const uint32_t f = std::min<uint32_t>(table.freq[s], kRansTotal - start);
+    const uint32_t first = static_cast<uint32_t>(s) | (static_cast<uint32_t>(table.freq[s]) - 1) << 8;
+    for (uint32_t i = 0; i < f; ++i) slots[start + i] = first + (i << 20);
     start += f;
   }
+  // Tables whose frequencies sum below kRansTotal are never decoded with (ReadTable rejects
+  // them), but the slots stay defined.
+  std::fill(slots + start, slots + kRansTotal, 0u);
 }
 
 void Encode(std::span<const uint8_t> symbols, const FrequencyTable& table,
@@ -290,8 +294,30 @@ void AppendRun(std::span<const uint8_t> symbols, int n_symbols, std::vector<uint
   out.insert(out.end(), symbols.begin(), symbols.end());
 }
 
+void DecodeStreamsScalar(std::span<const StreamJob> jobs, std::span<Status> statuses) {
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    statuses[k] = DecodeScalar(jobs[k].stream, *jobs[k].table, jobs[k].symbols, jobs[k].label);
+  }
+}
+
+void DecodeStreams(std::span<const StreamJob> jobs, std::span<Status> statuses) {
+  if (HasAvx2Decoder()) {
+    DecodeStreamsAvx2(jobs, statuses);
+  } else {
+    DecodeStreamsScalar(jobs, statuses);
+  }
+}
+
 Status ReadRun(std::span<const uint8_t>& in, int n_symbols, std::span<uint8_t> symbols,
                std::string_view label) {
+  SPARKV_ASSIGN_OR_RETURN(const ParsedRun run, ParseRun(in, n_symbols, symbols.size(), label));
+  if (run.coded) return Decode(run.bytes, DecodeTable(run.table), symbols, label);
+  if (!symbols.empty()) std::memcpy(symbols.data(), run.bytes.data(), symbols.size());
+  return Status::Ok();
+}
+
+Result<ParsedRun> ParseRun(std::span<const uint8_t>& in, int n_symbols, size_t n,
+                           std::string_view label) {
   const auto corrupt = [&](const std::string& what) {
     return CorruptionError(std::string(label) + ": " + what);
   };
@@ -299,23 +325,26 @@ Status ReadRun(std::span<const uint8_t>& in, int n_symbols, std::span<uint8_t> s
   const uint8_t kind = in[0];
   in = in.subspan(1);
   if (kind == 1) {
-    if (in.size() < symbols.size()) {
-      return corrupt("raw run needs " + std::to_string(symbols.size()) + " bytes, " +
+    if (in.size() < n) {
+      return corrupt("raw run needs " + std::to_string(n) + " bytes, " +
                      std::to_string(in.size()) + " remain");
     }
     uint8_t largest = 0;
-    for (size_t i = 0; i < symbols.size(); ++i) largest = std::max(largest, in[i]);
-    if (!symbols.empty() && largest >= n_symbols) {
+    for (size_t i = 0; i < n; ++i) largest = std::max(largest, in[i]);
+    if (n > 0 && largest >= n_symbols) {
       return corrupt("raw run holds symbol " + std::to_string(largest) + ", outside the alphabet of " +
                      std::to_string(n_symbols));
     }
-    std::memcpy(symbols.data(), in.data(), symbols.size());
-    in = in.subspan(symbols.size());
-    return Status::Ok();
+    ParsedRun run;
+    run.bytes = in.first(n);
+    in = in.subspan(n);
+    return run;
   }
   if (kind != 0) return corrupt("run kind " + std::to_string(kind) + " is neither 0 (coded) nor 1 (raw)");
 
-  SPARKV_ASSIGN_OR_RETURN(FrequencyTable table, ReadTable(in, n_symbols, label));
+  ParsedRun run;
+  run.coded = true;
+  SPARKV_ASSIGN_OR_RETURN(run.table, ReadTable(in, n_symbols, label));
   if (in.size() < 4) return corrupt("the stream length is truncated");
   uint32_t stream_bytes;
   std::memcpy(&stream_bytes, in.data(), 4);
@@ -324,10 +353,38 @@ Status ReadRun(std::span<const uint8_t>& in, int n_symbols, std::span<uint8_t> s
     return corrupt("stream length " + std::to_string(stream_bytes) + " exceeds the " +
                    std::to_string(in.size()) + " bytes that remain");
   }
-  const DecodeTable decode_table(table);
-  SPARKV_RETURN_IF_ERROR(Decode(in.first(stream_bytes), decode_table, symbols, label));
+  run.bytes = in.first(stream_bytes);
   in = in.subspan(stream_bytes);
+  return run;
+}
+
+Status RunBatch::Add(std::span<const uint8_t>& in, int n_symbols, std::span<uint8_t> symbols,
+                     std::string label, const uint8_t** raw_view) {
+  SPARKV_ASSIGN_OR_RETURN(ParsedRun run, ParseRun(in, n_symbols, symbols.size(), label));
+  if (raw_view != nullptr) *raw_view = run.coded ? nullptr : run.bytes.data();
+  if (!run.coded && raw_view == nullptr && !symbols.empty()) {
+    std::memcpy(symbols.data(), run.bytes.data(), symbols.size());
+  }
+  runs_.push_back(Pending{run.bytes, run.table, symbols, std::move(label), run.coded});
   return Status::Ok();
+}
+
+std::span<const Status> RunBatch::Finish() {
+  statuses_.assign(runs_.size(), Status::Ok());
+  std::vector<DecodeTable> tables;
+  std::vector<StreamJob> jobs;
+  std::vector<size_t> run_of_job;
+  tables.reserve(runs_.size());  // jobs point into it
+  for (size_t r = 0; r < runs_.size(); ++r) {
+    if (!runs_[r].coded) continue;
+    tables.emplace_back(runs_[r].table);
+    jobs.push_back(StreamJob{runs_[r].stream, &tables.back(), runs_[r].symbols, runs_[r].label});
+    run_of_job.push_back(r);
+  }
+  std::vector<Status> job_statuses(jobs.size());
+  DecodeStreams(jobs, job_statuses);
+  for (size_t k = 0; k < jobs.size(); ++k) statuses_[run_of_job[k]] = std::move(job_statuses[k]);
+  return statuses_;
 }
 
 }  // namespace sparkv::rans

@@ -11,6 +11,9 @@ void ConvertF32ToF16F16c(const uint8_t* f32, int64_t n, uint8_t* f16);
 // Likewise, with lo and step already in f32 ([width] each). Call only when HasAvx2().
 void DequantizeRowsAvx2(const uint8_t* levels, const float* lo, const float* step, int64_t width,
                         int64_t n_tokens, KvElemType elem, uint8_t* out, int64_t row_bytes);
+// Likewise, for JoinF16Planes. Call only when HasAvx2().
+void JoinF16PlanesAvx2(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,
+                       uint8_t* row);
 
 
 bool HasAvx2() { return CpuHasAvx2(); }
@@ -94,6 +97,28 @@ void DequantizeRows(const uint8_t* levels, const uint8_t* params, int64_t width,
   std::vector<float> lo(width), step(width);  // [width] f32
   ParamsToF32(params, width, lo.data(), step.data());
   DequantizeRowsAvx2(levels, lo.data(), step.data(), width, n_tokens, elem, out, row_bytes);
+}
+
+void JoinF16PlanesScalar(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,
+                         uint8_t* row) {
+  for (int64_t i = 0; i < n; ++i) {
+    const auto h = static_cast<uint16_t>(high[i] << 8 | low[i]);
+    if (elem == KvElemType::kF16) {
+      std::memcpy(row + 2 * i, &h, 2);
+    } else {
+      const float f = F16ToF32(h);
+      std::memcpy(row + 4 * i, &f, 4);
+    }
+  }
+}
+
+void JoinF16Planes(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,
+                   uint8_t* row) {
+  if (HasAvx2()) {
+    JoinF16PlanesAvx2(low, high, n, elem, row);
+  } else {
+    JoinF16PlanesScalar(low, high, n, elem, row);
+  }
 }
 
 }  // namespace sparkv::internal

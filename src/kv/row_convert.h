@@ -66,6 +66,14 @@ void DequantizeRows(const uint8_t* levels, const uint8_t* params, int64_t width,
 void DequantizeRowsScalar(const uint8_t* levels, const uint8_t* params, int64_t width,
                           int64_t n_tokens, KvElemType elem, uint8_t* out, int64_t row_bytes);
 
+// Joins f16 values split into byte planes and writes them as cache elements: element i is the
+// f16 high[i] << 8 | low[i]. low, high: [n] bytes; row: [n] elements of `elem`. Uses AVX2 when
+// the CPU has it; the scalar reference gives the same bytes.
+void JoinF16Planes(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,
+                   uint8_t* row);
+void JoinF16PlanesScalar(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,
+                         uint8_t* row);
+
 // values: [n] f32; row: [n] elements of `elem` (f16 rounds to nearest even).
 inline void F32ToRow(const float* values, int64_t n, KvElemType elem, uint8_t* row) {
   const auto* value_bytes = reinterpret_cast<const uint8_t*>(values);

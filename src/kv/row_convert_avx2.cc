@@ -75,4 +75,29 @@ void DequantizeRowsAvx2(const uint8_t* levels, const float* lo, const float* ste
   }
 }
 
+void JoinF16PlanesAvx2(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,
+                       uint8_t* row) {
+  const size_t elem_bytes = elem == KvElemType::kF16 ? 2 : 4;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(low + i));
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(high + i));
+    // Interleaving works within 128-bit halves: a contains elements [0, 8) and [16, 24), and b
+    // contains [8, 16) and [24, 32).
+    const __m256i a = _mm256_unpacklo_epi8(l, h);
+    const __m256i b = _mm256_unpackhi_epi8(l, h);
+    const __m128i f16[4] = {_mm256_castsi256_si128(a), _mm256_castsi256_si128(b),
+                            _mm256_extracti128_si256(a, 1), _mm256_extracti128_si256(b, 1)};
+    uint8_t* out = row + i * elem_bytes;
+    for (int k = 0; k < 4; ++k) {
+      if (elem == KvElemType::kF16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * k), f16[k]);
+      } else {
+        _mm256_storeu_ps(reinterpret_cast<float*>(out + 32 * k), _mm256_cvtph_ps(f16[k]));
+      }
+    }
+  }
+  JoinF16PlanesScalar(low + i, high + i, n - i, elem, row + i * elem_bytes);
+}
+
 }  // namespace sparkv::internal
