@@ -189,7 +189,7 @@ Result<BlobHeader> VerifyBlob(std::span<const uint8_t> blob) {
 }
 
 Status DecodeBlob(std::span<const uint8_t> blob, const BlobExpectation& expected,
-                  const KvSlice& destination) {
+                  const KvSlice& destination, int n_threads) {
   SPARKV_ASSIGN_OR_RETURN(BlobHeader header, VerifyBlob(blob));
 
   const BlobIdentity& actual = header.identity;
@@ -229,7 +229,7 @@ Status DecodeBlob(std::span<const uint8_t> blob, const BlobExpectation& expected
   }
 
   const Codec* codec = FindCodec(header.codec);  // non-null: ParseBlobHeader checked the id
-  return codec->Decode(blob.subspan(kBlobHeaderBytes), destination);
+  return codec->DecodeParallel(blob.subspan(kBlobHeaderBytes), destination, n_threads);
 }
 
 }  // namespace sparkv

@@ -87,8 +87,9 @@ Result<BlobHeader> VerifyBlob(std::span<const uint8_t> blob);
 
 // Verifies `blob`, checks that it is what `expected` names (Mismatch otherwise, naming the field
 // with both values) and that `destination` has the expected shape (InvalidArgument otherwise),
-// and only then decodes into `destination`. On error the destination is untouched.
+// and only then decodes into `destination` (Codec::DecodeParallel on up to n_threads threads).
+// On error the destination is untouched.
 Status DecodeBlob(std::span<const uint8_t> blob, const BlobExpectation& expected,
-                  const KvSlice& destination);
+                  const KvSlice& destination, int n_threads = 1);
 
 }  // namespace sparkv

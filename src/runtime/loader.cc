@@ -92,6 +92,9 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
   std::mutex mutex;
   std::condition_variable changed;
   bool finished = false;  // the compute path saw every chunk resident, or failed
+  bool prefilling = false;  // the compute path is inside a chunk's prefill
+  const int idle_decode_threads =
+      options_.decode_threads > 0 ? options_.decode_threads : engine_->thread_pool().n_threads();
 
   // Stream path: fetch what the controller hands out, verify each blob against the model, key,
   // range and shape before any cache row is written, then decode.
@@ -194,6 +197,10 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       }
       changed.notify_all();
       if (!decode) continue;
+      // Decided when the decode starts: a prefill that begins meanwhile shares the cores until
+      // this chunk is done.
+      const int decode_threads = finished || !prefilling ? idle_decode_threads : 1;
+      outcome.decode_threads = decode_threads;
       lock.unlock();
 
       const double decode_start = SecondsSince(start);
@@ -206,7 +213,8 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
         const BlobIdentity identity{fingerprint_, chunk.key, chunk.range.begin, chunk.range.end};
         const std::span<const uint8_t> blob(reinterpret_cast<const uint8_t*>(fetched->bytes.data()),
                                             fetched->bytes.size());
-        decoded = DecodeBlob(blob, ExpectationFor(identity, codec->id(), destination), destination);
+        decoded = DecodeBlob(blob, ExpectationFor(identity, codec->id(), destination), destination,
+                             decode_threads);
       }
 
       lock.lock();
@@ -286,6 +294,7 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       const LoadChunk& chunk = chunks[static_cast<size_t>(step.chunk)];
       ChunkOutcome& outcome = report.chunks[static_cast<size_t>(step.chunk)];
       outcome.compute_start_s = SecondsSince(start);
+      prefilling = true;
       // Prefill in pieces where the controller may still move the chunk to the stream path.
       const int32_t piece_tokens = controller->PrefillPieceTokens(step.chunk);
       Position done = chunk.range.begin;
@@ -302,6 +311,7 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
           break;
         }
       }
+      prefilling = false;
       if (abandoned) {
         outcome.prefill_abandoned = true;
         report.compute_busy_s += SecondsSince(start) - outcome.compute_start_s;

@@ -48,6 +48,7 @@ struct ChunkOutcome {
   double transfer_start_s = 0.0;
   double transfer_end_s = 0.0;
   double decode_s = 0.0;     // stream only: CPU seconds of verify and decode
+  int32_t decode_threads = 0;  // stream only: threads the decode could use (LoaderOptions)
   double compute_start_s = 0.0;  // computed chunks only
   double compute_end_s = 0.0;
   double resident_s = 0.0;   // rows marked resident
@@ -84,6 +85,10 @@ struct LoaderOptions {
   // After a transport failure (refused, reset, timed out), the remaining streamed chunks go to the
   // compute path at once instead of each waiting for its own failure.
   bool abandon_stream_after_transport_error = true;
+  // Threads a streamed chunk's decode may use while the compute path is idle (waiting for a
+  // streamed chunk, or done). While it prefills, decoding stays on one thread so that it does
+  // not take compute's cores. 0 = the engine's thread count (the session's).
+  int decode_threads = 0;
 };
 
 class Loader {

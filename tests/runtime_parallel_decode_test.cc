@@ -1,0 +1,167 @@
+// The loader's parallel decode: with the compute path idle, streamed chunks decode on several
+// threads (Codec::DecodeParallel). The cache and the next token must come out exactly as with
+// single-threaded decode. Real parts: the stories260K model, its blobs ingested into a store, a
+// store server on loopback and the HTTP blob source.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "kv/chunk_key.h"
+#include "net/server.h"
+#include "runtime/blob_source.h"
+#include "runtime/ingest.h"
+#include "runtime/loader.h"
+#include "test_support.h"
+
+namespace sparkv {
+namespace {
+
+constexpr int32_t kChunkTokens = 64;
+
+std::vector<TokenId> GoldenContext() {
+  std::ifstream golden(testing::DataPath("golden/stories260K.llamacpp.kvf32.txt"));
+  std::string line;
+  std::getline(golden, line);
+  std::istringstream stream(line);
+  std::vector<TokenId> tokens;
+  TokenId id;
+  while (stream >> id) tokens.push_back(id);
+  return tokens;
+}
+
+class ParallelDecodeLoadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<Model>> model = Model::Load(testing::Stories260KGguf());
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    model_ = std::move(model).value();
+    context_ = GoldenContext();
+    ASSERT_GT(context_.size(), 3u * kChunkTokens);
+    EngineOptions options;
+    options.n_threads = 2;
+    options.n_positions = 512;
+    Result<std::unique_ptr<Engine>> engine = Engine::Create(*model_, options);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = std::move(engine).value();
+
+    IngestOptions ingest;
+    ingest.chunk_tokens = kChunkTokens;
+    ingest.codecs = {"f16ans", "ans4", "q8"};
+    Result<IngestReport> report = IngestContext(*model_, *engine_, context_, ingest, store_.path());
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    manifest_ = report->manifest;
+
+    ServerOptions server_options;
+    server_options.root = store_.path();
+    server_options.n_threads = 2;
+    Result<std::unique_ptr<StoreServer>> server = StoreServer::Start(server_options);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
+  }
+
+  // Returns the load's chunks: those with stream_chunk(j) stream `level`, the others are computed.
+  template <typename StreamChunk>
+  std::vector<LoadChunk> Plan(const std::string& level, const StreamChunk& stream_chunk) const {
+    const std::vector<ChunkRange> ranges =
+        SplitIntoChunks(static_cast<int32_t>(context_.size()), kChunkTokens);
+    const std::vector<Hash128> keys =
+        ChunkKeys(RootKey(model_->fingerprint(), kChunkTokens), context_, ranges);
+    std::vector<LoadChunk> chunks(ranges.size());
+    for (size_t j = 0; j < ranges.size(); ++j) {
+      chunks[j].range = ranges[j];
+      chunks[j].key = keys[j];
+      chunks[j].stream = stream_chunk(j);
+      chunks[j].codec = level;
+      chunks[j].bytes = manifest_.chunks[j].levels.at(level).bytes;
+    }
+    return chunks;
+  }
+
+  // Loads `chunks` into an empty cache with decodes on up to `decode_threads` threads.
+  LoadReport Load(const std::vector<LoadChunk>& chunks, int decode_threads) {
+    engine_->kv_cache().Clear();
+    std::unique_ptr<BlobSource> source = MakeHttpSource(server_->base_url());
+    LoaderOptions options;
+    options.decode_threads = decode_threads;
+    Loader loader(engine_.get(), source.get(), model_->fingerprint(), options);
+    Result<LoadReport> report = loader.Load(context_, chunks);
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    return report.ok() ? std::move(report).value() : LoadReport();
+  }
+
+  // Returns every K and V byte of the context's positions.
+  std::vector<uint8_t> CacheBytes() {
+    const KvSlice slice = engine_->kv_cache().Slice(0, static_cast<int32_t>(context_.size()));
+    const size_t bytes = slice.layer_bytes();
+    std::vector<uint8_t> all;
+    for (int32_t l = 0; l < slice.n_layer; ++l) {
+      all.insert(all.end(), slice.k[l], slice.k[l] + bytes);
+      all.insert(all.end(), slice.v[l], slice.v[l] + bytes);
+    }
+    return all;
+  }
+
+  // Returns the greedy next token after the context, from the loaded cache.
+  TokenId NextToken() {
+    std::vector<float> logits;
+    const TokenId query[] = {403};
+    const Status status = engine_->Prefill(query, static_cast<Position>(context_.size()), &logits);
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    if (logits.empty()) return -1;
+    return static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Engine> engine_;
+  std::vector<TokenId> context_;
+  testing::TempDir store_;
+  Manifest manifest_;
+  std::unique_ptr<StoreServer> server_;
+};
+
+TEST_F(ParallelDecodeLoadTest, StreamAllMatchesSerialDecode) {
+  for (const std::string level : {"f16ans", "ans4", "q8"}) {
+    const std::vector<LoadChunk> chunks = Plan(level, [](size_t) { return true; });
+
+    const LoadReport serial = Load(chunks, 1);
+    ASSERT_EQ(serial.n_streamed, static_cast<int32_t>(chunks.size())) << level;
+    const std::vector<uint8_t> serial_cache = CacheBytes();
+    const TokenId serial_token = NextToken();
+
+    // Every chunk streams, so the compute path only waits and each decode may use all threads.
+    const LoadReport parallel = Load(chunks, 4);
+    ASSERT_EQ(parallel.n_streamed, static_cast<int32_t>(chunks.size())) << level;
+    EXPECT_EQ(parallel.n_fallback, 0) << level;
+    for (size_t j = 0; j < chunks.size(); ++j) {
+      EXPECT_EQ(serial.chunks[j].decode_threads, 1) << level << " chunk " << j;
+      EXPECT_EQ(parallel.chunks[j].decode_threads, 4) << level << " chunk " << j;
+    }
+    EXPECT_EQ(CacheBytes(), serial_cache) << level;
+    EXPECT_EQ(NextToken(), serial_token) << level;
+  }
+}
+
+TEST_F(ParallelDecodeLoadTest, MixedPlanMatchesSerialDecode) {
+  // Chunks 1 and 3 stream while 0 and 2 are computed. A decode that starts during a prefill stays
+  // on one thread, and one that starts while compute waits may use more. The cache must not
+  // differ either way.
+  const std::vector<LoadChunk> chunks = Plan("f16ans", [](size_t j) { return j % 2 == 1; });
+  const LoadReport serial = Load(chunks, 1);
+  ASSERT_EQ(serial.n_fallback, 0);
+  const std::vector<uint8_t> serial_cache = CacheBytes();
+
+  const LoadReport parallel = Load(chunks, 3);
+  EXPECT_EQ(parallel.n_fallback, 0);
+  EXPECT_EQ(parallel.n_streamed, serial.n_streamed);
+  for (size_t j = 0; j < chunks.size(); ++j) {
+    if (!parallel.chunks[j].streamed) continue;
+    EXPECT_TRUE(parallel.chunks[j].decode_threads == 1 || parallel.chunks[j].decode_threads == 3)
+        << "chunk " << j << ": " << parallel.chunks[j].decode_threads;
+  }
+  EXPECT_EQ(CacheBytes(), serial_cache);
+}
+
+}  // namespace
+}  // namespace sparkv
