@@ -26,5 +26,19 @@ TEST(CliMainTest, KnownSubcommandsStillParse) {
   EXPECT_NE(version.find("sparkv "), std::string::npos) << version;
 }
 
+// Each subcommand takes --log-level after its name too, and lists it in its help.
+TEST(CliMainTest, EverySubcommandTakesLogLevel) {
+  for (const char* command : {"demo", "run", "ingest", "serve", "profile", "simulate", "bench", "bench-engine",
+                              "convert-llama2c", "make-model", "eval-codec"}) {
+    const auto [status, out] = testing::RunShell(testing::SparkvBinary() + " " + command + " --help 2>&1");
+    EXPECT_EQ(status, 0) << command << ": " << out;
+    EXPECT_NE(out.find("--log-level"), std::string::npos) << command << ": " << out;
+  }
+  // Parsed, not only listed: a bad level is named, before the subcommand runs.
+  const auto [status, out] = testing::RunShell(testing::SparkvBinary() + " make-model --log-level chatty -o /dev/null 2>&1");
+  EXPECT_NE(status, 0) << out;
+  EXPECT_NE(out.find("chatty"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace sparkv

@@ -131,5 +131,89 @@ TEST_F(SimulateCliTest, RepeatedLevelOrStrategyRejected) {
   EXPECT_NE(strategy_output.find("'sparkv-adaptive' again"), std::string::npos) << strategy_output;
 }
 
+// The profile's text with `from` replaced by `to`, written over the test's profile.
+void EditProfile(const std::string& path, const std::string& from, const std::string& to) {
+  Result<std::string> text = ReadFileToString(path);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  const size_t at = text->find(from);
+  ASSERT_NE(at, std::string::npos) << from << " in " << *text;
+  text->replace(at, from.size(), to);
+  ASSERT_TRUE(WriteFileAtomic(path, std::string_view(*text)).ok());
+}
+
+// An all-zero compute model would make every TTFT 0 and the /optim column nan; a huge c, inf.
+TEST_F(SimulateCliTest, AbsurdComputeModelIsRejectedNamingTheField) {
+  const std::string path = dir_.File("profile.json");
+  const std::string compute = "\"a\": 0.0015,\n    \"c\": 1e-07,\n    \"d\": 0.0";
+  EditProfile(path, compute, "\"a\": 0, \"c\": 0, \"d\": 0");
+  const auto [zero_status, zero_out] = Simulate("--rate 10");
+  EXPECT_NE(zero_status, 0) << zero_out;
+  EXPECT_NE(zero_out.find("\"compute.a\", \"compute.c\" and \"compute.d\" are 0, 0 and 0"), std::string::npos)
+      << zero_out;
+  EXPECT_NE(zero_out.find("must be positive"), std::string::npos) << zero_out;
+  EXPECT_EQ(zero_out.find("nan"), std::string::npos) << zero_out;
+
+  EditProfile(path, "\"a\": 0, \"c\": 0, \"d\": 0", "\"a\": 0, \"c\": 1e308, \"d\": 0");
+  const auto [huge_status, huge_out] = Simulate("--rate 10");
+  EXPECT_NE(huge_status, 0) << huge_out;
+  EXPECT_NE(huge_out.find("--profile: " + path + ": profile: field \"compute.c\" is 1e+308"), std::string::npos)
+      << huge_out;
+  EXPECT_NE(huge_out.find("sparkv profile"), std::string::npos) << huge_out;
+  EXPECT_EQ(huge_out.find("request_overhead_s"), std::string::npos) << huge_out;
+}
+
+// Without a decode cost the planner would count an offered level's decode as free. A level the
+// manifest does not offer needs none.
+TEST_F(SimulateCliTest, LevelWithoutDecodeCostIsRejected) {
+  const std::string path = dir_.File("profile.json");
+  Result<Profile> profile = LoadProfile(path);
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  profile->decode.clear();
+  ASSERT_TRUE(SaveProfile(*profile, path).ok());
+
+  const auto [status, out] = Simulate("--rate 10 --levels f16");
+  EXPECT_NE(status, 0) << out;
+  EXPECT_NE(out.find("--levels f16: the profile " + path + " has no decode cost for it (its field \"decode\" is empty)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("or drop f16 from --levels"), std::string::npos) << out;
+
+  const auto [other_status, other_out] = Simulate("--rate 10 --levels q8 --strategies local");
+  EXPECT_EQ(other_status, 0) << other_out;
+}
+
+TEST_F(SimulateCliTest, EmptyListItemIsRejected) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"--rate 10 --strategies local,,stream", "--strategies 'local,,stream': item 2 is empty"},
+      {"--rate 10 --strategies local,", "--strategies 'local,': item 2 is empty"},
+      {"--rate 10 --levels ,f16", "--levels ',f16': item 1 is empty"},
+      {"--steps 0:20,,4:2", "--steps '0:20,,4:2': item 2 is empty"},
+  };
+  for (const auto& [flags, expected] : cases) {
+    const auto [status, out] = Simulate(flags);
+    EXPECT_NE(status, 0) << flags;
+    EXPECT_NE(out.find(expected), std::string::npos) << flags << ": " << out;
+  }
+  // Spaces around an item are not part of it.
+  const auto [spaced_status, spaced_out] = Simulate("--rate 10 --strategies 'local, stream'");
+  EXPECT_EQ(spaced_status, 0) << spaced_out;
+}
+
+// --log-level works after the subcommand as well as before it. The exact planner behind the
+// hindsight optimum logs at debug level.
+TEST_F(SimulateCliTest, LogLevelAfterSubcommand) {
+  const auto [debug_status, debug_out] = Simulate("--rate 10 --strategies local --log-level debug");
+  ASSERT_EQ(debug_status, 0) << debug_out;
+  EXPECT_NE(debug_out.find("exact plan:"), std::string::npos) << debug_out;
+
+  const auto [quiet_status, quiet_out] = Simulate("--rate 10 --strategies local --log-level warn");
+  ASSERT_EQ(quiet_status, 0) << quiet_out;
+  EXPECT_EQ(quiet_out.find("exact plan:"), std::string::npos) << quiet_out;
+
+  const auto [bad_status, bad_out] = Simulate("--rate 10 --log-level loud");
+  EXPECT_NE(bad_status, 0) << bad_out;
+  EXPECT_NE(bad_out.find("loud"), std::string::npos) << bad_out;
+}
+
 }  // namespace
 }  // namespace sparkv

@@ -543,14 +543,46 @@ TEST_F(EndToEndTest, RunCommandListsStreamedLevels) {
 TEST(RunCommandTest, EmptyLevelListIsRejected) {
   testing::TempDir dir;
   std::ofstream(dir.File("context.txt")) << "1 403 261";
-  for (const char* levels : {"''", "','"}) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"''", "names no codec"}, {"','", "--levels ',': item 1 is empty"}, {"f16,,q8", "'f16,,q8': item 2 is empty"}};
+  for (const auto& [levels, expected] : cases) {
     const std::string command = testing::SparkvBinary() + " --log-level error run --model " +
                                 testing::Stories260KGguf() + " --tokens " + dir.File("context.txt") + " --levels " +
                                 levels + " 2>&1";
     const auto [status, output] = testing::RunShell(command);
     EXPECT_NE(status, 0) << levels;
-    EXPECT_NE(output.find("names no codec"), std::string::npos) << levels << ": " << output;
+    EXPECT_NE(output.find(expected), std::string::npos) << levels << ": " << output;
   }
+}
+
+// --query-tokens takes the ids inline or, like --tokens, from a file; both give the same run.
+TEST(RunCommandTest, QueryTokensInlineOrFromFile) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("context.txt")) << "1 403 261 17 29";
+  std::ofstream(dir.File("q.txt")) << "403\n261\n";
+  std::ofstream(dir.File("bad.txt")) << "403 two";
+  const std::string base = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
+                           " --tokens " + dir.File("context.txt") + " --strategy local -n 4 --json --query-tokens ";
+  const auto [inline_status, inline_out] = testing::RunShell(base + "'403 261'");
+  ASSERT_EQ(inline_status, 0) << inline_out;
+  const auto [file_status, file_out] = testing::RunShell(base + dir.File("q.txt"));
+  ASSERT_EQ(file_status, 0) << file_out;
+  const nlohmann::json inline_report = nlohmann::json::parse(inline_out);
+  const nlohmann::json file_report = nlohmann::json::parse(file_out);
+  EXPECT_EQ(inline_report["n_query"], 2);
+  EXPECT_EQ(file_report["n_query"], 2);
+  EXPECT_EQ(file_report["tokens"], inline_report["tokens"]);
+
+  const auto [missing_status, missing_out] = testing::RunShell(base + dir.File("absent.txt") + " 2>&1");
+  EXPECT_NE(missing_status, 0);
+  EXPECT_NE(missing_out.find("--query-tokens '" + dir.File("absent.txt") + "' is neither token ids nor an existing file"),
+            std::string::npos)
+      << missing_out;
+  const auto [bad_status, bad_out] = testing::RunShell(base + dir.File("bad.txt") + " 2>&1");
+  EXPECT_NE(bad_status, 0);
+  EXPECT_NE(bad_out.find("--query-tokens: token file '" + dir.File("bad.txt") + "': 'two' at index 1 is not a token id"),
+            std::string::npos)
+      << bad_out;
 }
 
 TEST(IngestCommandTest, RepeatedCodecIsRejected) {
@@ -564,6 +596,17 @@ TEST(IngestCommandTest, RepeatedCodecIsRejected) {
   EXPECT_NE(output.find("'f16' more than once"), std::string::npos) << output;
 }
 
+TEST(IngestCommandTest, EmptyCodecItemIsRejected) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("context.txt")) << "1 403 261 17 29";
+  const std::string command = testing::SparkvBinary() + " --log-level error ingest --model " +
+                              testing::Stories260KGguf() + " --tokens " + dir.File("context.txt") + " --store " +
+                              dir.File("store") + " --codecs f16,,q8 2>&1";
+  const auto [status, output] = testing::RunShell(command);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(output.find("--codecs 'f16,,q8': item 2 is empty"), std::string::npos) << output;
+}
+
 TEST(EvalCodecCommandTest, RepeatedOrEmptyLevelsRejected) {
   for (const char* levels : {"q8,q4,q8", "','"}) {
     const std::string command = testing::SparkvBinary() + " --log-level error eval-codec --model " +
@@ -571,7 +614,7 @@ TEST(EvalCodecCommandTest, RepeatedOrEmptyLevelsRejected) {
                                 " 2>&1";
     const auto [status, output] = testing::RunShell(command);
     EXPECT_NE(status, 0) << levels;
-    EXPECT_TRUE(output.find("more than once") != std::string::npos || output.find("names no codec") != std::string::npos)
+    EXPECT_TRUE(output.find("more than once") != std::string::npos || output.find("item 1 is empty") != std::string::npos)
         << levels << ": " << output;
   }
 }

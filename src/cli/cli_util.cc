@@ -1,7 +1,9 @@
 #include "cli/cli_util.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 #include "common/file_util.h"
@@ -48,6 +50,19 @@ Result<std::vector<TokenId>> ReadTokenFile(const std::string& path) {
   return ParseTokenIds(text, "token file '" + path + "'");
 }
 
+Result<std::vector<TokenId>> InlineOrFileTokenIds(const std::string& value, const std::string& flag) {
+  const bool inline_ids = value.find_first_not_of("0123456789 \t\n\r") == std::string::npos;
+  if (inline_ids) return ParseTokenIds(value, flag);
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(value, error)) {
+    return InvalidArgumentError(flag + " '" + value + "' is neither token ids nor an existing file; give the ids "
+                                "inline, e.g. " + flag + " '403 261', or a file of whitespace-separated ids");
+  }
+  Result<std::vector<TokenId>> ids = ReadTokenFile(value);
+  if (!ids.ok()) return ids.status().WithContext(flag);
+  return ids;
+}
+
 Result<std::vector<TokenId>> ReadContext(const Model& model, const std::string& text_path,
                                          const std::string& tokens_path) {
   if (text_path.empty() == tokens_path.empty()) {
@@ -71,14 +86,23 @@ Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string
   return tokens;
 }
 
-std::vector<std::string> SplitList(const std::string& text) {
+Result<std::vector<std::string>> SplitList(const std::string& text, const std::string& flag) {
   std::vector<std::string> items;
-  std::string item;
-  std::istringstream stream(text);
-  while (std::getline(stream, item, ',')) {
-    if (!item.empty()) items.push_back(item);
+  if (text.find_first_not_of(' ') == std::string::npos) return items;
+  size_t begin = 0;
+  while (true) {
+    const size_t comma = std::min(text.find(',', begin), text.size());
+    const size_t first = text.find_first_not_of(' ', begin);
+    if (first >= comma) {
+      return InvalidArgumentError(flag + " '" + text + "': item " + std::to_string(items.size() + 1) +
+                                  " is empty; separate the items by single commas, e.g. " + flag + " a,b");
+    }
+    // At least `first`, because text[first] is not a space.
+    const size_t last = text.find_last_not_of(' ', comma - 1);
+    items.push_back(text.substr(first, last - first + 1));
+    if (comma == text.size()) return items;
+    begin = comma + 1;
   }
-  return items;
 }
 
 Result<std::unique_ptr<Engine>> MakeEngine(const Model& model, int n_threads, int32_t n_positions) {

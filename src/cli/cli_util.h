@@ -31,6 +31,12 @@ Result<std::vector<TokenId>> ParseTokenIds(std::string_view text, const std::str
 // Whitespace-separated token ids from a file.
 Result<std::vector<TokenId>> ReadTokenFile(const std::string& path);
 
+// Reads the token ids given to `flag` (e.g. "--query-tokens"). A `value` of only digits and
+// whitespace, e.g. "403 261", contains the ids itself. Any other value names a file of
+// whitespace-separated ids, read as --tokens reads its file. Errors name the flag, the value and
+// both forms.
+Result<std::vector<TokenId>> InlineOrFileTokenIds(const std::string& value, const std::string& flag);
+
 // The context from exactly one of a text file (tokenized, BOS first) or a token-id file.
 Result<std::vector<TokenId>> ReadContext(const Model& model, const std::string& text_path,
                                          const std::string& tokens_path);
@@ -41,8 +47,10 @@ Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::str
 // Tokenizes `text` without BOS (a query continues the context).
 Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string& text);
 
-// Parses a comma-separated list, dropping empty items.
-std::vector<std::string> SplitList(const std::string& text);
+// Parses the comma-separated list given to `flag` (e.g. "--levels") and removes the spaces around
+// each item. An empty text gives an empty list. An empty item ("a,,b", "a,") is an error that
+// names the flag and the item's position, counted from 1.
+Result<std::vector<std::string>> SplitList(const std::string& text, const std::string& flag);
 
 // Creates an engine with a KV cache of `n_positions` positions.
 Result<std::unique_ptr<Engine>> MakeEngine(const Model& model, int n_threads, int32_t n_positions);

@@ -104,7 +104,9 @@ void AddEvalCodecCommand(CLI::App& app, int* exit_code) {
     const int32_t n_ctx = (*model)->hparams().n_ctx_train;
     // Checked before any prefill: an empty list would silently mean every codec, and a repeated
     // level would be evaluated and printed twice.
-    const std::vector<std::string> levels = SplitList(flags->levels);
+    Result<std::vector<std::string>> split = SplitList(flags->levels, "--levels");
+    if (!split.ok()) return void(*exit_code = ReportError(split.status()));
+    const std::vector<std::string> levels = std::move(split).value();
     if (levels_option->count() > 0 && levels.empty()) {
       return void(*exit_code = ReportError(InvalidArgumentError(
                       "--levels '" + flags->levels + "' names no codec; omit it to evaluate every codec")));

@@ -46,8 +46,12 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   auto* tokens = command->add_option("--tokens", flags->tokens, "Context as whitespace-separated token ids (BOS first)")
                      ->check(CLI::ExistingFile);
   text->excludes(tokens);
-  auto* query = command->add_option("--query", flags->query, "Query text appended after the context (default: a newline)");
-  auto* query_tokens = command->add_option("--query-tokens", flags->query_tokens, "Query as whitespace-separated token ids");
+  auto* query = command->add_option("--query", flags->query,
+                                    "Query as text (not a file), appended after the context (default: a newline)");
+  auto* query_tokens = command->add_option(
+      "--query-tokens", flags->query_tokens,
+      "Query as token ids (no BOS): inline, e.g. '403 261', or a file of whitespace-separated ids as for --tokens")
+      ->type_name("IDS|FILE");
   query->excludes(query_tokens);
   command->add_option("--strategy", flags->strategy, "How to load the context: " + strategies)->capture_default_str();
   command->add_option("--levels", flags->levels, "Codec levels the plan may stream, comma-separated (f16 is lossless)")
@@ -78,7 +82,9 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
 
   command->callback([flags, exit_code] {
     // Checked before the model loads and the profile is measured, which can take a while.
-    const std::vector<std::string> levels = SplitList(flags->levels);
+    Result<std::vector<std::string>> split = SplitList(flags->levels, "--levels");
+    if (!split.ok()) return void(*exit_code = ReportError(split.status()));
+    const std::vector<std::string> levels = std::move(split).value();
     if (levels.empty()) {
       return void(*exit_code = ReportError(InvalidArgumentError(
                       "--levels '" + flags->levels + "' names no codec; pass --levels f16 (lossless) or e.g. f16,q8")));
@@ -89,7 +95,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     if (!context.ok()) return void(*exit_code = ReportError(context.status()));
     Result<std::vector<TokenId>> query_ids = flags->query_tokens.empty()
                                                  ? TokenizeQuery(**model, flags->query)
-                                                 : ParseTokenIds(flags->query_tokens, "--query-tokens");
+                                                 : InlineOrFileTokenIds(flags->query_tokens, "--query-tokens");
     if (!query_ids.ok()) return void(*exit_code = ReportError(query_ids.status()));
 
     const int64_t n_positions = static_cast<int64_t>(context->size() + query_ids->size()) + flags->n_generate;

@@ -52,7 +52,9 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
 
     IngestOptions options;
     options.chunk_tokens = flags->chunk_tokens;
-    options.codecs = SplitList(flags->codecs);
+    Result<std::vector<std::string>> codecs = SplitList(flags->codecs, "--codecs");
+    if (!codecs.ok()) return void(*exit_code = ReportError(codecs.status()));
+    options.codecs = std::move(codecs).value();
     Result<IngestReport> report = IngestContext(**model, **engine, *context, options, flags->store);
     if (!report.ok()) return void(*exit_code = ReportError(report.status()));
 

@@ -38,7 +38,8 @@ struct Flags {
 // "T:MBIT,T:MBIT,...": from T seconds on the link carries MBIT megabits per second.
 Result<BandwidthModel> ParseSteps(const std::string& text) {
   std::vector<BandwidthStep> steps;
-  for (const std::string& item : SplitList(text)) {
+  SPARKV_ASSIGN_OR_RETURN(const std::vector<std::string> items, SplitList(text, "--steps"));
+  for (const std::string& item : items) {
     const size_t colon = item.find(':');
     char* start_end = nullptr;
     char* mbit_end = nullptr;
@@ -105,6 +106,27 @@ std::string LevelsNotInManifest(const Manifest& manifest, const std::vector<std:
   return text;
 }
 
+// An error for the first of `levels` that some chunk of the manifest offers but the profile has no
+// decode cost for. The planner would count its decode as free and favour it, most of all the slow
+// entropy-coded levels.
+Status CheckDecodeCosts(const Profile& profile, const Manifest& manifest, const std::vector<std::string>& levels,
+                        const std::string& profile_path) {
+  for (const std::string& level : levels) {
+    if (profile.FindDecode(level) != nullptr) continue;
+    const bool offered = std::any_of(manifest.chunks.begin(), manifest.chunks.end(),
+                                     [&level](const ManifestChunk& chunk) { return chunk.levels.contains(level); });
+    if (!offered) continue;
+    std::string listed;
+    for (const DecodeCost& decode : profile.decode) listed += (listed.empty() ? "" : ", ") + decode.codec;
+    return InvalidArgumentError("--levels " + level + ": the profile " + profile_path +
+                                " has no decode cost for it (its field \"decode\" " +
+                                (listed.empty() ? std::string("is empty") : "lists " + listed) +
+                                "); measure the device again with `sparkv profile --model M.gguf -o " + profile_path +
+                                "`, or drop " + level + " from --levels");
+  }
+  return Status::Ok();
+}
+
 int RunSimulate(const Flags& f) {
   Result<Profile> profile = LoadProfile(f.profile);
   // LoadProfile's message starts with the file's path.
@@ -130,7 +152,9 @@ int RunSimulate(const Flags& f) {
   Result<BandwidthModel> actual = RealizedBandwidth(f, &link_label);
   if (!actual.ok()) return ReportError(actual.status());
 
-  std::vector<std::string> levels = SplitList(f.levels);
+  Result<std::vector<std::string>> split_levels = SplitList(f.levels, "--levels");
+  if (!split_levels.ok()) return ReportError(split_levels.status());
+  const std::vector<std::string>& levels = *split_levels;
   if (levels.empty()) {
     return ReportError(InvalidArgumentError("--levels '" + f.levels +
                                             "' names no codec; pass --levels f16 (lossless) or e.g. f16,q8"));
@@ -146,14 +170,19 @@ int RunSimulate(const Flags& f) {
                                               "'; see `sparkv ingest --help` for the names"));
     }
   }
+  if (Status decode = CheckDecodeCosts(*profile, *manifest, levels, f.profile); !decode.ok()) {
+    return ReportError(decode);
+  }
   if (std::string stored = LevelsNotInManifest(*manifest, levels); !stored.empty()) {
     std::fprintf(stderr,
                  "sparkv: warning: the manifest has levels %s, none of --levels %s; every strategy computes every "
                  "chunk (pass --levels with one of the manifest's levels)\n",
                  stored.c_str(), f.levels.c_str());
   }
+  Result<std::vector<std::string>> names = SplitList(f.strategies, "--strategies");
+  if (!names.ok()) return ReportError(names.status());
   std::vector<Strategy> strategies;
-  for (const std::string& name : SplitList(f.strategies)) {
+  for (const std::string& name : *names) {
     Result<Strategy> strategy = FindStrategy(name);
     if (!strategy.ok()) return ReportError(strategy.status().WithContext("--strategies"));
     for (const Strategy& earlier : strategies) {

@@ -14,12 +14,17 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "sparkv 0.1.0");
   app.require_subcommand(1);
   sparkv::SetLogLevel(sparkv::LogLevel::kInfo);
-  app.add_option("--log-level", "Log verbosity: debug, info, warn, error or off (default: info)")
-      ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
-      ->each([](const std::string& text) {
-        sparkv::LogLevel level;
-        if (sparkv::ParseLogLevel(text, &level)) sparkv::SetLogLevel(level);
-      });
+  // Given before or after the subcommand (`sparkv --log-level debug run` or `sparkv run --log-level
+  // debug`), so each subcommand declares it too; the last one given wins.
+  const auto add_log_level = [](CLI::App& command) {
+    command.add_option("--log-level", "Log verbosity: debug, info, warn, error or off (default: info)")
+        ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
+        ->each([](const std::string& text) {
+          sparkv::LogLevel level;
+          if (sparkv::ParseLogLevel(text, &level)) sparkv::SetLogLevel(level);
+        });
+  };
+  add_log_level(app);
 
   int exit_code = 0;
   sparkv::cli::AddDemoCommand(app, &exit_code);
@@ -33,6 +38,7 @@ int main(int argc, char** argv) {
   sparkv::cli::AddConvertCommand(app, &exit_code);
   sparkv::cli::AddMakeModelCommand(app, &exit_code);
   sparkv::cli::AddEvalCodecCommand(app, &exit_code);
+  for (CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; })) add_log_level(*command);
 
   // CLI11 reports an unknown subcommand as a missing one; name it and the known ones instead.
   for (int i = 1; i < argc; ++i) {
