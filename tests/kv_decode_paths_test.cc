@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kv/codec.h"
+#include "kv/group_quant.h"
 #include "kv/rans.h"
 #include "kv/row_convert.h"
 #include "kv_test_cache.h"
@@ -251,6 +252,52 @@ TEST(JoinF16Planes, DispatchedMatchesTheScalarReference) {
       for (int64_t i = 0; i < n && elem == KvElemType::kF16; ++i) {
         ASSERT_EQ(reference[1 + 2 * i], low[i]);
         ASSERT_EQ(reference[2 + 2 * i], high[i]);
+      }
+    }
+  }
+}
+
+// UnpackRowAvx2 against the layout of kv/group_quant.h: fields packed least significant bit
+// first, element i decoding to q * scale[i / 32].
+TEST(GroupQuantUnpack, Avx2MatchesTheLayout) {
+  if (!internal::HasAvx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  std::mt19937 rng(71);
+  for (int bits = 2; bits <= 16; ++bits) {
+    for (internal::FieldCode code : {internal::FieldCode::kOffset, internal::FieldCode::kTwosComplement}) {
+      for (int64_t n : {1, 8, 15, 16, 17, 40, 64, 100, 256}) {
+        std::vector<uint32_t> fields(static_cast<size_t>(n));
+        for (auto& field : fields) field = static_cast<uint32_t>(rng()) & ((1u << bits) - 1);
+        const size_t row_bytes = static_cast<size_t>((n * bits + 7) / 8);
+        std::vector<uint8_t> packed(row_bytes, 0);
+        for (int64_t i = 0; i < n; ++i) {
+          for (int b = 0; b < bits; ++b) {
+            const int64_t bit = i * bits + b;
+            if ((fields[i] >> b) & 1) packed[bit / 8] |= static_cast<uint8_t>(1u << (bit % 8));
+          }
+        }
+        std::vector<float> scales(static_cast<size_t>((n + 31) / 32));
+        for (auto& scale : scales) scale = std::uniform_real_distribution<float>(0.001f, 2.0f)(rng);
+
+        std::vector<float> row(static_cast<size_t>(n), -7.0f);
+        const int64_t done = internal::UnpackRowAvx2(packed.data(), n, bits, code, scales.data(), row.data());
+        EXPECT_EQ(done % 8, 0) << bits << " bits, n " << n;
+        // Each step loads 16 bytes from the byte its eight fields start at, never past the row.
+        if (done > 0) {
+          EXPECT_LE((done - 8) * bits / 8 + 16, static_cast<int64_t>(row_bytes)) << bits << " bits";
+        }
+        if (n >= 8 && row_bytes >= 16) {
+          EXPECT_GT(done, 0) << bits << " bits, n " << n;
+        }
+        const int32_t q_max = (1 << (bits - 1)) - 1;
+        for (int64_t i = 0; i < done; ++i) {
+          const auto field = static_cast<int32_t>(fields[i]);
+          const int32_t q = code == internal::FieldCode::kOffset
+                                ? field - q_max
+                                : (field >= (1 << (bits - 1)) ? field - (1 << bits) : field);
+          ASSERT_EQ(row[i], static_cast<float>(q) * scales[i / 32])
+              << bits << " bits, n " << n << ", element " << i;
+        }
+        for (int64_t i = done; i < n; ++i) ASSERT_EQ(row[i], -7.0f) << "wrote past " << done;
       }
     }
   }

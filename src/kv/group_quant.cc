@@ -81,10 +81,14 @@ void UnpackRow(const uint8_t* in, int64_t n, int bits, FieldCode code, const flo
     for (int64_t i = 0; i < n; ++i) row[i] = static_cast<float>(q[i]) * scales[i / kQuantGroup];
     return;
   }
+  // The AVX2 kernel stops at a multiple of eight fields, which starts at a byte boundary, so the
+  // loop below continues from there with nothing pending.
+  const int64_t done = HasAvx2() && bits <= 16 ? UnpackRowAvx2(in, n, bits, code, scales, row) : 0;
+  in += done * bits / 8;
   const uint32_t mask = (uint32_t{1} << bits) - 1;
   uint64_t pending = 0;
   int n_pending = 0;
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = done; i < n; ++i) {
     while (n_pending < bits) {
       pending |= static_cast<uint64_t>(*in++) << n_pending;
       n_pending += 8;

@@ -59,4 +59,11 @@ Result<std::vector<uint8_t>> GroupQuantEncode(const GroupQuantLayout& layout,
 Status GroupQuantDecode(std::span<const GroupQuantLayout> readable,
                         std::span<const uint8_t> payload, const KvSlice& destination);
 
+// Unpacks the first fields of a row of n b-bit fields (bits in [2, 16]) and writes q * scale of
+// their group to row, as the portable loop does. Stops at a multiple of eight fields before its
+// 16-byte loads would pass the row's PackedRowBytes, and returns how many fields it wrote.
+// REQUIRES: HasAvx2() (kv/row_convert.h); group_quant_avx2.cc is compiled with -mavx2.
+int64_t UnpackRowAvx2(const uint8_t* in, int64_t n, int bits, FieldCode code, const float* scales,
+                      float* row);
+
 }  // namespace sparkv::internal
