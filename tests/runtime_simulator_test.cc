@@ -229,6 +229,27 @@ TEST(ControllerTest, StalledTransferIsCancelled) {
   EXPECT_TRUE(controller->AllResident());
 }
 
+TEST(ControllerTest, TransferBetweenReportsIsNotCancelled) {
+  // Two chunks of 0.4 s compute. A 1 MB blob takes 0.5 s at 2 MB/s, so the plan computes chunk 0
+  // and streams chunk 1: TTFT 0.5 s, against 0.8 s computing both.
+  PlanInput in = UniformInput(2, 1'000'000, 2e6);
+  in.compute.a = 0.4 / 256;
+  auto controller = LoadController::Create(in, Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->initial_plan().predicted.n_streamed, 1);
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  ASSERT_TRUE(t.has_value());
+  ASSERT_EQ(t->chunk, 1);
+  LoadController::ComputeStep step = controller->NextCompute(0.0);
+  ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  ASSERT_EQ(step.chunk, 0);
+  controller->OnComputeEnd(0, 0.4);
+  // No progress report has come yet, but the bytes have been flowing since the start: the blob is
+  // due at 0.5 s, sooner than 0.4 s of prefill from now.
+  EXPECT_EQ(controller->NextCompute(0.4).kind, LoadController::ComputeStep::Kind::kWait);
+  EXPECT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.5, 0.5)) << "the transfer must go on";
+  EXPECT_EQ(controller->stats().n_cancelled, 0);
+}
+
 PlanInput WithoutLevels(PlanInput in) {
   for (ChunkSpec& spec : in.chunks) spec.levels.clear();
   return in;
@@ -247,7 +268,7 @@ TEST(SimulatorTest, AdaptiveAbandonsPrefillForFastLink) {
   EXPECT_EQ(fixed->initial_plan.predicted.n_streamed, 0);
   EXPECT_NEAR(fixed->ttft_s, 4.0, 1e-6);
   // The idle stream path measures the link, a re-plan moves the chunks to it, and the prefill of
-  // chunk 0 stops after its first 64-token piece instead of running its whole second.
+  // chunk 0 stops after its first 32-token piece instead of running its whole second.
   EXPECT_EQ(adaptive->stats.n_abandoned, 1);
   EXPECT_TRUE(adaptive->chunks[0].prefill_abandoned);
   EXPECT_TRUE(adaptive->chunks[0].streamed);
@@ -259,7 +280,7 @@ TEST(ControllerTest, OnlyReplanningStrategiesPrefillInPieces) {
   const PlanInput in = UniformInput(2, 1000, 1e3);
   auto adaptive = LoadController::Create(in, Get("sparkv-adaptive")).value();
   auto fixed = LoadController::Create(in, Get("sparkv")).value();
-  EXPECT_EQ(adaptive->PrefillPieceTokens(0), 64);
+  EXPECT_EQ(adaptive->PrefillPieceTokens(0), 32);
   EXPECT_EQ(fixed->PrefillPieceTokens(0), 256);
   // A chunk without any level to stream has nothing to switch to.
   auto local_only = LoadController::Create(WithoutLevels(in), Get("sparkv-adaptive")).value();
