@@ -310,7 +310,7 @@ TEST(ControllerTest, DeferredStartPlansAfterOffer) {
   EXPECT_EQ(snapshot.progress[0].state, ChunkProgress::State::kComputing);
   EXPECT_DOUBLE_EQ(snapshot.start_time_s, 0.2);
   const Plan plan = FindPlanner("exact")->Solve(snapshot);
-  controller->InstallFirstPlan(plan, version, 0.25);
+  controller->InstallFirstPlan(SolvedPlans{plan, std::nullopt, -1}, version, 0.25);
   EXPECT_FALSE(controller->awaiting_stream_offer());
   EXPECT_EQ(controller->initial_plan().decisions[0].path, Decision::Path::kCommitted);
   EXPECT_EQ(controller->initial_plan().predicted.n_streamed, 3) << "streaming the rest ends before computing any";

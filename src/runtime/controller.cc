@@ -524,16 +524,28 @@ void LoadController::Replan(double now_s) {
     dirty_ = false;
     return;
   }
-  const Plan keep = planner_->Solve(in);
   int32_t chunk = -1;
-  if (std::optional<PlanInput> abandon_in = AbandonInput(now_s, &chunk)) {
-    const Plan abandon = planner_->Solve(*abandon_in);
-    if (PrefersAbandon(keep, abandon, chunk)) {
-      InstallAbandonPlan(abandon, chunk, version, now_s);
-      return;
-    }
+  const std::optional<PlanInput> abandon_in = AbandonInput(now_s, &chunk);
+  InstallReplan(SolvePlans(*planner_, in, abandon_in, chunk), version, now_s);
+}
+
+void LoadController::InstallReplan(const SolvedPlans& plans, uint64_t version, double now_s) {
+  if (PrefersAbandon(plans)) {
+    InstallAbandonPlan(*plans.abandon, plans.abandon_chunk, version, now_s);
+  } else {
+    InstallPlan(plans.keep, version, now_s);
   }
-  InstallPlan(keep, version, now_s);
+}
+
+SolvedPlans SolvePlans(const Planner& planner, const PlanInput& keep_input,
+                       const std::optional<PlanInput>& abandon_input, int32_t abandon_chunk) {
+  SolvedPlans plans;
+  plans.keep = planner.Solve(keep_input);
+  if (abandon_input) {
+    plans.abandon = planner.Solve(*abandon_input);
+    plans.abandon_chunk = abandon_chunk;
+  }
+  return plans;
 }
 
 int32_t LoadController::PrefillPieceTokens(int32_t chunk) const {
@@ -584,10 +596,14 @@ bool LoadController::Abandonable(size_t j) const {
          !c.abandon_requested && CanStream(j);
 }
 
-bool LoadController::PrefersAbandon(const Plan& keep, const Plan& abandon, int32_t chunk) const {
-  const size_t j = static_cast<size_t>(chunk);
+bool LoadController::PrefersAbandon(const SolvedPlans& plans) const {
+  if (!plans.abandon || plans.abandon_chunk < 0 || static_cast<size_t>(plans.abandon_chunk) >= chunks_.size()) {
+    return false;
+  }
+  const Plan& abandon = *plans.abandon;
+  const size_t j = static_cast<size_t>(plans.abandon_chunk);
   if (abandon.decisions.size() != chunks_.size() || abandon.decisions[j].path != Decision::Path::kStream) return false;
-  return abandon.predicted.ttft_s + kTakeMargin * ComputeSeconds(j) < keep.predicted.ttft_s;
+  return abandon.predicted.ttft_s + kTakeMargin * ComputeSeconds(j) < plans.keep.predicted.ttft_s;
 }
 
 void LoadController::InstallAbandonPlan(const Plan& plan, int32_t chunk, uint64_t version, double now_s) {
@@ -616,8 +632,11 @@ PlanInput LoadController::OfferStreamPath(const PlanInput& offer, double now_s, 
   return ReplanInput(now_s, version);
 }
 
-void LoadController::InstallFirstPlan(const Plan& plan, uint64_t version, double now_s, int32_t abandon_chunk) {
+void LoadController::InstallFirstPlan(const SolvedPlans& plans, uint64_t version, double now_s) {
   (void)now_s;
+  const bool abandon = PrefersAbandon(plans);
+  const Plan& plan = abandon ? *plans.abandon : plans.keep;
+  const int32_t abandon_chunk = abandon ? plans.abandon_chunk : -1;
   if (!awaiting_offer_ || plan.decisions.size() != chunks_.size() || version < offer_version_) return;
   awaiting_offer_ = false;
   ApplyDecisions(plan.decisions, /*count_moves=*/false);

@@ -32,6 +32,20 @@ struct ControllerStats {
   std::vector<double> replan_times_s;  // [n_replans], when each re-plan was installed
 };
 
+// The plans solved for one state of a load: `keep` from LoadController::ReplanInput (or
+// OfferStreamPath), and, when AbandonInput offered one, `abandon` for the prefill of
+// `abandon_chunk` stopped at its next piece. The controller installs the one it prefers.
+struct SolvedPlans {
+  Plan keep;
+  std::optional<Plan> abandon;
+  int32_t abandon_chunk = -1;
+};
+
+// Solves `keep_input` and, if given, `abandon_input` with `planner`. Callers that must not hold
+// the controller's lock while solving take both inputs under the lock and call this outside it.
+SolvedPlans SolvePlans(const Planner& planner, const PlanInput& keep_input,
+                       const std::optional<PlanInput>& abandon_input, int32_t abandon_chunk);
+
 class LoadController {
  public:
   // `input` describes a fresh load: every chunk pending, both paths idle, start time 0. The
@@ -100,19 +114,18 @@ class LoadController {
   // Installs decisions solved from ReplanInput; chunks that left the pending state since then
   // keep their path. Moves in-flight transfers to compute when the plan predicts that is faster.
   void InstallPlan(const Plan& plan, uint64_t version, double now_s);
-  // Both of the above with the strategy's planner, for single-threaded callers (the simulator).
-  // It also weighs abandoning the prefill in progress, as below.
+  // Installs plans solved from ReplanInput and AbandonInput: the abandon plan when it streams the
+  // chunk and beats `keep` by a margin (the compute path then stops that prefill at its next
+  // piece), else `keep`.
+  void InstallReplan(const SolvedPlans& plans, uint64_t version, double now_s);
+  // Re-plans with the strategy's planner in one call (ReplanInput, AbandonInput, SolvePlans,
+  // InstallReplan), for single-threaded callers such as the simulator.
   void Replan(double now_s);
 
   // The state to solve from if the chunk in prefill were abandoned at its next piece boundary,
   // or nothing when no prefill can be abandoned. `chunk` receives the chunk. Re-planning
   // strategies may abandon at any re-plan, others only at the first plan of a deferred start.
   std::optional<PlanInput> AbandonInput(double now_s, int32_t* chunk) const;
-  // True when `abandon` (solved from AbandonInput) streams `chunk` and beats `keep` (solved from
-  // ReplanInput) by a margin, so InstallAbandonPlan should be called instead of InstallPlan.
-  bool PrefersAbandon(const Plan& keep, const Plan& abandon, int32_t chunk) const;
-  // Installs `plan` and requests the compute path to stop its prefill of `chunk` at the next piece.
-  void InstallAbandonPlan(const Plan& plan, int32_t chunk, uint64_t version, double now_s);
 
   // --- deferred start (Create with await_stream_offer) ---
   // The stream path reached the server: `offer` is the fresh input for the same chunks with the
@@ -120,10 +133,9 @@ class LoadController {
   // solve the first streaming plan from, like ReplanInput. Snapshots taken before the offer are
   // stale: InstallPlan ignores plans solved from them.
   PlanInput OfferStreamPath(const PlanInput& offer, double now_s, uint64_t* version);
-  // Installs the plan solved from OfferStreamPath's state as the strategy's first plan. With
-  // `abandon_chunk` >= 0 the plan was solved from AbandonInput (PrefersAbandon held), and the
-  // compute path is requested to stop that chunk's prefill at the next piece.
-  void InstallFirstPlan(const Plan& plan, uint64_t version, double now_s, int32_t abandon_chunk = -1);
+  // Installs the plans solved from OfferStreamPath's state (and AbandonInput's) as the strategy's
+  // first plan, choosing between them as InstallReplan does.
+  void InstallFirstPlan(const SolvedPlans& plans, uint64_t version, double now_s);
   bool awaiting_stream_offer() const { return awaiting_offer_; }
 
   // Bytes per second the controller predicts now (the smoothed rate of the transfers so far, or
@@ -177,6 +189,10 @@ class LoadController {
   void AdvanceFrontier();
   // True when chunk j is in a prefill that a re-plan may still stop (see AbandonInput).
   bool Abandonable(size_t j) const;
+  // True when `plans.abandon` streams the chunk and beats `plans.keep` by the take margin.
+  bool PrefersAbandon(const SolvedPlans& plans) const;
+  // Installs `plan` and requests the compute path to stop its prefill of `chunk` at the next piece.
+  void InstallAbandonPlan(const Plan& plan, int32_t chunk, uint64_t version, double now_s);
   // Folds one measured / predicted prefill time into the device's speed factor.
   void MeasureDevice(double predicted_s, double measured_s);
   void MarkDirty() { dirty_ = true; }

@@ -123,17 +123,10 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       const std::optional<PlanInput> abandon_input = controller->AbandonInput(SecondsSince(start), &abandon_chunk);
       lock.unlock();
       const Clock::time_point solve_start = Clock::now();
-      Plan plan = planner->Solve(snapshot);
-      Plan abandon;
-      if (abandon_input) abandon = planner->Solve(*abandon_input);
+      const SolvedPlans plans = SolvePlans(*planner, snapshot, abandon_input, abandon_chunk);
       const double solve_s = SecondsSince(solve_start);
       lock.lock();
-      if (abandon_input && controller->PrefersAbandon(plan, abandon, abandon_chunk)) {
-        plan = std::move(abandon);
-      } else {
-        abandon_chunk = -1;
-      }
-      controller->InstallFirstPlan(plan, version, SecondsSince(start), abandon_chunk);
+      controller->InstallFirstPlan(plans, version, SecondsSince(start));
       report.plan_s = solve_s;
       report.initial_plan = controller->initial_plan();
       for (size_t j = 0; j < n_chunks; ++j) {
@@ -254,22 +247,14 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       const std::optional<PlanInput> abandon_input = controller->AbandonInput(SecondsSince(start), &abandon_chunk);
       lock.unlock();
       const Status valid = ValidatePlanInput(snapshot);
-      Plan plan;
-      Plan alternative;  // stopping the prefill in progress, as LoadController::Replan weighs it
-      if (valid.ok()) {
-        plan = planner->Solve(snapshot);
-        if (abandon_input) alternative = planner->Solve(*abandon_input);
-      }
+      SolvedPlans plans;
+      if (valid.ok()) plans = SolvePlans(*planner, snapshot, abandon_input, abandon_chunk);
       lock.lock();
       if (!valid.ok()) {
         SPARKV_LOG_WARN("re-plan skipped: %s", valid.ToString().c_str());
         break;
       }
-      if (abandon_input && controller->PrefersAbandon(plan, alternative, abandon_chunk)) {
-        controller->InstallAbandonPlan(alternative, abandon_chunk, version, SecondsSince(start));
-      } else {
-        controller->InstallPlan(plan, version, SecondsSince(start));
-      }
+      controller->InstallReplan(plans, version, SecondsSince(start));
       changed.notify_all();
     }
   };
