@@ -274,6 +274,43 @@ TEST(SimulatorTest, AdaptiveAbandonsPrefillForFastLink) {
   EXPECT_TRUE(adaptive->chunks[0].streamed);
   EXPECT_EQ(adaptive->n_streamed, 4);
   EXPECT_LT(adaptive->ttft_s, 1.0) << "chunk 0's whole prefill would take 1 s";
+  // Its blob is fetched while the first piece (32 tokens, 0.125 s) still runs.
+  EXPECT_LT(adaptive->chunks[0].transfer_start_s, 0.125);
+  EXPECT_GE(adaptive->chunks[0].resident_s, 0.125) << "the decode must wait for the prefill to stop";
+}
+
+TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {
+  // Two chunks of 1 s compute and 1 MB. The first plan, at 0.1 MB/s, computes both; the link
+  // then proves fast, and a re-plan stops chunk 0's prefill at its first piece boundary.
+  auto controller = LoadController::Create(UniformInput(2, 1'000'000, 0.1e6), Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->initial_plan().predicted.n_streamed, 0);
+  LoadController::ComputeStep step = controller->NextCompute(0.0);
+  ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  ASSERT_EQ(step.chunk, 0);
+  ASSERT_EQ(controller->PrefillPieceTokens(0), 32);
+  // The idle stream path measures the link with the last chunk: 1 MB in 0.05 s.
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  ASSERT_TRUE(t.has_value());
+  ASSERT_EQ(t->chunk, 1);
+  ASSERT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.05, 0.05));
+  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.05, 0.05));
+  controller->OnDecodeEnd(1, true, 0.05);
+  controller->Replan(0.05);
+  ASSERT_EQ(controller->stats().n_replans, 1);
+
+  // Chunk 0's blob is fetched at once, while the prefill runs on to 32 tokens.
+  t = controller->NextTransfer(0.05);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 0);
+  EXPECT_TRUE(controller->AwaitingPrefillStop(0));
+  EXPECT_TRUE(controller->OnTransferProgress(0, 500'000, 0.025, 0.075)) << "the early transfer must go on";
+  // It arrived at 0.1 s; its end is reported only after the prefill stopped at 0.125 s.
+  EXPECT_FALSE(controller->ContinuePrefill(0, 32, 0.125));
+  EXPECT_FALSE(controller->AwaitingPrefillStop(0));
+  EXPECT_TRUE(controller->OnTransferEnd(0, LoadController::TransferResult::kOk, 1'000'000, 0.05, 0.125));
+  controller->OnDecodeEnd(0, true, 0.13);
+  EXPECT_TRUE(controller->AllResident());
+  EXPECT_EQ(controller->stats().n_abandoned, 1);
 }
 
 TEST(ControllerTest, OnlyReplanningStrategiesPrefillInPieces) {

@@ -200,7 +200,17 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
   const size_t n = chunks_.size();
   int32_t pick = -1;
   int32_t level = -1;
-  if (strategy_.claim_until_meet) {
+  // A prefill that a plan stops runs on to its next piece boundary. Its blob is fetched meanwhile,
+  // so that the network does not idle while the compute path finishes a piece it will drop.
+  for (size_t j = frontier_; j < n; ++j) {
+    const Chunk& c = chunks_[j];
+    if (c.state == State::kComputing && c.abandon_requested && !c.early_fetch &&
+        c.decision.path == Decision::Path::kStream && CanStream(j)) {
+      pick = static_cast<int32_t>(j);
+      level = c.decision.level;
+    }
+  }
+  if (pick < 0 && strategy_.claim_until_meet) {
     // Cake: the highest pending chunk, until the paths meet or a chunk lacks the codec.
     for (size_t j = n; j-- > frontier_;) {
       if (chunks_[j].state != State::kPending) continue;
@@ -208,7 +218,7 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
       if (level >= 0) pick = static_cast<int32_t>(j);
       break;
     }
-  } else {
+  } else if (pick < 0) {
     // The planned stream chunks; fetched from the back when they form a suffix of the pending
     // chunks and the strategy lets the boundary float, else in index order.
     const bool from_back = strategy_.float_boundary && PendingStreamsFormSuffix();
@@ -239,7 +249,11 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
   if (pick < 0) return std::nullopt;
 
   Chunk& c = chunks_[static_cast<size_t>(pick)];
-  c.state = State::kFetching;
+  if (c.state == State::kComputing) {
+    c.early_fetch = true;
+  } else {
+    c.state = State::kFetching;
+  }
   c.fetch_level = level;
   c.fetch_start_s = now_s;
   c.bytes_so_far = 0;
@@ -285,7 +299,8 @@ bool LoadController::OnTransferProgress(int32_t chunk, uint64_t bytes_so_far, do
   }
   c.progress_elapsed_s = elapsed_s;
   c.bytes_so_far = bytes_so_far;
-  return c.state == State::kFetching && !c.cancel_requested;
+  const bool fetching = c.state == State::kFetching || (c.state == State::kComputing && c.early_fetch);
+  return fetching && !c.cancel_requested;
 }
 
 bool LoadController::OnTransferEnd(int32_t chunk, TransferResult result, uint64_t bytes, double elapsed_s,
@@ -328,6 +343,11 @@ bool LoadController::OnTransferEnd(int32_t chunk, TransferResult result, uint64_
   c.decision = Decision{};
   ++stats_.n_fallback;
   return false;
+}
+
+bool LoadController::AwaitingPrefillStop(int32_t chunk) const {
+  const Chunk& c = chunks_[static_cast<size_t>(chunk)];
+  return c.state == State::kComputing && c.early_fetch;
 }
 
 void LoadController::OnDecodeEnd(int32_t chunk, bool ok, double now_s) {
@@ -385,6 +405,8 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
 void LoadController::OnComputeEnd(int32_t chunk, double now_s) {
   Chunk& c = chunks_[static_cast<size_t>(chunk)];
   c.state = State::kResident;
+  c.abandon_requested = false;  // the last piece ended first: a blob fetched early is dropped
+  c.early_fetch = false;
   MeasureDevice(input_.compute.ChunkSeconds(input_.chunks[static_cast<size_t>(chunk)].begin,
                                            input_.chunks[static_cast<size_t>(chunk)].end),
                 now_s - c.compute_start_s);
@@ -564,7 +586,9 @@ bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now
                 now_s - c.compute_start_s);
   if (!c.abandon_requested) return true;
   c.abandon_requested = false;
-  c.state = State::kPending;
+  // With its blob fetched early, the chunk is in flight (or arrived, waiting for this stop).
+  c.state = c.early_fetch ? State::kFetching : State::kPending;
+  c.early_fetch = false;
   ++stats_.n_abandoned;
   ++version_;
   MarkDirty();

@@ -70,7 +70,8 @@ class LoadController {
     uint64_t bytes = 0;
   };
   // The next blob to fetch, or nothing for now. Nothing does not mean the path is done: a later
-  // re-plan may give it work. StreamPathDone() tells whether it is.
+  // re-plan may give it work. StreamPathDone() tells whether it is. A chunk whose prefill a plan
+  // stops comes first, while the prefill runs on to its piece boundary (AwaitingPrefillStop).
   std::optional<Transfer> NextTransfer(double now_s);
   // True when no chunk can ever be streamed again (all resident or claimed by compute, or the
   // stream path was abandoned after a transport error).
@@ -82,6 +83,11 @@ class LoadController {
   // Returns true when the caller should decode the blob into the cache now; false when the chunk
   // went to the compute path meanwhile (the blob is dropped) or the transfer failed.
   bool OnTransferEnd(int32_t chunk, TransferResult result, uint64_t bytes, double elapsed_s, double now_s);
+  // True while the blob of `chunk` is fetched early, during the piece at whose end a plan stops the
+  // chunk's prefill (see NextTransfer). A stream path whose transfer of it has ended must wait
+  // until this turns false before OnTransferEnd and the decode: until then the compute path still
+  // writes the chunk's rows.
+  bool AwaitingPrefillStop(int32_t chunk) const;
   // The decode that OnTransferEnd allowed has finished; on failure (a corrupt blob) the chunk is
   // computed instead.
   void OnDecodeEnd(int32_t chunk, bool ok, double now_s);
@@ -155,6 +161,7 @@ class LoadController {
     bool cancel_requested = false;
     bool abandon_requested = false;  // kComputing: stop the prefill at the next piece
     bool in_pieces = false;          // kComputing: the prefill runs in pieces, so it can stop
+    bool early_fetch = false;        // kComputing: the blob is fetched before the prefill stops
     int32_t fetch_level = -1;    // level of the transfer in flight or decoded
     double fetch_start_s = 0.0;
     uint64_t bytes_so_far = 0;

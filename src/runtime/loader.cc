@@ -176,6 +176,9 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       lock.lock();
       outcome.transfer_end_s = SecondsSince(start);
       outcome.bytes += n_bytes;
+      // A blob fetched while its chunk's prefill runs on to the piece where it stops waits for
+      // that stop: until then the compute path writes the chunk's rows.
+      while (controller->AwaitingPrefillStop(j) && !finished) changed.wait_for(lock, kWaitSlice);
       const bool decode = controller->OnTransferEnd(j, result, n_bytes, outcome.transfer_end_s - issued,
                                                     outcome.transfer_end_s);
       if (result == LoadController::TransferResult::kCancelled) {

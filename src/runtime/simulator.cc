@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <optional>
 
 #include "plan/exact_planner.h"
 #include "plan/planner.h"
@@ -60,6 +61,21 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
   std::deque<int32_t> decode_queue;  // arrived blobs waiting for their decode
   bool compute_done = false;
   double t = 0.0;
+  // A transfer that ended while its chunk's prefill runs on to the piece where it stops: the end is
+  // reported once the prefill has stopped (LoadController::AwaitingPrefillStop).
+  struct HeldEnd {
+    int32_t chunk = -1;
+    LoadController::TransferResult result = LoadController::TransferResult::kOk;
+    uint64_t bytes = 0;
+    double elapsed_s = 0.0;
+  };
+  std::optional<HeldEnd> held;
+  auto report_end = [&](const HeldEnd& end) {
+    if (controller->OnTransferEnd(end.chunk, end.result, end.bytes, end.elapsed_s, t) &&
+        end.result == LoadController::TransferResult::kOk) {
+      decode_queue.push_back(end.chunk);
+    }
+  };
 
   auto start_decode = [&](CpuJob& job, int32_t chunk) {
     const LevelOption* option = nullptr;
@@ -140,17 +156,20 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
       sc.transfer_end_s = t;
       result.network_busy_s += t - net.start_s;
       net.busy = false;
+      HeldEnd end{chunk, LoadController::TransferResult::kOk, net.transfer.bytes, t - net.start_s};
       if (net.arrival_s <= net.deadline_s) {
         result.received_bytes += net.transfer.bytes;
-        if (controller->OnTransferEnd(chunk, LoadController::TransferResult::kOk, net.transfer.bytes,
-                                      t - net.start_s, t)) {
-          decode_queue.push_back(chunk);
-        }
       } else {
         const double got = scenario.actual.BytesBetween(net.first_byte_s, t);
         result.received_bytes += static_cast<uint64_t>(std::clamp(got, 0.0, static_cast<double>(net.transfer.bytes)));
         sc.fell_back = true;
-        controller->OnTransferEnd(chunk, LoadController::TransferResult::kTransportError, 0, t - net.start_s, t);
+        end.result = LoadController::TransferResult::kTransportError;
+        end.bytes = 0;
+      }
+      if (controller->AwaitingPrefillStop(chunk)) {
+        held = end;
+      } else {
+        report_end(end);
       }
     } else if (net.busy && t >= net.next_tick_s) {
       const double got = t > net.first_byte_s ? scenario.actual.BytesBetween(net.first_byte_s, t) : 0.0;
@@ -187,12 +206,20 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
             continue;
           }
           sc.prefill_abandoned = true;
+          if (held && held->chunk == job->chunk) {
+            report_end(*held);
+            held.reset();
+          }
           *job = CpuJob{};
           continue;
         }
         sc.compute_end_s = t;
         sc.resident_s = t;
         controller->OnComputeEnd(job->chunk, t);
+        if (held && held->chunk == job->chunk) {
+          report_end(*held);  // dropped: the prefill ended before it could stop
+          held.reset();
+        }
       } else {
         sc.decode_end_s = t;
         sc.resident_s = t;
