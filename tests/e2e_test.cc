@@ -77,24 +77,13 @@ class ServeProcess {
   std::string url_;
 };
 
-std::vector<TokenId> GoldenContext() {
-  std::ifstream golden(testing::DataPath("golden/stories260K.llamacpp.kvf32.txt"));
-  std::string line;
-  std::getline(golden, line);
-  std::istringstream stream(line);
-  std::vector<TokenId> tokens;
-  TokenId id;
-  while (stream >> id) tokens.push_back(id);
-  return tokens;
-}
-
 // Shared fixture: the model, an engine, a profile and a store with f16 and q8 blobs of the
 // golden 201-token context, chunked by 64.
 class EndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
     model_ = std::move(Model::Load(testing::Stories260KGguf())).value();
-    context_ = GoldenContext();
+    context_ = testing::GoldenContextTokens();
     ASSERT_EQ(context_.size(), 201u);
     query_ = {403, 261};
     EngineOptions options;
@@ -505,7 +494,7 @@ TEST(RunCommandTest, JsonSurvivesInvalidUtf8Text) {
   testing::TempDir dir;
   // With the golden context, greedy decoding emits byte tokens that are not valid UTF-8 alone.
   std::string context;
-  for (TokenId id : GoldenContext()) context += std::to_string(id) + " ";
+  for (TokenId id : testing::GoldenContextTokens()) context += std::to_string(id) + " ";
   std::ofstream(dir.File("context.txt")) << context;
   const std::string command = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
                               " --tokens " + dir.File("context.txt") + " --strategy local -n 64 --json";

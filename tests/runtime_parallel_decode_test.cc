@@ -20,24 +20,13 @@ namespace {
 
 constexpr int32_t kChunkTokens = 64;
 
-std::vector<TokenId> GoldenContext() {
-  std::ifstream golden(testing::DataPath("golden/stories260K.llamacpp.kvf32.txt"));
-  std::string line;
-  std::getline(golden, line);
-  std::istringstream stream(line);
-  std::vector<TokenId> tokens;
-  TokenId id;
-  while (stream >> id) tokens.push_back(id);
-  return tokens;
-}
-
 class ParallelDecodeLoadTest : public ::testing::Test {
  protected:
   void SetUp() override {
     Result<std::unique_ptr<Model>> model = Model::Load(testing::Stories260KGguf());
     ASSERT_TRUE(model.ok()) << model.status().ToString();
     model_ = std::move(model).value();
-    context_ = GoldenContext();
+    context_ = testing::GoldenContextTokens();
     ASSERT_GT(context_.size(), 3u * kChunkTokens);
     EngineOptions options;
     options.n_threads = 2;

@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 
 #include "model/llama2c.h"
 
@@ -39,6 +41,17 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
+}
+
+std::vector<int32_t> GoldenContextTokens() {
+  std::ifstream golden(DataPath("golden/stories260K.llamacpp.kvf32.txt"));
+  std::string line;
+  std::getline(golden, line);
+  std::istringstream stream(line);
+  std::vector<int32_t> tokens;
+  int32_t id = 0;
+  while (stream >> id) tokens.push_back(id);
+  return tokens;
 }
 
 std::string Stories260KGguf() {

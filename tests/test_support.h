@@ -1,8 +1,10 @@
 // Helpers shared by the tests: where the shared data lives, temporary folders, the CLI binary.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace sparkv::testing {
 
@@ -33,6 +35,9 @@ class TempDir {
 // Converts stories260K to GGUF F32 once per test process (cached in a temporary folder) and
 // returns the GGUF's path.
 std::string Stories260KGguf();
+
+// The 201 token ids of the context in the golden llama.cpp file for stories260K (its first line).
+std::vector<int32_t> GoldenContextTokens();
 
 // Runs a shell command; returns its exit status and standard output.
 std::pair<int, std::string> RunShell(const std::string& command);
