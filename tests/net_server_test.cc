@@ -588,6 +588,22 @@ TEST_F(StoreServerTest, StallTimeoutEndsSilentResponse) {
   EXPECT_NE(response.status().message().find("stall limit"), std::string::npos);
 }
 
+TEST_F(StoreServerTest, StallLimitBelowOneSecondIsChecked) {
+  ServerOptions options;
+  options.rtt_ms = 3000;  // no byte for 3 s
+  auto server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  HttpClient client;
+  GetOptions get;
+  get.timeout_s = 0;
+  get.stall_timeout_s = 0.5;
+  Result<HttpResponse> response = client.Get(server->base_url() + SmallPath(), get);
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.status().code(), ErrorCode::kTimeout) << response.status().ToString();
+  EXPECT_NE(response.status().message().find("stall limit of 0.5"), std::string::npos)
+      << response.status().ToString();
+}
+
 TEST_F(StoreServerTest, InterruptEndsAWaitingRequestAtOnce) {
   ServerOptions options;
   options.rtt_ms = 20000;  // the first byte would come after 20 s

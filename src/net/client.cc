@@ -37,8 +37,10 @@ struct Transfer {
   HttpResponse* response = nullptr;
   Clock::time_point start;
   Clock::time_point last_progress_call;
+  Clock::time_point last_byte;  // the last body bytes, or the start before any
   bool cancelled = false;
   bool too_large = false;
+  bool stalled = false;  // no body bytes for longer than the stall limit
 
   double SecondsSinceStart() const {
     return std::chrono::duration<double>(Clock::now() - start).count();
@@ -60,6 +62,7 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
     return CURL_WRITEFUNC_ERROR;
   }
   transfer->response->body.append(data, n_bytes);
+  transfer->last_byte = Clock::now();
   return transfer->ReportProgress() ? n_bytes : CURL_WRITEFUNC_ERROR;
 }
 
@@ -68,6 +71,16 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
 // a socket with a shorter timeout.
 int OnTick(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* transfer = static_cast<Transfer*>(user);
+  // The stall limit is checked here rather than by libcurl's low-speed rule. That rule takes
+  // whole seconds and judges the measured speed, and it fired 2 to 7 s after the limit once a
+  // paced server stopped sending. A tick comes at least once a second, so a stall now ends
+  // within about a second after the limit.
+  const double stall_limit_s = transfer->options->stall_timeout_s;
+  if (stall_limit_s > 0 &&
+      std::chrono::duration<double>(Clock::now() - transfer->last_byte).count() > stall_limit_s) {
+    transfer->stalled = true;
+    return 1;
+  }
   if (Clock::now() - transfer->last_progress_call < std::chrono::milliseconds(100)) return 0;
   return transfer->ReportProgress() ? 0 : 1;
 }
@@ -110,6 +123,11 @@ Status CurlError(CURLcode code, const Transfer& transfer, const char* detail,
                           std::to_string(options.timeout_s) + " s, stall limit " +
                           std::to_string(options.stall_timeout_s) + " s, 0 = none): " + what);
     case CURLE_ABORTED_BY_CALLBACK:
+      if (transfer.stalled) {
+        return TimeoutError(method_url + " timed out: no byte for more than the stall limit of " +
+                            std::to_string(options.stall_timeout_s) + " s, after " +
+                            std::to_string(transfer.response->body.size()) + " bytes");
+      }
       return CancelledError(method_url + " cancelled by the caller after " +
                             std::to_string(transfer.response->body.size()) + " bytes");
     case CURLE_WRITE_ERROR:
@@ -206,10 +224,9 @@ Result<HttpResponse> HttpClient::Perform(const std::string& url, const GetOption
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options.timeout_s * 1000));
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options.connect_timeout_s * 1000));
-  // libcurl's low-speed rule: below 1 byte/s for the whole window is a stall.
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, options.stall_timeout_s > 0 ? 1L : 0L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
-                   options.stall_timeout_s > 0 ? static_cast<long>(std::ceil(options.stall_timeout_s)) : 0L);
+  // Stalls are detected in OnTick; libcurl's own low-speed rule stays off.
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 0L);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 0L);
   curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_bytes));
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
   if (head) {
@@ -238,6 +255,7 @@ Result<HttpResponse> HttpClient::Perform(const std::string& url, const GetOption
 
   transfer.start = Clock::now();
   transfer.last_progress_call = transfer.start;
+  transfer.last_byte = transfer.start;
   const CURLcode code = curl_easy_perform(curl);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   curl_slist_free_all(headers);
