@@ -40,5 +40,17 @@ TEST(CliMainTest, EverySubcommandTakesLogLevel) {
   EXPECT_NE(out.find("chatty"), std::string::npos) << out;
 }
 
+TEST(CliMainTest, LogLevelGivenTwiceTakesTheLast) {
+  // A bad subcommand flag after both levels: the error is printed whatever the level, and the
+  // parse must get that far instead of rejecting the second --log-level.
+  for (const char* args : {" --log-level debug --log-level off make-model --shape nope -o /dev/null",
+                           " make-model --log-level debug --log-level off --shape nope -o /dev/null"}) {
+    const auto [status, out] = testing::RunShell(testing::SparkvBinary() + args + " 2>&1");
+    EXPECT_NE(status, 0) << args << ": " << out;
+    EXPECT_EQ(out.find("At Most 1"), std::string::npos) << args << ": " << out;
+    EXPECT_NE(out.find("nope"), std::string::npos) << args << ": " << out;
+  }
+}
+
 }  // namespace
 }  // namespace sparkv

@@ -279,6 +279,25 @@ TEST(SimulatorTest, AdaptiveAbandonsPrefillForFastLink) {
   EXPECT_GE(adaptive->chunks[0].resident_s, 0.125) << "the decode must wait for the prefill to stop";
 }
 
+TEST(ControllerTest, LinkIsNotProbedWithABlobSlowerToDecodeThanCompute) {
+  // Two chunks of 1 s compute whose only level takes 2 s to decode: fetching one to measure the
+  // link could only make the load slower.
+  PlanInput in = UniformInput(2, 1'000'000, 0.1e6);
+  for (ChunkSpec& spec : in.chunks) spec.levels[0].decode_seconds = 2.0;
+  auto controller = LoadController::Create(in, Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->initial_plan().predicted.n_streamed, 0);
+  ASSERT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_FALSE(controller->NextTransfer(0.0).has_value());
+
+  // With a decode cheaper than the prefill the idle stream path does measure the link.
+  for (ChunkSpec& spec : in.chunks) spec.levels[0].decode_seconds = 0.01;
+  auto probing = LoadController::Create(in, Get("sparkv-adaptive")).value();
+  ASSERT_EQ(probing->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
+  std::optional<LoadController::Transfer> t = probing->NextTransfer(0.0);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 1);
+}
+
 TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {
   // Two chunks of 1 s compute and 1 MB. The first plan, at 0.1 MB/s, computes both; the link
   // then proves fast, and a re-plan stops chunk 0's prefill at its first piece boundary.

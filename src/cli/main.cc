@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   const auto add_log_level = [](CLI::App& command) {
     command.add_option("--log-level", "Log verbosity: debug, info, warn, error or off (default: info)")
         ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
         ->each([](const std::string& text) {
           sparkv::LogLevel level;
           if (sparkv::ParseLogLevel(text, &level)) sparkv::SetLogLevel(level);

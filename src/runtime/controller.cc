@@ -242,7 +242,13 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
           level = static_cast<int32_t>(l);
         }
       }
-      pick = static_cast<int32_t>(j);
+      // A blob that takes longer to decode than its chunk takes to compute would cost the device
+      // more than it could save, so then the link stays unmeasured.
+      if (level >= 0 && DecodeSeconds(j, level) < ComputeSeconds(j)) {
+        pick = static_cast<int32_t>(j);
+      } else {
+        level = -1;
+      }
       break;
     }
   }
