@@ -526,7 +526,11 @@ TEST_F(EndToEndTest, RunCommandListsStreamedLevels) {
   const nlohmann::json report = nlohmann::json::parse(json);
   EXPECT_EQ(report["streamed_codecs"], nlohmann::json({{"q8", 4}}));
   ASSERT_EQ(report["chunk_timeline"].size(), 4u);
-  for (const nlohmann::json& chunk : report["chunk_timeline"]) EXPECT_EQ(chunk["codec"], "q8");
+  EXPECT_EQ(report["prefills_stopped"], 0) << "stream computes nothing";
+  for (const nlohmann::json& chunk : report["chunk_timeline"]) {
+    EXPECT_EQ(chunk["codec"], "q8");
+    EXPECT_EQ(chunk["prefill_stopped"], false);
+  }
 }
 
 TEST(RunCommandTest, EmptyLevelListIsRejected) {

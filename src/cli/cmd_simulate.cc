@@ -245,6 +245,7 @@ int RunSimulate(const Flags& f) {
                           {"codec", c.streamed ? c.codec : ""},
                           {"fell_back", c.fell_back},
                           {"cancelled", c.cancelled},
+                          {"prefill_stopped", c.prefill_abandoned},
                           {"resident_s", c.resident_s}});
       }
       out["strategies"].push_back({{"name", r.strategy},
@@ -260,6 +261,7 @@ int RunSimulate(const Flags& f) {
                                    {"path_changes", r.stats.n_moved},
                                    {"chunks_off_plan", ChunksOffPlan(r)},
                                    {"cancelled", r.stats.n_cancelled},
+                                   {"prefills_stopped", r.stats.n_abandoned},
                                    {"fallback", r.stats.n_fallback},
                                    {"replan_times_s", r.stats.replan_times_s},
                                    {"chunks", chunks}});

@@ -22,6 +22,7 @@ nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
                             {"path", chunk.streamed ? "stream" : "compute"},
                             {"planned", chunk.planned_stream ? "stream" : "compute"},
                             {"fell_back", chunk.fell_back},
+                            {"prefill_stopped", chunk.prefill_abandoned},
                             {"resident_s", chunk.resident_s}};
     // Chunks the controller moved to the stream path after the first plan carry a codec too.
     if (chunk.planned_stream || chunk.streamed) {
@@ -62,6 +63,7 @@ nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
       {"chunks_streamed", report.load.n_streamed},
       {"chunks_computed", report.load.n_computed},
       {"chunks_fallback", report.load.n_fallback},
+      {"prefills_stopped", report.load.stats.n_abandoned},
       {"streamed_codecs", StreamedCodecCounts(report)},
       {"tokens", report.tokens},
       {"text", text},
