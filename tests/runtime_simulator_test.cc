@@ -298,6 +298,32 @@ TEST(ControllerTest, LinkIsNotProbedWithABlobSlowerToDecodeThanCompute) {
   EXPECT_EQ(t->chunk, 1);
 }
 
+TEST(ControllerTest, TakenBackPrefillResumesWhereItStopped) {
+  // As below: a re-plan stops chunk 0's prefill at 32 tokens and fetches its blob. The transfer
+  // then stalls, so the compute path takes the chunk back: its rows [0, 32) are still in the
+  // cache, and the prefill resumes at token 32.
+  auto controller = LoadController::Create(UniformInput(2, 1'000'000, 0.1e6), Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_EQ(controller->PrefillStartToken(0), 0);
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  ASSERT_TRUE(t.has_value());
+  ASSERT_TRUE(controller->OnTransferProgress(t->chunk, 1'000'000, 0.05, 0.05));
+  ASSERT_TRUE(controller->OnTransferEnd(t->chunk, LoadController::TransferResult::kOk, 1'000'000, 0.05, 0.05));
+  controller->OnDecodeEnd(t->chunk, true, 0.05);
+  controller->Replan(0.05);
+  t = controller->NextTransfer(0.05);
+  ASSERT_TRUE(t.has_value());
+  ASSERT_EQ(t->chunk, 0);
+  ASSERT_FALSE(controller->ContinuePrefill(0, 32, 0.125));
+
+  ASSERT_TRUE(controller->OnTransferProgress(0, 10'000, 0.1, 0.15));
+  const LoadController::ComputeStep step = controller->NextCompute(30.0);
+  ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  ASSERT_EQ(step.chunk, 0);
+  EXPECT_EQ(controller->PrefillStartToken(0), 32);
+  EXPECT_FALSE(controller->OnTransferProgress(0, 10'000, 29.95, 30.0)) << "the taken chunk's transfer is cancelled";
+}
+
 TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {
   // Two chunks of 1 s compute and 1 MB. The first plan, at 0.1 MB/s, computes both; the link
   // then proves fast, and a re-plan stops chunk 0's prefill at its first piece boundary.

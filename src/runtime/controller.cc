@@ -326,6 +326,7 @@ bool LoadController::OnTransferEnd(int32_t chunk, TransferResult result, uint64_
   switch (result) {
     case TransferResult::kOk:
       c.state = State::kDecoding;
+      c.kept_rows_end = -1;  // the decode overwrites the rows
       c.decode_start_s = now_s;
       return true;
     case TransferResult::kTransportError:
@@ -403,6 +404,7 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
   if (!take) return {ComputeStep::Kind::kWait, -1};
   c.state = State::kComputing;
   c.compute_start_s = now_s;
+  c.prefill_from = c.kept_rows_end > input_.chunks[j].begin ? c.kept_rows_end : input_.chunks[j].begin;
   c.in_pieces = PrefillPieceTokens(static_cast<int32_t>(j)) < input_.chunks[j].end - input_.chunks[j].begin;
   ++version_;
   return {ComputeStep::Kind::kCompute, static_cast<int32_t>(j)};
@@ -413,12 +415,16 @@ void LoadController::OnComputeEnd(int32_t chunk, double now_s) {
   c.state = State::kResident;
   c.abandon_requested = false;  // the last piece ended first: a blob fetched early is dropped
   c.early_fetch = false;
-  MeasureDevice(input_.compute.ChunkSeconds(input_.chunks[static_cast<size_t>(chunk)].begin,
-                                           input_.chunks[static_cast<size_t>(chunk)].end),
+  c.kept_rows_end = -1;
+  MeasureDevice(input_.compute.ChunkSeconds(c.prefill_from, input_.chunks[static_cast<size_t>(chunk)].end),
                 now_s - c.compute_start_s);
   AdvanceFrontier();
   ++version_;
   MarkDirty();
+}
+
+int32_t LoadController::PrefillStartToken(int32_t chunk) const {
+  return chunks_[static_cast<size_t>(chunk)].prefill_from;
 }
 
 void LoadController::MeasureDevice(double predicted_s, double measured_s) {
@@ -475,7 +481,9 @@ PlanInput LoadController::Snapshot(double now_s, double rate) const {
         break;
       case State::kComputing:
         p.state = ChunkProgress::State::kComputing;
-        in.cpu_busy_until_s = std::max(in.cpu_busy_until_s, c.compute_start_s + ComputeSeconds(j));
+        in.cpu_busy_until_s = std::max(
+            in.cpu_busy_until_s,
+            c.compute_start_s + input_.compute.ChunkSeconds(c.prefill_from, input_.chunks[j].end) * device_factor_);
         break;
       case State::kFetching:
         p.state = ChunkProgress::State::kStreaming;
@@ -588,10 +596,12 @@ int32_t LoadController::PrefillPieceTokens(int32_t chunk) const {
 bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now_s) {
   Chunk& c = chunks_[static_cast<size_t>(chunk)];
   if (c.state != State::kComputing) return true;
-  MeasureDevice(input_.compute.ChunkSeconds(input_.chunks[static_cast<size_t>(chunk)].begin, done_end),
-                now_s - c.compute_start_s);
+  MeasureDevice(input_.compute.ChunkSeconds(c.prefill_from, done_end), now_s - c.compute_start_s);
   if (!c.abandon_requested) return true;
   c.abandon_requested = false;
+  // The rows computed so far stay until a blob is decoded over them: if the compute path takes
+  // the chunk back, its prefill resumes here.
+  c.kept_rows_end = done_end;
   // With its blob fetched early, the chunk is in flight (or arrived, waiting for this stop).
   c.state = c.early_fetch ? State::kFetching : State::kPending;
   c.early_fetch = false;

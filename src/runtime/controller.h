@@ -103,6 +103,9 @@ class LoadController {
   // transfer (the next OnTransferProgress returns false).
   ComputeStep NextCompute(double now_s);
   void OnComputeEnd(int32_t chunk, double now_s);
+  // The token at which the prefill that NextCompute just handed out starts: the chunk's first,
+  // or where a stopped prefill of it ended, since its rows are still in the cache.
+  int32_t PrefillStartToken(int32_t chunk) const;
   // Tokens per prefill call for `chunk`. Re-planning strategies prefill a chunk that could also
   // stream in pieces, so that a re-plan can still move it to the stream path. Others use one call.
   int32_t PrefillPieceTokens(int32_t chunk) const;
@@ -162,6 +165,8 @@ class LoadController {
     bool abandon_requested = false;  // kComputing: stop the prefill at the next piece
     bool in_pieces = false;          // kComputing: the prefill runs in pieces, so it can stop
     bool early_fetch = false;        // kComputing: the blob is fetched before the prefill stops
+    int32_t prefill_from = 0;        // kComputing: the token this prefill started at
+    int32_t kept_rows_end = -1;      // a stopped prefill left tokens [begin, this) in the cache
     int32_t fetch_level = -1;    // level of the transfer in flight or decoded
     double fetch_start_s = 0.0;
     uint64_t bytes_so_far = 0;

@@ -285,7 +285,7 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       prefilling = true;
       // Prefill in pieces where the controller may still move the chunk to the stream path.
       const int32_t piece_tokens = controller->PrefillPieceTokens(step.chunk);
-      Position done = chunk.range.begin;
+      Position done = controller->PrefillStartToken(step.chunk);
       bool abandoned = false;
       while (compute_status.ok() && done < chunk.range.end) {
         const Position piece_end = std::min<Position>(chunk.range.end, done + piece_tokens);

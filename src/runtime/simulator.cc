@@ -127,8 +127,9 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
         const LoadController::ComputeStep step = controller->NextCompute(t);
         if (step.kind == LoadController::ComputeStep::Kind::kCompute) {
           const ChunkSpec& spec = in.chunks[static_cast<size_t>(step.chunk)];
-          const int32_t piece_end = std::min(spec.end, spec.begin + controller->PrefillPieceTokens(step.chunk));
-          const double seconds = in.compute.ChunkSeconds(spec.begin, piece_end) * slow;
+          const int32_t from = controller->PrefillStartToken(step.chunk);
+          const int32_t piece_end = std::min(spec.end, from + controller->PrefillPieceTokens(step.chunk));
+          const double seconds = in.compute.ChunkSeconds(from, piece_end) * slow;
           cpu = {CpuJob::Kind::kCompute, step.chunk, t + seconds, piece_end};
           result.chunks[static_cast<size_t>(step.chunk)].compute_start_s = t;
           result.cpu_busy_s += seconds;
