@@ -576,6 +576,10 @@ TEST(RunCommandTest, QueryTokensInlineOrFromFile) {
   EXPECT_NE(bad_out.find("--query-tokens: token file '" + dir.File("bad.txt") + "': 'two' at index 1 is not a token id"),
             std::string::npos)
       << bad_out;
+  // Given but empty: an error, not the default query.
+  const auto [empty_status, empty_out] = testing::RunShell(base + "'' 2>&1");
+  EXPECT_NE(empty_status, 0) << empty_out;
+  EXPECT_NE(empty_out.find("contains no token ids"), std::string::npos) << empty_out;
 }
 
 TEST(IngestCommandTest, RepeatedCodecIsRejected) {

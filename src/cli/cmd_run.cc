@@ -80,7 +80,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0.0, 1e6));
   command->add_flag("--json", flags->json, "Print one JSON object instead of text");
 
-  command->callback([flags, exit_code] {
+  command->callback([flags, exit_code, query_tokens] {
     // Checked before the model loads and the profile is measured, which can take a while.
     Result<std::vector<std::string>> split = SplitList(flags->levels, "--levels");
     if (!split.ok()) return void(*exit_code = ReportError(split.status()));
@@ -93,7 +93,8 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     if (!model.ok()) return void(*exit_code = ReportError(model.status()));
     Result<std::vector<TokenId>> context = ReadContext(**model, flags->text, flags->tokens);
     if (!context.ok()) return void(*exit_code = ReportError(context.status()));
-    Result<std::vector<TokenId>> query_ids = flags->query_tokens.empty()
+    // Given but empty is an error, not the default query.
+    Result<std::vector<TokenId>> query_ids = query_tokens->count() == 0
                                                  ? TokenizeQuery(**model, flags->query)
                                                  : InlineOrFileTokenIds(flags->query_tokens, "--query-tokens");
     if (!query_ids.ok()) return void(*exit_code = ReportError(query_ids.status()));
