@@ -38,6 +38,7 @@ TEST(CliMainTest, EverySubcommandTakesLogLevel) {
   const auto [status, out] = testing::RunShell(testing::SparkvBinary() + " make-model --log-level chatty -o /dev/null 2>&1");
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("chatty"), std::string::npos) << out;
+  EXPECT_EQ(out.rfind("sparkv: error: ", 0), 0u) << "parse errors read like every other error: " << out;
 }
 
 TEST(CliMainTest, LogLevelGivenTwiceTakesTheLast) {

@@ -1,6 +1,7 @@
 // The `sparkv` command: one subcommand per role (convert, ingest, serve, run, demo, ...).
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -62,6 +63,12 @@ int main(int argc, char** argv) {
     break;
   }
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // Help and version end the parse with exit code 0; real errors read like every other error.
+    if (error.get_exit_code() != 0) std::fprintf(stderr, "sparkv: error: ");
+    return app.exit(error);
+  }
   return exit_code;
 }
