@@ -248,14 +248,16 @@ TEST(ProfileTest, RejectsBrokenJson) {
   }
 }
 
+// The JSON of SampleProfile() with the first `from` replaced by `to`.
+std::string SampleProfileWith(const std::string& from, const std::string& to) {
+  std::string s = ProfileToJson(SampleProfile());
+  const size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return s.replace(at, from.size(), to);
+}
+
 TEST(ProfileTest, ErrorsNameTheField) {
-  const std::string good = ProfileToJson(SampleProfile());
-  auto replaced = [&good](const std::string& from, const std::string& to) {
-    std::string s = good;
-    const size_t at = s.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    return s.replace(at, from.size(), to);
-  };
+  const auto replaced = SampleProfileWith;
   const std::pair<std::string, std::string> cases[] = {
       {replaced("\"cpu_name\"", "\"cpu\""), "\"cpu_name\" is missing"},
       {replaced("\"a\": 0.0004", "\"a\": \"x\""), "\"compute.a\" is a string, expected a number"},
@@ -279,12 +281,7 @@ TEST(ProfileTest, ErrorsNameTheField) {
 // all zero. Each error names the field, its value and the fix.
 TEST(ProfileTest, AbsurdNumbersAreRejectedNamingTheField) {
   const std::string good = ProfileToJson(SampleProfile());
-  auto replaced = [&good](const std::string& from, const std::string& to) {
-    std::string s = good;
-    const size_t at = s.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    return s.replace(at, from.size(), to);
-  };
+  const auto replaced = SampleProfileWith;
   const std::string compute = "\"compute\": {\n    \"a\": 0.0004,\n    \"c\": 3e-08,\n    \"d\": 0.015\n  }";
   ASSERT_NE(good.find(compute), std::string::npos) << good;
   const std::pair<std::string, std::string> cases[] = {
