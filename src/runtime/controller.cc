@@ -651,6 +651,11 @@ void LoadController::InstallAbandonPlan(const Plan& plan, int32_t chunk, uint64_
   // The prefill may have ended while the plan was solved: then the plan's premise is gone.
   if (c.state != State::kComputing || plan.decisions.size() != chunks_.size()) return;
   InstallPlan(plan, version, now_s);
+  RequestPrefillStop(chunk, plan);
+}
+
+void LoadController::RequestPrefillStop(int32_t chunk, const Plan& plan) {
+  Chunk& c = chunks_[static_cast<size_t>(chunk)];
   c.decision = plan.decisions[static_cast<size_t>(chunk)];
   c.abandon_requested = true;
 }
@@ -681,9 +686,7 @@ void LoadController::InstallFirstPlan(const SolvedPlans& plans, uint64_t version
   awaiting_offer_ = false;
   ApplyDecisions(plan.decisions, /*count_moves=*/false);
   if (abandon_chunk >= 0 && chunks_[static_cast<size_t>(abandon_chunk)].state == State::kComputing) {
-    Chunk& c = chunks_[static_cast<size_t>(abandon_chunk)];
-    c.decision = plan.decisions[static_cast<size_t>(abandon_chunk)];
-    c.abandon_requested = true;
+    RequestPrefillStop(abandon_chunk, plan);
   }
   initial_plan_ = plan;
   initial_plan_.strategy = strategy_.name;

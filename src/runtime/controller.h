@@ -205,6 +205,8 @@ class LoadController {
   bool PrefersAbandon(const SolvedPlans& plans) const;
   // Installs `plan` and requests the compute path to stop its prefill of `chunk` at the next piece.
   void InstallAbandonPlan(const Plan& plan, int32_t chunk, uint64_t version, double now_s);
+  // Gives `chunk`, in prefill, the path `plan` chose for it and requests the stop at the next piece.
+  void RequestPrefillStop(int32_t chunk, const Plan& plan);
   // Folds one measured / predicted prefill time into the device's speed factor.
   void MeasureDevice(double predicted_s, double measured_s);
   void MarkDirty() { dirty_ = true; }

@@ -69,7 +69,7 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
     uint64_t bytes = 0;
     double elapsed_s = 0.0;
   };
-  std::optional<HeldEnd> held;
+  std::optional<HeldEnd> held_end;
   auto report_end = [&](const HeldEnd& end) {
     if (controller->OnTransferEnd(end.chunk, end.result, end.bytes, end.elapsed_s, t) &&
         end.result == LoadController::TransferResult::kOk) {
@@ -168,7 +168,7 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
         end.bytes = 0;
       }
       if (controller->AwaitingPrefillStop(chunk)) {
-        held = end;
+        held_end = end;
       } else {
         report_end(end);
       }
@@ -207,9 +207,9 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
             continue;
           }
           sc.prefill_abandoned = true;
-          if (held && held->chunk == job->chunk) {
-            report_end(*held);
-            held.reset();
+          if (held_end && held_end->chunk == job->chunk) {
+            report_end(*held_end);
+            held_end.reset();
           }
           *job = CpuJob{};
           continue;
@@ -217,9 +217,9 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
         sc.compute_end_s = t;
         sc.resident_s = t;
         controller->OnComputeEnd(job->chunk, t);
-        if (held && held->chunk == job->chunk) {
-          report_end(*held);  // dropped: the prefill ended before it could stop
-          held.reset();
+        if (held_end && held_end->chunk == job->chunk) {
+          report_end(*held_end);  // dropped: the prefill ended before it could stop
+          held_end.reset();
         }
       } else {
         sc.decode_end_s = t;
