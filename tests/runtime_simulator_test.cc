@@ -279,7 +279,7 @@ TEST(SimulatorTest, AdaptiveAbandonsPrefillForFastLink) {
   EXPECT_GE(adaptive->chunks[0].resident_s, 0.125) << "the decode must wait for the prefill to stop";
 }
 
-TEST(ControllerTest, LinkIsNotProbedWithABlobSlowerToDecodeThanCompute) {
+TEST(ControllerTest, SlowDecodeSkipsLinkProbe) {
   // Two chunks of 1 s compute whose only level takes 2 s to decode: fetching one to measure the
   // link could only make the load slower.
   PlanInput in = UniformInput(2, 1'000'000, 0.1e6);

@@ -379,7 +379,7 @@ std::string Number(double value) {
 }
 
 // Returns the error for field `name`, whose `value` is outside [0, max]. `unit` follows max, and
-// `meaning` says in parentheses what the field measures.
+// `meaning`, printed in parentheses, is what the field measures.
 Status OutOfRange(const std::string& name, double value, double max, const std::string& unit,
                   const std::string& meaning) {
   return CorruptionError("profile: field \"" + name + "\" is " + Number(value) + ", expected a finite number in [0, " +
