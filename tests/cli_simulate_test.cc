@@ -95,6 +95,9 @@ TEST_F(SimulateCliTest, ChunksOffPlanCountsEachChunkOnce) {
     const int32_t n_stops = s["prefills_stopped"];
     EXPECT_LE(stopped, n_stops) << s["name"];
     EXPECT_EQ(stopped > 0, n_stops > 0) << s["name"];
+    if (s["name"] != "sparkv-adaptive") {
+      EXPECT_EQ(s["races"], 0) << s["name"] << " does not re-plan, so it never races";
+    }
   }
   EXPECT_GT(max_changes, kChunks) << "the link did not swing enough to show the difference:\n" << out;
 }

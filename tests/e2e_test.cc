@@ -527,6 +527,7 @@ TEST_F(EndToEndTest, RunCommandListsStreamedLevels) {
   EXPECT_EQ(report["streamed_codecs"], nlohmann::json({{"q8", 4}}));
   ASSERT_EQ(report["chunk_timeline"].size(), 4u);
   EXPECT_EQ(report["prefills_stopped"], 0) << "stream computes nothing";
+  EXPECT_EQ(report["races"], 0) << "stream computes nothing";
   for (const nlohmann::json& chunk : report["chunk_timeline"]) {
     EXPECT_EQ(chunk["codec"], "q8");
     EXPECT_EQ(chunk["prefill_stopped"], false);

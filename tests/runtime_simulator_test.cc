@@ -3,6 +3,7 @@
 // steps, outages and a slow device. Failures turn chunks into compute chunks.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <random>
 
 #include "net/link.h"
@@ -201,7 +202,7 @@ TEST(ControllerTest, TransportErrorAbandonsStream) {
   EXPECT_EQ(controller->NextCompute(10.0).kind, LoadController::ComputeStep::Kind::kDone);
 }
 
-TEST(ControllerTest, StalledTransferIsCancelled) {
+TEST(ControllerTest, IdleLinkRacesStalledTransfer) {
   auto controller = LoadController::Create(UniformInput(2, 1'000'000, 4e6), Get("sparkv-adaptive")).value();
   ASSERT_EQ(controller->initial_plan().predicted.n_streamed, 2);
   std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
@@ -218,15 +219,147 @@ TEST(ControllerTest, StalledTransferIsCancelled) {
   ASSERT_TRUE(controller->OnTransferProgress(0, 100'000, 0.05, 0.3));
   EXPECT_EQ(controller->NextCompute(0.3).kind, LoadController::ComputeStep::Kind::kWait);
   // ...and takes the chunk once its bytes stop coming: 0.9 MB left at any plausible rate now
-  // ends later than one second of prefill.
+  // ends later than one second of prefill. The link has nothing else to carry, so the transfer
+  // goes on: the first path to finish provides the chunk.
   LoadController::ComputeStep step = controller->NextCompute(30.0);
   ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
   EXPECT_EQ(step.chunk, 0);
-  EXPECT_FALSE(controller->OnTransferProgress(0, 100'000, 29.75, 30.0)) << "the transfer must be cancelled";
-  EXPECT_FALSE(controller->OnTransferEnd(0, LoadController::TransferResult::kCancelled, 100'000, 29.8, 30.05));
-  EXPECT_EQ(controller->stats().n_cancelled, 1);
+  EXPECT_TRUE(controller->OnTransferProgress(0, 100'000, 29.75, 30.0)) << "the raced transfer must go on";
+  EXPECT_EQ(controller->stats().n_raced, 1);
+  EXPECT_EQ(controller->stats().n_cancelled, 0);
+  // The prefill wins: the transfer is cancelled at its next report, and its end drops the blob.
   controller->OnComputeEnd(0, 31.0);
   EXPECT_TRUE(controller->AllResident());
+  EXPECT_FALSE(controller->OnTransferProgress(0, 100'000, 30.8, 31.05));
+  EXPECT_FALSE(controller->OnTransferEnd(0, LoadController::TransferResult::kCancelled, 100'000, 30.8, 31.05));
+}
+
+// Three chunks of 1 s compute and 1 MB at a predicted 4 MB/s, chunk 1 without a level: the plan
+// streams chunks 0 and 2 and computes chunk 1, so the stream path fetches in index order. Returns
+// the controller with chunk 0's transfer issued at 0 s and stalled since 0.05 s.
+std::unique_ptr<LoadController> StalledFirstOfTwoTransfers() {
+  PlanInput in = UniformInput(3, 1'000'000, 4e6);
+  in.chunks[1].levels.clear();
+  auto controller = LoadController::Create(in, Get("sparkv-adaptive")).value();
+  EXPECT_EQ(controller->initial_plan().decisions[0].path, Decision::Path::kStream);
+  EXPECT_EQ(controller->initial_plan().decisions[2].path, Decision::Path::kStream);
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  EXPECT_TRUE(t.has_value());
+  if (t) {
+    EXPECT_EQ(t->chunk, 0);
+  }
+  EXPECT_TRUE(controller->OnTransferProgress(0, 100'000, 0.05, 0.05));
+  return controller;
+}
+
+TEST(ControllerTest, BusyLinkCancelsStalledTransfer) {
+  std::unique_ptr<LoadController> controller = StalledFirstOfTwoTransfers();
+  // Chunk 2 still waits for the link, so the compute path's take frees it.
+  LoadController::ComputeStep step = controller->NextCompute(30.0);
+  ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_EQ(step.chunk, 0);
+  EXPECT_FALSE(controller->OnTransferProgress(0, 100'000, 29.95, 30.0)) << "the transfer must be cancelled";
+  EXPECT_FALSE(controller->OnTransferEnd(0, LoadController::TransferResult::kCancelled, 100'000, 29.95, 30.0));
+  EXPECT_EQ(controller->stats().n_cancelled, 1);
+  EXPECT_EQ(controller->stats().n_raced, 0);
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(30.0);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 2);
+}
+
+// Two chunks of 1 s compute and 1 MB, both streamed at a predicted 4 MB/s. Chunk 1 arrives; chunk
+// 0's transfer stalls, and at 30 s the compute path races it. Returns the controller then.
+std::unique_ptr<LoadController> RacedChunkZero() {
+  auto controller = LoadController::Create(UniformInput(2, 1'000'000, 4e6), Get("sparkv-adaptive")).value();
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  EXPECT_TRUE(t.has_value());
+  if (t) {
+    EXPECT_EQ(t->chunk, 1);
+  }
+  EXPECT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.25, 0.25));
+  EXPECT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.25, 0.25));
+  controller->OnDecodeEnd(1, true, 0.25);
+  t = controller->NextTransfer(0.25);
+  EXPECT_TRUE(t.has_value());
+  if (t) {
+    EXPECT_EQ(t->chunk, 0);
+  }
+  EXPECT_TRUE(controller->OnTransferProgress(0, 100'000, 0.05, 0.3));
+  const LoadController::ComputeStep step = controller->NextCompute(30.0);
+  EXPECT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_TRUE(controller->Racing(0));
+  return controller;
+}
+
+TEST(ControllerTest, RacedBlobStopsPrefill) {
+  std::unique_ptr<LoadController> controller = RacedChunkZero();
+  // The link recovers: the blob is here during the first piece, with 224 tokens (0.875 s) of
+  // prefill after it, far more than its decode.
+  ASSERT_TRUE(controller->OnTransferProgress(0, 1'000'000, 30.0, 30.05));
+  controller->OnTransferArrived(0, 30.05);
+  EXPECT_TRUE(controller->AwaitingPrefillStop(0)) << "the compute path still writes the chunk's rows";
+  EXPECT_FALSE(controller->ContinuePrefill(0, 32, 30.125)) << "the prefill must stop at its piece boundary";
+  EXPECT_FALSE(controller->AwaitingPrefillStop(0));
+  EXPECT_TRUE(controller->OnTransferEnd(0, LoadController::TransferResult::kOk, 1'000'000, 30.0, 30.125));
+  controller->OnDecodeEnd(0, true, 30.13);
+  EXPECT_TRUE(controller->AllResident());
+  EXPECT_EQ(controller->stats().n_raced, 1);
+  EXPECT_EQ(controller->stats().n_abandoned, 1);
+}
+
+TEST(ControllerTest, LastPieceDropsRacedBlob) {
+  std::unique_ptr<LoadController> controller = RacedChunkZero();
+  for (int32_t done = 32; done < 256; done += 32) {
+    ASSERT_TRUE(controller->ContinuePrefill(0, done, 30.0 + done / 256.0)) << "piece ending at " << done;
+  }
+  // The blob arrives while the last piece runs: stopping after it gains nothing.
+  ASSERT_TRUE(controller->OnTransferProgress(0, 1'000'000, 30.9, 30.95));
+  controller->OnTransferArrived(0, 30.95);
+  EXPECT_TRUE(controller->AwaitingPrefillStop(0));
+  controller->OnComputeEnd(0, 31.0);
+  EXPECT_FALSE(controller->AwaitingPrefillStop(0));
+  EXPECT_FALSE(controller->OnTransferEnd(0, LoadController::TransferResult::kOk, 1'000'000, 30.7, 31.0))
+      << "the prefill finished first: the blob is dropped";
+  EXPECT_TRUE(controller->AllResident());
+  EXPECT_EQ(controller->stats().n_abandoned, 0);
+}
+
+TEST(ControllerTest, MissedPredictionRacesPrefill) {
+  // Two chunks of 1.5 s compute and 1 MB at a predicted 1 MB/s: the plan computes chunk 0 and
+  // streams chunk 1 (TTFT 1.5 s, against 2 s streaming both).
+  PlanInput in = UniformInput(2, 1'000'000, 1e6);
+  in.compute.a = 1.5 / 256;
+  auto controller = LoadController::Create(in, Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->initial_plan().decisions[0].path, Decision::Path::kCompute);
+  ASSERT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  ASSERT_TRUE(t.has_value());
+  ASSERT_EQ(t->chunk, 1);
+  // The blob comes in 0.5 s instead of the 1 s predicted: the link is not what the plan assumed,
+  // and the idle stream path races chunk 0's prefill (1 s left) with a blob due in about 0.5 s.
+  ASSERT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.5, 0.5));
+  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.5, 0.5));
+  controller->OnDecodeEnd(1, true, 0.5);
+  t = controller->NextTransfer(0.5);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 0);
+  EXPECT_EQ(controller->stats().n_raced, 1);
+  EXPECT_TRUE(controller->AwaitingPrefillStop(0));
+}
+
+TEST(ControllerTest, SteadyLinkIsNotRaced) {
+  // The same, but the blob comes when predicted: the prefill ends before a blob could.
+  PlanInput in = UniformInput(2, 1'000'000, 1e6);
+  in.compute.a = 1.5 / 256;
+  auto controller = LoadController::Create(in, Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  ASSERT_TRUE(t.has_value());
+  ASSERT_TRUE(controller->OnTransferProgress(1, 1'000'000, 1.0, 1.0));
+  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 1.0, 1.0));
+  controller->OnDecodeEnd(1, true, 1.0);
+  EXPECT_FALSE(controller->NextTransfer(1.0).has_value());
+  EXPECT_EQ(controller->stats().n_raced, 0);
 }
 
 TEST(ControllerTest, TransferBetweenReportsIsNotCancelled) {
@@ -279,6 +412,25 @@ TEST(SimulatorTest, AdaptiveAbandonsPrefillForFastLink) {
   EXPECT_GE(adaptive->chunks[0].resident_s, 0.125) << "the decode must wait for the prefill to stop";
 }
 
+TEST(SimulatorTest, RaceKeepsRecoveringLinkBlob) {
+  // Two chunks of 1 s compute and 1 MB, planned to stream at 4 MB/s. The link carries chunk 1,
+  // nearly dies at 0.3 s during chunk 0's transfer, and recovers at 1.5 s.
+  SimScenario scenario;
+  scenario.input = UniformInput(2, 1'000'000, 4e6);
+  scenario.actual = BandwidthModel::Steps({{0.0, 4e6}, {0.3, 0.01e6}, {1.5, 10e6}}).value();
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
+  // The compute path took chunk 0 during the dip, but the transfer went on, and its blob, there
+  // at about 1.55 s, stopped the prefill at the next piece.
+  EXPECT_EQ(adaptive->stats.n_raced, 1);
+  EXPECT_EQ(adaptive->stats.n_cancelled, 0);
+  const SimChunk& chunk = adaptive->chunks[0];
+  EXPECT_GE(chunk.compute_start_s, 0.3);
+  EXPECT_TRUE(chunk.prefill_abandoned);
+  EXPECT_TRUE(chunk.streamed);
+  EXPECT_LT(adaptive->ttft_s, chunk.compute_start_s + 1.0) << "the prefill alone would have ended then";
+}
+
 TEST(ControllerTest, SlowDecodeSkipsLinkProbe) {
   // Two chunks of 1 s compute whose only level takes 2 s to decode: fetching one to measure the
   // link could only make the load slower.
@@ -321,7 +473,9 @@ TEST(ControllerTest, TakenBackPrefillResumesWhereItStopped) {
   ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
   ASSERT_EQ(step.chunk, 0);
   EXPECT_EQ(controller->PrefillStartToken(0), 32);
-  EXPECT_FALSE(controller->OnTransferProgress(0, 10'000, 29.95, 30.0)) << "the taken chunk's transfer is cancelled";
+  // The link has nothing else to carry: the transfer goes on, racing the resumed prefill.
+  EXPECT_TRUE(controller->OnTransferProgress(0, 10'000, 29.95, 30.0));
+  EXPECT_EQ(controller->stats().n_raced, 1);
 }
 
 TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {

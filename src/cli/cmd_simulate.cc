@@ -262,6 +262,7 @@ int RunSimulate(const Flags& f) {
                                    {"chunks_off_plan", ChunksOffPlan(r)},
                                    {"cancelled", r.stats.n_cancelled},
                                    {"prefills_stopped", r.stats.n_abandoned},
+                                   {"races", r.stats.n_raced},
                                    {"fallback", r.stats.n_fallback},
                                    {"replan_times_s", r.stats.replan_times_s},
                                    {"chunks", chunks}});

@@ -64,6 +64,7 @@ nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
       {"chunks_computed", report.load.n_computed},
       {"chunks_fallback", report.load.n_fallback},
       {"prefills_stopped", report.load.stats.n_abandoned},
+      {"races", report.load.stats.n_raced},
       {"streamed_codecs", StreamedCodecCounts(report)},
       {"tokens", report.tokens},
       {"text", text},

@@ -37,6 +37,13 @@ constexpr double kStallSeconds = 0.5;
 // trace sweep the adaptive strategy ended 4.2% above the hindsight optimum with 64-token pieces
 // and 2.8% with 32. 16-token pieces slowed the real prefill in some runs on a loaded machine.
 constexpr int32_t kPrefillPieceTokens = 32;
+// A path that would idle races the other for a chunk when its predicted time is at most this
+// many times the other's. A race costs energy, and when the stream path wins, up to one piece of
+// prefill before the decode. It wins back a whole chunk when the link dips or recovers against
+// the prediction.
+constexpr double kRaceRatio = 2.0;
+// Transfers whose prediction errors set how far a race may reach (RaceRatio).
+constexpr size_t kRaceErrorWindow = 3;
 
 BandwidthEstimatorOptions EstimatorOptions(double initial_bytes_per_s) {
   BandwidthEstimatorOptions options;
@@ -97,7 +104,7 @@ void LoadController::SetFloatCodec() {
 void LoadController::ApplyDecisions(const std::vector<Decision>& decisions, bool count_moves) {
   for (size_t j = 0; j < chunks_.size(); ++j) {
     Chunk& c = chunks_[j];
-    if (c.state != State::kPending || decisions[j].path == Decision::Path::kCommitted) continue;
+    if (!AwaitsTransfer(c) || decisions[j].path == Decision::Path::kCommitted) continue;
     Decision next = decisions[j];
     if (next.path == Decision::Path::kStream && !CanStream(j)) next = Decision{};
     if (count_moves && next.path != c.decision.path) ++stats_.n_moved;
@@ -107,6 +114,15 @@ void LoadController::ApplyDecisions(const std::vector<Decision>& decisions, bool
 
 double LoadController::ComputeSeconds(size_t j) const {
   return input_.compute.ChunkSeconds(input_.chunks[j].begin, input_.chunks[j].end) * device_factor_;
+}
+
+double LoadController::ComputeSeconds(size_t j, int32_t from) const {
+  return input_.compute.ChunkSeconds(std::max(from, input_.chunks[j].begin), input_.chunks[j].end) * device_factor_;
+}
+
+double LoadController::PrefillSecondsLeft(size_t j, double now_s) const {
+  const Chunk& c = chunks_[j];
+  return std::max(0.0, c.compute_start_s + ComputeSeconds(j, c.prefill_from) - now_s);
 }
 
 double LoadController::DecodeSeconds(size_t j, int32_t level) const {
@@ -143,7 +159,7 @@ double LoadController::OptimisticBytesPerSecond() const {
 double LoadController::PredictedStreamResident(size_t j, double now_s, double rate) const {
   const Chunk& c = chunks_[j];
   if (c.state == State::kDecoding) return std::max(now_s, c.decode_start_s + DecodeSeconds(j, c.fetch_level));
-  if (c.state == State::kFetching) {
+  if (InFlight(c)) {
     // A transfer running for a while cannot be predicted to go faster than it has gone so far.
     const double elapsed = now_s - c.fetch_start_s;
     if (elapsed > kStallSeconds) {
@@ -158,12 +174,12 @@ double LoadController::PredictedStreamResident(size_t j, double now_s, double ra
                                                : c.fetch_start_s + c.progress_elapsed_s;
     return std::max(now_s, known_s + static_cast<double>(left) / rate) + DecodeSeconds(j, c.fetch_level);
   }
-  if (c.state != State::kPending || c.decision.path != Decision::Path::kStream) return HUGE_VAL;
+  if (!AwaitsTransfer(c) || c.decision.path != Decision::Path::kStream) return HUGE_VAL;
   // Pending: it goes after the transfer in flight, if any, and after the planned transfers the
   // stream path takes first (from the back when the boundary floats, else in index order).
   double network_free = now_s;
   for (size_t i = 0; i < chunks_.size(); ++i) {
-    if (chunks_[i].state == State::kFetching) {
+    if (InFlight(chunks_[i])) {
       network_free = std::max(network_free, PredictedStreamResident(i, now_s, rate) - DecodeSeconds(i, chunks_[i].fetch_level));
     }
   }
@@ -171,7 +187,7 @@ double LoadController::PredictedStreamResident(size_t j, double now_s, double ra
   double queued_s = 0.0;
   for (size_t i = frontier_; i < chunks_.size(); ++i) {
     const Chunk& other = chunks_[i];
-    if (other.state != State::kPending || other.decision.path != Decision::Path::kStream || !CanStream(i)) continue;
+    if (!AwaitsTransfer(other) || other.decision.path != Decision::Path::kStream || !CanStream(i)) continue;
     if (from_back ? i < j : i > j) continue;
     const LevelOption& level = input_.chunks[i].levels[static_cast<size_t>(other.decision.level)];
     queued_s += input_.request_overhead_s + static_cast<double>(level.bytes) / rate;
@@ -179,11 +195,19 @@ double LoadController::PredictedStreamResident(size_t j, double now_s, double ra
   return network_free + queued_s + DecodeSeconds(j, c.decision.level);
 }
 
+bool LoadController::InFlight(const Chunk& c) {
+  return c.state == State::kFetching || (c.state == State::kComputing && c.early_fetch);
+}
+
+bool LoadController::AwaitsTransfer(const Chunk& c) {
+  return c.state == State::kPending || (c.state == State::kComputing && c.racing && !c.early_fetch);
+}
+
 bool LoadController::PendingStreamsFormSuffix() const {
   bool seen_stream = false;
   for (size_t j = frontier_; j < chunks_.size(); ++j) {
     const Chunk& c = chunks_[j];
-    if (c.state != State::kPending) continue;
+    if (!AwaitsTransfer(c)) continue;
     const bool streams = c.decision.path == Decision::Path::kStream && CanStream(j);
     if (streams) seen_stream = true;
     else if (seen_stream) return false;
@@ -221,13 +245,22 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
   } else if (pick < 0) {
     // The planned stream chunks; fetched from the back when they form a suffix of the pending
     // chunks and the strategy lets the boundary float, else in index order.
+    // A chunk the compute path races, planned to stream, keeps its place among them.
     const bool from_back = strategy_.float_boundary && PendingStreamsFormSuffix();
     for (size_t j = frontier_; j < n; ++j) {
       const Chunk& c = chunks_[j];
-      if (c.state != State::kPending || c.decision.path != Decision::Path::kStream || !CanStream(j)) continue;
+      if (!AwaitsTransfer(c) || c.decision.path != Decision::Path::kStream || !CanStream(j)) continue;
       pick = static_cast<int32_t>(j);
       level = c.decision.level;
       if (!from_back) break;
+    }
+  }
+  if (pick < 0 && strategy_.replan && frontier_ < n) {
+    // Nothing else to fetch: race the chunk in prefill when its blob could still win.
+    const Chunk& c = chunks_[frontier_];
+    if (c.state == State::kComputing && !c.early_fetch && !c.abandon_requested && c.in_pieces && CanStream(frontier_)) {
+      level = StreamRaceLevel(frontier_, now_s);
+      if (level >= 0) pick = static_cast<int32_t>(frontier_);
     }
   }
   if (pick < 0 && strategy_.replan && smoothed_seconds_ == 0.0) {
@@ -257,11 +290,20 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
   Chunk& c = chunks_[static_cast<size_t>(pick)];
   if (c.state == State::kComputing) {
     c.early_fetch = true;
+    if (!c.abandon_requested && !c.racing) {
+      c.racing = true;
+      ++stats_.n_raced;
+      SPARKV_LOG_DEBUG("%.2f s: chunk %d: the stream path races its prefill", now_s, pick);
+    }
   } else {
     c.state = State::kFetching;
   }
   c.fetch_level = level;
   c.fetch_start_s = now_s;
+  c.fetch_predicted_s =
+      static_cast<double>(input_.chunks[static_cast<size_t>(pick)].levels[static_cast<size_t>(level)].bytes) /
+      PredictedBytesPerSecond();
+  c.blob_arrived = false;
   c.bytes_so_far = 0;
   c.progress_elapsed_s = 0.0;
   c.cancel_requested = false;
@@ -325,6 +367,11 @@ bool LoadController::OnTransferEnd(int32_t chunk, TransferResult result, uint64_
   }
   switch (result) {
     case TransferResult::kOk:
+      if (c.fetch_predicted_s > 0.0) {
+        const double actual_s = std::max(0.0, elapsed_s - input_.request_overhead_s);
+        transfer_errors_.push_back(std::abs(actual_s - c.fetch_predicted_s) / c.fetch_predicted_s);
+        if (transfer_errors_.size() > kRaceErrorWindow) transfer_errors_.pop_front();
+      }
       c.state = State::kDecoding;
       c.kept_rows_end = -1;  // the decode overwrites the rows
       c.decode_start_s = now_s;
@@ -350,6 +397,27 @@ bool LoadController::OnTransferEnd(int32_t chunk, TransferResult result, uint64_
   c.decision = Decision{};
   ++stats_.n_fallback;
   return false;
+}
+
+void LoadController::OnTransferArrived(int32_t chunk, double now_s) {
+  const size_t j = static_cast<size_t>(chunk);
+  Chunk& c = chunks_[j];
+  if (c.state != State::kComputing || !c.early_fetch) return;
+  c.blob_arrived = true;
+  if (!c.racing || c.abandon_requested) return;
+  // The piece in progress runs to its end either way: stop after it when decoding the blob then
+  // ends sooner than the pieces after it.
+  const int32_t piece_end = std::min(input_.chunks[j].end, c.prefill_done + kPrefillPieceTokens);
+  const double after_piece_s = piece_end < input_.chunks[j].end ? ComputeSeconds(j, piece_end) : 0.0;
+  SPARKV_LOG_DEBUG("%.2f s: chunk %zu: blob arrived, %.2f s of prefill after the current piece", now_s, j,
+                   after_piece_s);
+  if (DecodeSeconds(j, c.fetch_level) < after_piece_s) {
+    c.decision = Decision{};
+    c.decision.path = Decision::Path::kStream;
+    c.decision.level = c.fetch_level;
+    c.abandon_requested = true;
+    ++version_;
+  }
 }
 
 bool LoadController::AwaitingPrefillStop(int32_t chunk) const {
@@ -379,6 +447,7 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
   const size_t j = frontier_;
   Chunk& c = chunks_[j];
   bool take = false;
+  bool race = false;
   switch (c.state) {
     case State::kPending:
       if (c.decision.path != Decision::Path::kStream || !CanStream(j) || strategy_.claim_until_meet) {
@@ -387,13 +456,22 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
       } else if (ComputingWins(j, now_s)) {
         take = true;
         ++stats_.n_moved;
+      } else if (ComputeRaceWorthwhile(j, now_s)) {
+        // Still planned to stream: the stream path fetches it in its turn.
+        take = race = true;
       }
       break;
     case State::kFetching:
       if (ComputingWins(j, now_s)) {
         take = true;
-        c.cancel_requested = true;
-        ++stats_.n_cancelled;
+        if (OnlyStreamChunk(j) && PrefillPieceTokens(static_cast<int32_t>(j)) < input_.chunks[j].end - input_.chunks[j].begin) {
+          race = true;  // the link has nothing else to do: let the transfer go on
+        } else {
+          c.cancel_requested = true;
+          ++stats_.n_cancelled;
+        }
+      } else if (ComputeRaceWorthwhile(j, now_s)) {
+        take = race = true;
       }
       break;
     case State::kDecoding:
@@ -402,9 +480,17 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
       break;
   }
   if (!take) return {ComputeStep::Kind::kWait, -1};
+  if (race) {
+    c.racing = true;
+    c.early_fetch = c.state == State::kFetching;
+    ++stats_.n_raced;
+    SPARKV_LOG_DEBUG("%.2f s: chunk %zu: the compute path races the stream path%s", now_s, j,
+                     c.early_fetch ? ", whose transfer goes on" : "");
+  }
   c.state = State::kComputing;
   c.compute_start_s = now_s;
-  c.prefill_from = c.kept_rows_end > input_.chunks[j].begin ? c.kept_rows_end : input_.chunks[j].begin;
+  c.prefill_from = ResumeToken(j);
+  c.prefill_done = c.prefill_from;
   c.in_pieces = PrefillPieceTokens(static_cast<int32_t>(j)) < input_.chunks[j].end - input_.chunks[j].begin;
   ++version_;
   return {ComputeStep::Kind::kCompute, static_cast<int32_t>(j)};
@@ -415,12 +501,23 @@ void LoadController::OnComputeEnd(int32_t chunk, double now_s) {
   c.state = State::kResident;
   c.abandon_requested = false;  // the last piece ended first: a blob fetched early is dropped
   c.early_fetch = false;
+  c.racing = false;
   c.kept_rows_end = -1;
   MeasureDevice(input_.compute.ChunkSeconds(c.prefill_from, input_.chunks[static_cast<size_t>(chunk)].end),
                 now_s - c.compute_start_s);
   AdvanceFrontier();
   ++version_;
   MarkDirty();
+}
+
+bool LoadController::Racing(int32_t chunk) const {
+  const Chunk& c = chunks_[static_cast<size_t>(chunk)];
+  return c.state == State::kComputing && c.racing;
+}
+
+int32_t LoadController::ResumeToken(size_t j) const {
+  const int32_t kept = chunks_[j].kept_rows_end;
+  return kept > input_.chunks[j].begin ? kept : input_.chunks[j].begin;
 }
 
 int32_t LoadController::PrefillStartToken(int32_t chunk) const {
@@ -480,10 +577,19 @@ PlanInput LoadController::Snapshot(double now_s, double rate) const {
         p.state = ChunkProgress::State::kResident;
         break;
       case State::kComputing:
+        if (AwaitsTransfer(c)) {
+          // A hedge: its prefill stops at any piece, so the plan may still give it either path.
+          if (!CanStream(j)) in.chunks[j].levels.clear();
+          break;
+        }
         p.state = ChunkProgress::State::kComputing;
-        in.cpu_busy_until_s = std::max(
-            in.cpu_busy_until_s,
-            c.compute_start_s + input_.compute.ChunkSeconds(c.prefill_from, input_.chunks[j].end) * device_factor_);
+        in.cpu_busy_until_s = std::max(in.cpu_busy_until_s, c.compute_start_s + ComputeSeconds(j, c.prefill_from));
+        if (c.racing) {
+          // Its transfer holds the link until the blob arrives or the prefill ends.
+          in.network_busy_until_s = std::max(
+              in.network_busy_until_s,
+              std::min(in.cpu_busy_until_s, PredictedStreamResident(j, now_s, rate) - DecodeSeconds(j, c.fetch_level)));
+        }
         break;
       case State::kFetching:
         p.state = ChunkProgress::State::kStreaming;
@@ -507,9 +613,63 @@ PlanInput LoadController::Snapshot(double now_s, double rate) const {
 bool LoadController::ComputingWins(size_t j, double now_s) const {
   // The chunk's own arrival first: it is cheap and rules out most cases before the timeline.
   return strategy_.cancel_transfers &&
-         now_s + (1.0 + kTakeMargin) * ComputeSeconds(j) <
+         now_s + (1.0 + kTakeMargin) * ComputeSeconds(j, ResumeToken(j)) <
              PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) &&
          TakingLowersTtft(j, now_s);
+}
+
+bool LoadController::ComputeRaceWorthwhile(size_t j, double now_s) const {
+  if (!strategy_.replan || !strategy_.cancel_transfers || !CanStream(j) ||
+      PrefillPieceTokens(static_cast<int32_t>(j)) >= input_.chunks[j].end - input_.chunks[j].begin) {
+    return false;
+  }
+  // A blob due within two pieces leaves the race at most those pieces to gain, and the piece in
+  // progress when it arrives delays its decode. The optimistic rate, as for taking a chunk, also
+  // decides when a raced prefill pauses (ContinuePrefill), so a paused race does not restart.
+  const int32_t from = ResumeToken(j);
+  const double piece_s =
+      ComputeSeconds(j, from) - ComputeSeconds(j, std::min(input_.chunks[j].end, from + kPrefillPieceTokens));
+  const double stream_s = PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) - now_s;
+  return stream_s > 2.0 * piece_s && ComputeSeconds(j, from) < RaceRatio(now_s) * stream_s;
+}
+
+int32_t LoadController::StreamRaceLevel(size_t j, double now_s) const {
+  const double rate = PredictedBytesPerSecond();
+  int32_t best = -1;
+  double best_s = RaceRatio(now_s) * PrefillSecondsLeft(j, now_s);
+  for (size_t l = 0; l < input_.chunks[j].levels.size(); ++l) {
+    if (!input_.LevelAllowed(j, l)) continue;
+    const double s = input_.request_overhead_s + static_cast<double>(input_.chunks[j].levels[l].bytes) / rate +
+                     DecodeSeconds(j, static_cast<int32_t>(l));
+    if (s < best_s) {
+      best_s = s;
+      best = static_cast<int32_t>(l);
+    }
+  }
+  return best;
+}
+
+double LoadController::RaceRatio(double now_s) const {
+  // 1 + the largest relative error of the recent transfer time predictions, a transfer in flight
+  // counting by how late it already is: on a steady link the predictions hold and a race would
+  // only cost energy.
+  double worst = 0.0;
+  for (double error : transfer_errors_) worst = std::max(worst, error);
+  for (size_t j = frontier_; j < chunks_.size(); ++j) {
+    const Chunk& c = chunks_[j];
+    if (!InFlight(c) || !(c.fetch_predicted_s > 0.0)) continue;
+    const double body_s = now_s - c.fetch_start_s - input_.request_overhead_s;
+    worst = std::max(worst, (body_s - c.fetch_predicted_s) / c.fetch_predicted_s);
+  }
+  return std::min(kRaceRatio, 1.0 + worst);
+}
+
+bool LoadController::OnlyStreamChunk(size_t j) const {
+  for (size_t i = frontier_; i < chunks_.size(); ++i) {
+    const Chunk& c = chunks_[i];
+    if (i != j && c.state == State::kPending && c.decision.path == Decision::Path::kStream && CanStream(i)) return false;
+  }
+  return true;
 }
 
 bool LoadController::TakingLowersTtft(size_t j, double now_s) const {
@@ -597,6 +757,23 @@ bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now
   Chunk& c = chunks_[static_cast<size_t>(chunk)];
   if (c.state != State::kComputing) return true;
   MeasureDevice(input_.compute.ChunkSeconds(c.prefill_from, done_end), now_s - c.compute_start_s);
+  c.prefill_done = done_end;
+  if (c.racing && !c.blob_arrived && !c.abandon_requested) {
+    // A race pauses while the stream path is predicted to deliver before the next piece ends:
+    // the piece would only delay the decode. If the blob is late, the prefill resumes here.
+    const size_t j = static_cast<size_t>(chunk);
+    const double piece_s =
+        ComputeSeconds(j, done_end) - ComputeSeconds(j, std::min(input_.chunks[j].end, done_end + kPrefillPieceTokens));
+    if (PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) < now_s + piece_s) {
+      if (c.early_fetch) {
+        c.decision = Decision{};
+        c.decision.path = Decision::Path::kStream;
+        c.decision.level = c.fetch_level;
+      }
+      c.abandon_requested = true;
+      SPARKV_LOG_DEBUG("%.2f s: chunk %d: race paused at token %d, the blob is due first", now_s, chunk, done_end);
+    }
+  }
   if (!c.abandon_requested) return true;
   c.abandon_requested = false;
   // The rows computed so far stay until a blob is decoded over them: if the compute path takes
@@ -605,6 +782,7 @@ bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now
   // With its blob fetched early, the chunk is in flight (or arrived, waiting for this stop).
   c.state = c.early_fetch ? State::kFetching : State::kPending;
   c.early_fetch = false;
+  c.racing = false;
   ++stats_.n_abandoned;
   ++version_;
   MarkDirty();
@@ -632,8 +810,9 @@ std::optional<PlanInput> LoadController::AbandonInput(double now_s, int32_t* chu
 bool LoadController::Abandonable(size_t j) const {
   const Chunk& c = chunks_[j];
   // Re-plans may stop a prefill; so may the first plan of a load that started before it.
+  // A race ends by itself, when the blob arrives (OnTransferArrived) or the prefill ends.
   return (strategy_.replan || awaiting_offer_) && c.state == State::kComputing && c.in_pieces &&
-         !c.abandon_requested && CanStream(j);
+         !c.abandon_requested && !c.racing && CanStream(j);
 }
 
 bool LoadController::PrefersAbandon(const SolvedPlans& plans) const {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,7 @@ struct ControllerStats {
   int32_t n_cancelled = 0;  // in-flight transfers cancelled because computing was predicted faster
   int32_t n_fallback = 0;   // chunks computed because their stream path failed
   int32_t n_abandoned = 0;  // prefills stopped between pieces because streaming the chunk was faster
+  int32_t n_raced = 0;      // chunks run on both paths at once, the first to finish kept
   std::vector<double> replan_times_s;  // [n_replans], when each re-plan was installed
 };
 
@@ -72,6 +74,7 @@ class LoadController {
   // The next blob to fetch, or nothing for now. Nothing does not mean the path is done: a later
   // re-plan may give it work. StreamPathDone() tells whether it is. A chunk whose prefill a plan
   // stops comes first, while the prefill runs on to its piece boundary (AwaitingPrefillStop).
+  // With nothing else to fetch, the path may race the chunk in prefill (see OnTransferArrived).
   std::optional<Transfer> NextTransfer(double now_s);
   // True when no chunk can ever be streamed again (all resident or claimed by compute, or the
   // stream path was abandoned after a transport error).
@@ -83,6 +86,11 @@ class LoadController {
   // Returns true when the caller should decode the blob into the cache now; false when the chunk
   // went to the compute path meanwhile (the blob is dropped) or the transfer failed.
   bool OnTransferEnd(int32_t chunk, TransferResult result, uint64_t bytes, double elapsed_s, double now_s);
+  // Every byte of the blob of `chunk` has arrived, before OnTransferEnd. A racing chunk (in
+  // prefill while its blob is fetched) stops its prefill at the next piece when decoding the blob
+  // ends sooner than the rest of the prefill. Otherwise the prefill runs to its end and the blob
+  // is dropped. AwaitingPrefillStop then tells the stream path to wait.
+  void OnTransferArrived(int32_t chunk, double now_s);
   // True while the blob of `chunk` is fetched early, during the piece at whose end a plan stops the
   // chunk's prefill (see NextTransfer). A stream path whose transfer of it has ended must wait
   // until this turns false before OnTransferEnd and the decode: until then the compute path still
@@ -100,12 +108,17 @@ class LoadController {
   };
   // What the compute path does now: prefill the lowest chunk that is not resident, wait for it
   // to arrive, or stop because every chunk is resident. Taking an in-flight chunk cancels its
-  // transfer (the next OnTransferProgress returns false).
+  // transfer (the next OnTransferProgress returns false), unless the link has nothing else to
+  // do: then both paths race for the chunk. An idle compute path also races a chunk the stream
+  // path is predicted to deliver not much sooner than computing it would take.
   ComputeStep NextCompute(double now_s);
   void OnComputeEnd(int32_t chunk, double now_s);
   // The token at which the prefill that NextCompute just handed out starts: the chunk's first,
   // or where a stopped prefill of it ended, since its rows are still in the cache.
   int32_t PrefillStartToken(int32_t chunk) const;
+  // True while the prefill of `chunk` races its transfer. Such a prefill is a hedge, so a caller
+  // that shares one CPU between prefill and decode runs a decode beside it rather than after it.
+  bool Racing(int32_t chunk) const;
   // Tokens per prefill call for `chunk`. Re-planning strategies prefill a chunk that could also
   // stream in pieces, so that a re-plan can still move it to the stream path. Others use one call.
   int32_t PrefillPieceTokens(int32_t chunk) const;
@@ -164,11 +177,15 @@ class LoadController {
     bool cancel_requested = false;
     bool abandon_requested = false;  // kComputing: stop the prefill at the next piece
     bool in_pieces = false;          // kComputing: the prefill runs in pieces, so it can stop
-    bool early_fetch = false;        // kComputing: the blob is fetched before the prefill stops
+    bool early_fetch = false;        // kComputing: the blob is fetched (or held) while the prefill runs
+    bool racing = false;             // kComputing: the first of the prefill and the blob to end wins
+    bool blob_arrived = false;       // kComputing with early_fetch: every byte of the blob is here
     int32_t prefill_from = 0;        // kComputing: the token this prefill started at
+    int32_t prefill_done = 0;        // kComputing: the end of its last finished piece
     int32_t kept_rows_end = -1;      // a stopped prefill left tokens [begin, this) in the cache
     int32_t fetch_level = -1;    // level of the transfer in flight or decoded
     double fetch_start_s = 0.0;
+    double fetch_predicted_s = 0.0;  // the transfer's body time predicted when it was issued
     uint64_t bytes_so_far = 0;
     double progress_elapsed_s = 0.0;  // elapsed time of the last progress report
     double decode_start_s = 0.0;
@@ -177,6 +194,11 @@ class LoadController {
 
   LoadController(PlanInput input, const Strategy& strategy, const Planner* planner);
   double ComputeSeconds(size_t j) const;  // predicted, with the device factor
+  double ComputeSeconds(size_t j, int32_t from) const;  // the same from token `from` on
+  // The token a prefill of chunk j starts at: past the rows a stopped prefill of it left.
+  int32_t ResumeToken(size_t j) const;
+  // Predicted seconds left of the prefill of chunk j (kComputing) at `now_s`.
+  double PrefillSecondsLeft(size_t j, double now_s) const;
   double DecodeSeconds(size_t j, int32_t level) const;
   // Predicted time at which chunk j becomes resident through the stream path at `rate` bytes/s.
   double PredictedStreamResident(size_t j, double now_s, double rate) const;
@@ -194,6 +216,23 @@ class LoadController {
   // True when the compute path should take chunk j (the frontier) from the stream path now: the
   // strategy allows it, the chunk would be resident sooner by a margin, and TakingLowersTtft.
   bool ComputingWins(size_t j, double now_s) const;
+  // True when the compute path, idle, should race chunk j (the frontier) against the stream path:
+  // computing it would take at most RaceRatio() times as long as the stream path's predicted
+  // delivery, so a dip of the link could make computing win, and that delivery is more than two
+  // prefill pieces away.
+  bool ComputeRaceWorthwhile(size_t j, double now_s) const;
+  // The level at which the idle stream path races chunk j, in prefill, or -1 when the blob is
+  // not predicted to arrive and decode within RaceRatio() times the prefill's time left.
+  int32_t StreamRaceLevel(size_t j, double now_s) const;
+  // How many times longer than the other path a path racing it may be predicted to take: up to
+  // kRaceRatio as the link's recent rate predictions missed by more.
+  double RaceRatio(double now_s) const;
+  // True when no chunk but j is planned to stream: a transfer of j is all the link would do.
+  bool OnlyStreamChunk(size_t j) const;
+  // A transfer of the chunk is in flight (or its blob waits for the prefill to stop).
+  static bool InFlight(const Chunk& c);
+  // The chunk waits for the stream path to fetch it: pending, or raced by the compute path.
+  static bool AwaitsTransfer(const Chunk& c);
   // True when the pending chunks planned to stream are the last pending chunks.
   bool PendingStreamsFormSuffix() const;
   int32_t FloatLevel(size_t j) const;  // cake: the level of the plan's codec for chunk j
@@ -228,6 +267,7 @@ class LoadController {
   // their ratio is the smoothed rate plans use.
   double smoothed_bytes_ = 0.0;
   double smoothed_seconds_ = 0.0;
+  std::deque<double> transfer_errors_;  // recent |actual - predicted| / predicted transfer times
   double device_factor_ = 1.0;
   int32_t n_compute_samples_ = 0;
   double planned_bytes_per_s_ = 0.0;  // predictions the last plan used

@@ -177,7 +177,9 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       outcome.transfer_end_s = SecondsSince(start);
       outcome.bytes += n_bytes;
       // A blob fetched while its chunk's prefill runs on to the piece where it stops waits for
-      // that stop: until then the compute path writes the chunk's rows.
+      // that stop: until then the compute path writes the chunk's rows. A raced chunk's prefill
+      // may also run to its end, and the blob is dropped.
+      if (fetched.ok()) controller->OnTransferArrived(j, outcome.transfer_end_s);
       while (controller->AwaitingPrefillStop(j) && !finished) changed.wait_for(lock, kWaitSlice);
       const bool decode = controller->OnTransferEnd(j, result, n_bytes, outcome.transfer_end_s - issued,
                                                     outcome.transfer_end_s);

@@ -310,10 +310,10 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
   report.load_s = SecondsSince(start);
   report.plan_s = report.load.plan_s;
   SPARKV_LOG_INFO("plan %s: %d of %zu chunks streamed first, predicted TTFT %.3f s at %.2f Mbit/s; %d re-plans, %d "
-                  "moves, %d cancellations",
+                  "moves, %d cancellations, %d races",
                   report.planner.c_str(), report.load.initial_plan.predicted.n_streamed, chunks.size(),
                   report.predicted_ttft_s, report.bandwidth_estimate_bps * 8 / 1e6, report.load.stats.n_replans, report.load.stats.n_moved,
-                  report.load.stats.n_cancelled);
+                  report.load.stats.n_cancelled, report.load.stats.n_raced);
   for (const ChunkOutcome& outcome : report.load.chunks) {
     if (outcome.fell_back) report.warnings.push_back("stream path fell back to compute: " + outcome.error);
   }

@@ -118,6 +118,15 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
         decode_queue.pop_front();
         changed = true;
       }
+      if (!in.decode_on_spare_core && cpu.kind == CpuJob::Kind::kCompute && decoder.kind == CpuJob::Kind::kNone &&
+          !decode_queue.empty() && controller->Racing(cpu.chunk)) {
+        // A racing prefill is a hedge: a blob that arrives during it is decoded at once, as the
+        // loader does, and the prefill's piece ends that much later.
+        start_decode(decoder, decode_queue.front());
+        decode_queue.pop_front();
+        cpu.end_s += decoder.end_s - t;
+        changed = true;
+      }
       if (in.decode_on_spare_core && decoder.kind == CpuJob::Kind::kNone && !decode_queue.empty()) {
         start_decode(decoder, decode_queue.front());
         decode_queue.pop_front();
@@ -167,6 +176,7 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
         end.result = LoadController::TransferResult::kTransportError;
         end.bytes = 0;
       }
+      if (end.result == LoadController::TransferResult::kOk) controller->OnTransferArrived(chunk, t);
       if (controller->AwaitingPrefillStop(chunk)) {
         held_end = end;
       } else {
@@ -231,6 +241,16 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
     }
   }
 
+  if (net.busy) {
+    // A transfer still in flight when the load ends (raced by a prefill that won, or cancelled
+    // after its last progress report) ends now, and its radio time counts.
+    const double got = t > net.first_byte_s ? scenario.actual.BytesBetween(net.first_byte_s, t) : 0.0;
+    SimChunk& sc = result.chunks[static_cast<size_t>(net.transfer.chunk)];
+    sc.cancelled = true;
+    sc.transfer_end_s = t;
+    result.received_bytes += static_cast<uint64_t>(std::clamp(got, 0.0, static_cast<double>(net.transfer.bytes)));
+    result.network_busy_s += t - net.start_s;
+  }
   // A decode may finish after the last prefill; every chunk is resident by now.
   for (SimChunk& sc : result.chunks) {
     result.all_resident_s = std::max(result.all_resident_s, sc.resident_s);
