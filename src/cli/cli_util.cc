@@ -51,10 +51,11 @@ Result<std::vector<TokenId>> ReadTokenFile(const std::string& path) {
 }
 
 Result<std::vector<TokenId>> InlineOrFileTokenIds(const std::string& value, const std::string& flag) {
-  const bool inline_ids = value.find_first_not_of("0123456789 \t\n\r") == std::string::npos;
-  if (inline_ids) return ParseTokenIds(value, flag);
+  // An existing file takes precedence, so a file named "12" is read instead of being taken as the id 12.
   std::error_code error;
   if (!std::filesystem::is_regular_file(value, error)) {
+    const bool inline_ids = value.find_first_not_of("0123456789 \t\n\r") == std::string::npos;
+    if (inline_ids) return ParseTokenIds(value, flag);
     return InvalidArgumentError(flag + " '" + value + "' is neither token ids nor an existing file; give the ids "
                                 "inline, e.g. " + flag + " '403 261', or a file of whitespace-separated ids");
   }
@@ -63,12 +64,26 @@ Result<std::vector<TokenId>> InlineOrFileTokenIds(const std::string& value, cons
   return ids;
 }
 
+Status CheckTokenIds(std::span<const TokenId> ids, int32_t n_vocab, const std::string& flag) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= n_vocab) {
+      return InvalidArgumentError(flag + ": token " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+                                  " is outside the model's vocabulary of " + std::to_string(n_vocab) +
+                                  " tokens; give ids 0 to " + std::to_string(n_vocab - 1));
+    }
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<TokenId>> ReadContext(const Model& model, const std::string& text_path,
                                          const std::string& tokens_path) {
   if (text_path.empty() == tokens_path.empty()) {
     return InvalidArgumentError("give the context with exactly one of --text FILE or --tokens FILE");
   }
-  return tokens_path.empty() ? TokenizeTextFile(model, text_path) : ReadTokenFile(tokens_path);
+  if (tokens_path.empty()) return TokenizeTextFile(model, text_path);
+  SPARKV_ASSIGN_OR_RETURN(std::vector<TokenId> tokens, ReadTokenFile(tokens_path));
+  SPARKV_RETURN_IF_ERROR(CheckTokenIds(tokens, model.hparams().n_vocab, "--tokens " + tokens_path));
+  return tokens;
 }
 
 Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::string& path) {

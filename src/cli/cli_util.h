@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -31,13 +32,17 @@ Result<std::vector<TokenId>> ParseTokenIds(std::string_view text, const std::str
 // Whitespace-separated token ids from a file.
 Result<std::vector<TokenId>> ReadTokenFile(const std::string& path);
 
-// Reads the token ids given to `flag` (e.g. "--query-tokens"). A `value` of only digits and
-// whitespace, e.g. "403 261", contains the ids itself. Any other value names a file of
-// whitespace-separated ids, read as --tokens reads its file. Errors name the flag, the value and
-// both forms.
+// Reads the token ids given to `flag` (e.g. "--query-tokens"): from the file `value` names if it
+// exists, else from `value` itself when it is only digits and whitespace ("403 261"). Errors name
+// the flag, the value and both forms.
 Result<std::vector<TokenId>> InlineOrFileTokenIds(const std::string& value, const std::string& flag);
 
-// The context from exactly one of a text file (tokenized, BOS first) or a token-id file.
+// Checks that every id is in the vocabulary [0, n_vocab). The error names `flag`, the first id
+// outside it, its index and the valid ids.
+Status CheckTokenIds(std::span<const TokenId> ids, int32_t n_vocab, const std::string& flag);
+
+// The context from exactly one of a text file (tokenized, BOS first) or a token-id file, whose
+// ids must be in the model's vocabulary.
 Result<std::vector<TokenId>> ReadContext(const Model& model, const std::string& text_path,
                                          const std::string& tokens_path);
 

