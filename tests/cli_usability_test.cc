@@ -57,5 +57,46 @@ TEST(QueryTokensTest, OutOfVocabularyIdNamesFlag) {
   EXPECT_TRUE(Contains(out, "sparkv: error: invalid argument: --query-tokens: token 9999 at index 1")) << out;
   EXPECT_TRUE(Contains(out, "vocabulary of 512 tokens")) << out;
   EXPECT_TRUE(Contains(out, "ids 0 to 511")) << out;
+}
+
+// A profile as `sparkv profile` writes it, as JSON to edit.
+json ValidProfileJson() {
+  Profile profile;
+  profile.compute = {1.5e-3, 1e-7, 0.0};
+  profile.decode = {{"f16", 0.0, 1e-10}, {"q8", 0.0, 2e-10}};
+  profile.model_fingerprint_hex = "0123456789abcdef0123456789abcdef";
+  return json::parse(ProfileToJson(profile));
+}
+
+// `sparkv simulate` on `profile`; the profile is read before the (here empty) manifest.
+std::pair<int, std::string> SimulateWithProfile(const json& profile) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("profile.json")) << profile.dump();
+  std::ofstream(dir.File("manifest.json")) << "";
+  return testing::RunShell(testing::SparkvBinary() + " simulate --profile " + dir.File("profile.json") +
+                           " --manifest " + dir.File("manifest.json") + " --rate 10 2>&1");
+}
+
+TEST(ProfileFileTest, HugeThreadCountNamesRange) {
+  json profile = ValidProfileJson();
+  profile["n_threads"] = int64_t{1} << 40;
+  const auto [status, out] = SimulateWithProfile(profile);
+  EXPECT_NE(status, 0) << out;
+  EXPECT_TRUE(Contains(out, "field \"n_threads\" is 1099511627776, expected 1 to 4096")) << out;
+  EXPECT_FALSE(Contains(out, "2147483647")) << "the int32 range is no limit a user can act on: " << out;
+}
+
+TEST(ProfileFileTest, UnknownDecodeCodecRejected) {
+  json profile = ValidProfileJson();
+  profile["decode"][1]["codec"] = "q7";
+  const auto [status, out] = SimulateWithProfile(profile);
+  EXPECT_NE(status, 0) << out;
+  EXPECT_TRUE(Contains(out, "field \"decode[1].codec\" is \"q7\"")) << out;
+  // The known codecs are listed, at least the two every build has.
+  EXPECT_TRUE(Contains(out, "f16, ") && Contains(out, "q8")) << out;
+
+  // The codecs this build knows are accepted.
+  const auto [ok_status, ok_out] = SimulateWithProfile(ValidProfileJson());
+  EXPECT_FALSE(Contains(ok_out, "decode[")) << ok_out;
 }}  // namespace
 }  // namespace sparkv

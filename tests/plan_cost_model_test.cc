@@ -263,7 +263,7 @@ TEST(ProfileTest, ErrorsNameTheField) {
       {replaced("\"a\": 0.0004", "\"a\": \"x\""), "\"compute.a\" is a string, expected a number"},
       {replaced("\"codec\": \"f16\"", "\"codec\": 16"), "\"decode[0].codec\" is a number, expected a string"},
       {replaced("\"n_threads\": 2", "\"n_threads\": 2.5"), "\"n_threads\" is a number, expected a whole number"},
-      {replaced("\"n_threads\": 2", "\"n_threads\": 4294967296"), "\"n_threads\" is 4294967296, outside"},
+      {replaced("\"n_threads\": 2", "\"n_threads\": 4294967296"), "\"n_threads\" is 4294967296, expected 1 to 4096"},
       {replaced("\"decode_on_spare_core\": true", "\"decode_on_spare_core\": 1"),
        "\"decode_on_spare_core\" is a number, expected true or false"},
       {replaced("\"seconds_per_chunk\": 0.0001", "\"seconds_per_chunk\": true"),
@@ -275,6 +275,18 @@ TEST(ProfileTest, ErrorsNameTheField) {
     ASSERT_FALSE(p.ok()) << text;
     EXPECT_NE(p.status().message().find(expected), std::string::npos) << p.status().ToString();
   }
+}
+
+// With the registry's names given, a decode entry for any other codec is rejected.
+TEST(ProfileTest, UnknownCodecRejectedWhenNamesGiven) {
+  const std::string text = SampleProfileWith("\"codec\": \"f16\"", "\"codec\": \"f17\"");
+  EXPECT_TRUE(ProfileFromJson(text).ok()) << "without names every codec is accepted";
+  const std::vector<std::string> known = {"f16", "q8"};
+  Result<Profile> p = ProfileFromJson(text, known);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("\"decode[0].codec\" is \"f17\", an unknown codec (known codecs: f16, q8)"),
+            std::string::npos)
+      << p.status().ToString();
 }
 
 // Numbers a profile cannot mean: negative, beyond a double (JSON has no inf), absurdly large, or

@@ -111,7 +111,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     profile_options.chunk_tokens = flags->chunk_tokens;
     Result<Profile> profile = flags->profile.empty()
                                   ? LoadOrMeasureProfile(CacheDir() + "/profiles", **model, **engine, profile_options)
-                                  : LoadProfile(flags->profile);
+                                  : LoadProfile(flags->profile, AllCodecNames());
     if (!profile.ok()) return void(*exit_code = ReportError(profile.status()));
     if (!flags->profile.empty()) {
       // A profile from an older build lacks the newer codecs. Planning them with no decode cost

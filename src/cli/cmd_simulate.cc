@@ -10,6 +10,7 @@
 #include "common/file_util.h"
 #include "kv/codec.h"
 #include "net/link.h"
+#include "runtime/profiler.h"
 #include "runtime/session.h"
 #include "runtime/simulator.h"
 #include "runtime/strategy.h"
@@ -128,7 +129,7 @@ Status CheckDecodeCosts(const Profile& profile, const Manifest& manifest, const 
 }
 
 int RunSimulate(const Flags& f) {
-  Result<Profile> profile = LoadProfile(f.profile);
+  Result<Profile> profile = LoadProfile(f.profile, AllCodecNames());
   // LoadProfile's message starts with the file's path.
   if (!profile.ok()) return ReportError(profile.status().WithContext("--profile"));
   Result<std::string> manifest_text = ReadFileToString(f.manifest);

@@ -333,8 +333,11 @@ constexpr const char* kProfileFix = "; correct it, or measure the device again w
 // Reads field `name` of `object` as T, checking the JSON type first instead of converting (a
 // boolean is no number here, and 1.5 no thread count). Errors name the field, what it contains
 // and what was expected; `where` prefixes the name (e.g. "decode[2].").
+// A whole number must also lie in [min, max], which default to T's range.
 template <typename T>
-Result<T> ProfileField(const nlohmann::json& object, const char* name, const std::string& where = "") {
+Result<T> ProfileField(const nlohmann::json& object, const char* name, const std::string& where = "",
+                       int64_t min = std::numeric_limits<int64_t>::min(),
+                       int64_t max = std::numeric_limits<int64_t>::max()) {
   const std::string field = "profile: field \"" + where + name + "\"";
   const auto it = object.find(name);
   if (it == object.end()) return CorruptionError(field + " is missing" + kProfileFix);
@@ -354,14 +357,15 @@ Result<T> ProfileField(const nlohmann::json& object, const char* name, const std
   } else if constexpr (std::is_integral_v<T>) {
     if (!value.is_number_integer()) return wrong("a whole number");
     // A value outside T's range would wrap in get<T>(), so it is compared as a wide integer first.
+    const int64_t low = std::max<int64_t>(min, std::numeric_limits<T>::min());
+    const int64_t high = std::min<int64_t>(max, std::numeric_limits<T>::max());
     const bool fits = value.is_number_unsigned()
-                          ? value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
-                          : value.get<int64_t>() >= std::numeric_limits<T>::min() &&
-                                value.get<int64_t>() <= std::numeric_limits<T>::max();
+                          ? value.get<uint64_t>() <= static_cast<uint64_t>(high) &&
+                                static_cast<int64_t>(value.get<uint64_t>()) >= low
+                          : value.get<int64_t>() >= low && value.get<int64_t>() <= high;
     if (!fits) {
-      return CorruptionError(field + " is " + value.dump() + ", outside [" +
-                             std::to_string(std::numeric_limits<T>::min()) + ", " +
-                             std::to_string(std::numeric_limits<T>::max()) + "]" + kProfileFix);
+      return CorruptionError(field + " is " + value.dump() + ", expected " + std::to_string(low) + " to " +
+                             std::to_string(high) + kProfileFix);
     }
     return value.get<T>();
   } else {
@@ -390,7 +394,7 @@ bool InRange(double value, double max) { return IsNonNegativeFinite(value) && va
 
 }  // namespace
 
-Status CheckProfile(const Profile& profile) {
+Status CheckProfile(const Profile& profile, std::span<const std::string> known_codecs) {
   const ComputeCost& cost = profile.compute;
   if (!InRange(cost.a, kMaxProfileStepSeconds)) {
     return OutOfRange("compute.a", cost.a, kMaxProfileStepSeconds, " s per token",
@@ -419,6 +423,13 @@ Status CheckProfile(const Profile& profile) {
     const DecodeCost& decode = profile.decode[i];
     const std::string where = "decode[" + std::to_string(i) + "].";
     if (decode.codec.empty()) return CorruptionError("profile: field \"" + where + "codec\" is empty" + kProfileFix);
+    if (!known_codecs.empty() &&
+        std::find(known_codecs.begin(), known_codecs.end(), decode.codec) == known_codecs.end()) {
+      std::string known;
+      for (const std::string& name : known_codecs) known += (known.empty() ? "" : ", ") + name;
+      return CorruptionError("profile: field \"" + where + "codec\" is \"" + decode.codec +
+                             "\", an unknown codec (known codecs: " + known + "); remove that entry" + kProfileFix);
+    }
     if (!InRange(decode.seconds_per_chunk, kMaxProfileStepSeconds)) {
       return OutOfRange(where + "seconds_per_chunk", decode.seconds_per_chunk, kMaxProfileStepSeconds, " s",
                         "fixed decode time of one " + decode.codec + " blob, at most a day");
@@ -448,7 +459,7 @@ Status CheckProfile(const Profile& profile) {
   return Status::Ok();
 }
 
-Result<Profile> ProfileFromJson(std::string_view json) {
+Result<Profile> ProfileFromJson(std::string_view json, std::span<const std::string> known_codecs) {
   Profile p;
   nlohmann::json j;
   try {
@@ -507,11 +518,11 @@ Result<Profile> ProfileFromJson(std::string_view json) {
     SPARKV_ASSIGN_OR_RETURN(dc.seconds_per_byte, ProfileField<double>(d, "seconds_per_byte", where));
     p.decode.push_back(std::move(dc));
   }
-  SPARKV_ASSIGN_OR_RETURN(p.n_threads, ProfileField<int32_t>(j, "n_threads"));
+  SPARKV_ASSIGN_OR_RETURN(p.n_threads, ProfileField<int32_t>(j, "n_threads", "", 1, kMaxProfileThreads));
   SPARKV_ASSIGN_OR_RETURN(p.decode_on_spare_core, ProfileField<bool>(j, "decode_on_spare_core"));
   SPARKV_ASSIGN_OR_RETURN(p.cpu_name, ProfileField<std::string>(j, "cpu_name"));
   SPARKV_ASSIGN_OR_RETURN(p.model_fingerprint_hex, ProfileField<std::string>(j, "model_fingerprint"));
-  SPARKV_RETURN_IF_ERROR(CheckProfile(p));
+  SPARKV_RETURN_IF_ERROR(CheckProfile(p, known_codecs));
   return p;
 }
 
@@ -519,9 +530,9 @@ Status SaveProfile(const Profile& profile, const std::string& path) {
   return WriteFileAtomic(path, std::string_view(ProfileToJson(profile))).WithContext(path);
 }
 
-Result<Profile> LoadProfile(const std::string& path) {
+Result<Profile> LoadProfile(const std::string& path, std::span<const std::string> known_codecs) {
   SPARKV_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  Result<Profile> p = ProfileFromJson(text);
+  Result<Profile> p = ProfileFromJson(text, known_codecs);
   if (!p.ok()) return p.status().WithContext(path);
   return p;
 }

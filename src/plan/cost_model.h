@@ -140,12 +140,14 @@ inline constexpr int32_t kMaxProfileThreads = 4096;
 // "decode[1].seconds_per_byte"), its value, the range expected and the fix.
 // An empty or partial decode list is valid, because `sparkv run` measures the codecs it lacks, and
 // `sparkv simulate` and `sparkv bench` reject a level the profile has no decode cost for.
-Status CheckProfile(const Profile& profile);
+// A non-empty `known_codecs` also rejects a decode entry for any other codec and lists the known
+// ones. Callers pass the codec registry's names, because this module does not link the registry.
+Status CheckProfile(const Profile& profile, std::span<const std::string> known_codecs = {});
 
 std::string ProfileToJson(const Profile& profile);
 // Parses and then checks with CheckProfile.
-Result<Profile> ProfileFromJson(std::string_view json);
+Result<Profile> ProfileFromJson(std::string_view json, std::span<const std::string> known_codecs = {});
 Status SaveProfile(const Profile& profile, const std::string& path);  // atomic write
-Result<Profile> LoadProfile(const std::string& path);
+Result<Profile> LoadProfile(const std::string& path, std::span<const std::string> known_codecs = {});
 
 }  // namespace sparkv

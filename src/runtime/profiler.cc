@@ -233,7 +233,7 @@ Result<Profile> MeasureProfile(const Model& model, Engine& engine, const Profile
 Result<Profile> LoadOrMeasureProfile(const std::string& folder, const Model& model, Engine& engine,
                                      const ProfileOptions& options) {
   const std::string path = ProfilePath(folder, model, engine.thread_pool().n_threads());
-  Result<Profile> saved = LoadProfile(path);
+  Result<Profile> saved = LoadProfile(path, AllCodecNames());
   if (saved.ok() && saved->model_fingerprint_hex == model.fingerprint().Hex()) {
     SPARKV_LOG_INFO("using saved profile %s", path.c_str());
     SPARKV_ASSIGN_OR_RETURN(const int n_added,
