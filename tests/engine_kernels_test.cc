@@ -196,6 +196,57 @@ TEST_F(Avx2KernelTest, MatMulWritesOnlyItsRowRange) {
   CheckMatMul(*avx2_, Weights::kQ8_0, 64, 13, 3, 5, 6, 0, rng_);
 }
 
+// The AVX-512 VNNI table differs from the AVX2 one in its Q8_0 product. It takes 4 rows x 6
+// tokens per tile and a pair of blocks per instruction. Its token panels hold 512 KiB of repacked
+// activations (40 tokens of 4096 inputs).
+class Avx512KernelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    avx512_ = Avx512Kernels();
+    if (avx512_ == nullptr) GTEST_SKIP() << "CPU lacks AVX-512 F/BW/VL/DQ/VNNI";
+  }
+  const KernelTable* avx512_ = nullptr;
+  std::mt19937 rng_{54321};
+};
+
+TEST_F(Avx512KernelTest, MatMulQ8_0MatchesReference) {
+  // Odd block counts (32, 96, 160 inputs) pair their last block with zeros.
+  for (int64_t n_in : {32, 64, 96, 160, 256}) {
+    for (int64_t n_tokens : {1, 2, 3, 5, 8, 9}) {
+      for (int misalign : {0, 1, 5}) CheckMatMul(*avx512_, Weights::kQ8_0, n_in, 9, n_tokens, 0, 9, misalign, rng_);
+    }
+  }
+}
+
+TEST_F(Avx512KernelTest, Q8_0TailsMatchReference) {
+  for (int64_t n_tokens = 1; n_tokens <= 17; ++n_tokens) {
+    CheckMatMul(*avx512_, Weights::kQ8_0, 96, 13, n_tokens, 0, 13, static_cast<int>(n_tokens % 6), rng_);
+  }
+}
+
+TEST_F(Avx512KernelTest, MatMulQ8_0RowRangesMatchReference) {
+  for (int64_t row_begin : {0, 1, 2, 3, 5}) {
+    for (int64_t row_end : {row_begin + 1, row_begin + 2, row_begin + 5, int64_t{14}}) {
+      CheckMatMul(*avx512_, Weights::kQ8_0, 64, 14, 6, row_begin, row_end, 3, rng_);
+    }
+  }
+}
+
+TEST_F(Avx512KernelTest, MatMulQ8_0AcrossPanelsMatchesReference) {
+  CheckMatMul(*avx512_, Weights::kQ8_0, 4096, 5, 37, 0, 5, 2, rng_);
+  CheckMatMul(*avx512_, Weights::kQ8_0, 4096, 8, 97, 0, 8, 0, rng_);
+}
+
+TEST_F(Avx512KernelTest, OtherKernelsAreTheAvx2Ones) {
+  const KernelTable* avx2 = Avx2Kernels();
+  ASSERT_NE(avx2, nullptr);
+  EXPECT_EQ(avx512_->name, "avx512-vnni");
+  EXPECT_NE(avx512_->matmul_q8_0, avx2->matmul_q8_0);
+  EXPECT_EQ(avx512_->matmul_f16, avx2->matmul_f16);
+  EXPECT_EQ(avx512_->matmul_q4_k, avx2->matmul_q4_k);
+  EXPECT_EQ(avx512_->attn_scores_f16, avx2->attn_scores_f16);
+}
+
 // ---- Q4_0, Q4_K, Q6_K ----
 
 struct QuantType {
@@ -613,8 +664,13 @@ TEST(KernelsTest, ScalarQ8ProductEqualsDequantizedProduct) {
   EXPECT_NEAR(y, want, 1e-5f * (std::fabs(want) + 1.0f));
 }
 
-TEST(KernelsTest, BestKernelsIsAvx2WhenTheCpuHasIt) {
-  if (Avx2Kernels() != nullptr && std::getenv("SPARKV_KERNELS") == nullptr) {
+TEST(KernelsTest, BestKernelsIsTheWidestTheCpuRuns) {
+  const char* forced = std::getenv("SPARKV_KERNELS");
+  if (forced != nullptr) {
+    EXPECT_EQ(BestKernels().name, std::string(forced)) << "SPARKV_KERNELS names the table";
+  } else if (Avx512Kernels() != nullptr) {
+    EXPECT_EQ(BestKernels().name, "avx512-vnni");
+  } else if (Avx2Kernels() != nullptr) {
     EXPECT_EQ(BestKernels().name, "avx2");
   } else {
     EXPECT_EQ(BestKernels().name, "scalar");

@@ -31,9 +31,23 @@ bool DetectAvx2() {
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
   return (ebx >> 5) & 1;
 }
+
+// DetectAvx2() plus, in cpuid leaf 7, AVX512F (EBX bit 16), DQ (17), BW (30), VL (31) and VNNI
+// (ECX bit 11), and XCR0 enabling the opmask and both halves of the ZMM state (bits 5 to 7).
+bool DetectAvx512Vnni() {
+  if (!DetectAvx2()) return false;
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const unsigned need_ebx = (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);
+  if ((ebx & need_ebx) != need_ebx || ((ecx >> 11) & 1) == 0) return false;
+  uint32_t xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  return (xcr0_lo & 0xE6) == 0xE6;
+}
 #else
 bool DetectF16c() { return false; }
 bool DetectAvx2() { return false; }
+bool DetectAvx512Vnni() { return false; }
 #endif
 
 }  // namespace
@@ -45,6 +59,11 @@ bool CpuHasF16c() {
 
 bool CpuHasAvx2() {
   static const bool has = DetectAvx2();
+  return has;
+}
+
+bool CpuHasAvx512Vnni() {
+  static const bool has = DetectAvx512Vnni();
   return has;
 }
 

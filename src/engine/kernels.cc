@@ -316,14 +316,23 @@ const KernelTable* Avx2Kernels() {
   return supported ? &internal::Avx2Table() : nullptr;
 }
 
+const KernelTable* Avx512Kernels() {
+  static const bool supported = sparkv::CpuHasAvx512Vnni();
+  return supported ? &internal::Avx512Table() : nullptr;
+}
+
 const KernelTable& BestKernels() {
   static const KernelTable* const best = [] {
     const char* forced = std::getenv("SPARKV_KERNELS");
+    const bool scalar_only = forced != nullptr && std::strcmp(forced, "scalar") == 0;
+    const bool avx2_only = forced != nullptr && std::strcmp(forced, "avx2") == 0;
     const KernelTable* table = &kScalarTable;
-    if (forced == nullptr || std::strcmp(forced, "scalar") != 0) {
+    if (!scalar_only) {
       if (const KernelTable* avx2 = Avx2Kernels()) table = avx2;
+      if (!avx2_only) {
+        if (const KernelTable* avx512 = Avx512Kernels()) table = avx512;
+      }
     }
-    // NOTE: an AVX-512 table slots in here, ahead of AVX2, once kernels_avx512.cc exists.
     SPARKV_LOG_INFO("engine kernels: %.*s", static_cast<int>(table->name.size()), table->name.data());
     return table;
   }();

@@ -52,7 +52,7 @@ struct MatMulArgs {
 };
 
 struct KernelTable {
-  std::string_view name;  // "scalar", "avx2"
+  std::string_view name;  // "scalar", "avx2", "avx512-vnni"
 
   void (*matmul_f32)(const MatMulArgs& args);
   void (*matmul_f16)(const MatMulArgs& args);
@@ -112,8 +112,12 @@ const KernelTable& ScalarKernels();
 // AVX2 + FMA + F16C kernels, or nullptr when this CPU (or its OS) lacks them.
 const KernelTable* Avx2Kernels();
 
-// The fastest table this CPU runs, chosen once. SPARKV_KERNELS=scalar in the environment forces
-// the reference (for debugging numerics).
+// The AVX2 table with an AVX-512 VNNI Q8_0 product, or nullptr when this CPU (or its OS) lacks
+// AVX-512 F, BW, VL, DQ or VNNI.
+const KernelTable* Avx512Kernels();
+
+// The fastest table this CPU runs, chosen once. SPARKV_KERNELS=scalar or avx2 in the environment
+// forces that table (scalar for debugging numerics, avx2 to compare with it).
 const KernelTable& BestKernels();
 
 // Dequantizes one row of a GGUF weight of type `type` (a gguf::TensorType number: F32, F16, BF16,
@@ -125,8 +129,9 @@ bool DequantizeRow(uint32_t type, const uint8_t* row, int64_t n, float* out);
 void Q4KScaleMin(const uint8_t* scales, int j, uint8_t* scale, uint8_t* min);
 
 namespace internal {
-// Defined in kernels_avx2.cc; callers must check the CPU first.
+// Defined in kernels_avx2.cc and kernels_avx512.cc; callers must check the CPU first.
 const KernelTable& Avx2Table();
+const KernelTable& Avx512Table();
 }  // namespace internal
 
 }  // namespace sparkv::kernels

@@ -1,0 +1,201 @@
+// AVX-512 kernels with VNNI. This file is compiled with -mavx512f -mavx512bw -mavx512vl
+// -mavx512dq -mavx512vnni on top of the AVX2 set, so the rule of kernels_avx2.cc applies here
+// too. Nothing in it may be shared with another file (no inline functions from headers, no std
+// templates), or the linker could keep this file's copy for a CPU without AVX-512. Everything is
+// in an anonymous namespace or an intrinsic. Only the Q8_0 product differs from the AVX2 table.
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's AVX-512 intrinsics (casts, inserts, conversions) start from an undefined vector that
+// the instruction overwrites, and warn at their header lines that it may be used uninitialized.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstring>
+#include <new>
+
+#include "engine/kernels.h"
+
+namespace sparkv::kernels {
+namespace {
+
+inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t Max(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Two Q8 activation blocks (64 inputs) of one token, laid out for vpdpbusd. vpdpbusd multiplies
+// unsigned by signed bytes, so the kernel feeds it the weights plus 128 (as unsigned) and these
+// signed quants. bias_fix undoes the bias: lane i starts at -128 times the sum of quants 4i to
+// 4i+3, so the instruction returns the exact dot product. d holds each
+// block's scale in the eight lanes of that block.
+struct alignas(64) ActPair {
+  int8_t qs[64];
+  int32_t bias_fix[16];
+  float d[16];
+};
+static_assert(sizeof(ActPair) == 192, "one pair is three cache lines");
+
+// The repacked activations of one token panel, per thread, grown as needed.
+class PairBuffer {
+ public:
+  PairBuffer() = default;
+  PairBuffer(const PairBuffer&) = delete;
+  PairBuffer& operator=(const PairBuffer&) = delete;
+  ~PairBuffer() { Release(); }
+
+  ActPair* Get(int64_t n) {
+    if (n > capacity_) {
+      Release();
+      data_ = static_cast<ActPair*>(::operator new[](static_cast<size_t>(n) * sizeof(ActPair), std::align_val_t{64}));
+      capacity_ = n;
+    }
+    return data_;
+  }
+
+ private:
+  void Release() {
+    if (data_ != nullptr) ::operator delete[](data_, std::align_val_t{64});
+    data_ = nullptr;
+    capacity_ = 0;
+  }
+
+  ActPair* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+thread_local PairBuffer t_pairs;
+
+// Bytes of repacked activations per token panel: a panel stays in L2 while every row block of
+// the range passes over it, as kPanelBytes does in kernels_avx2.cc.
+constexpr int64_t kPanelPairBytes = 512 * 1024;
+
+// Repacks the n_blocks activation blocks of one token into (n_blocks + 1) / 2 pairs. An odd last
+// block is paired with zeros, which add nothing to any product.
+void RepackToken(const BlockQ8Act* x, int64_t n_blocks, ActPair* out) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t p = 0; 2 * p < n_blocks; ++p) {
+    const BlockQ8Act& first = x[2 * p];
+    const bool has_second = 2 * p + 1 < n_blocks;
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first.qs));
+    const __m256i hi =
+        has_second ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[2 * p + 1].qs)) : _mm256_setzero_si256();
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    _mm512_store_si512(out[p].qs, q);
+    const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q);
+    _mm512_store_si512(out[p].bias_fix, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, 7)));
+    const __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(first.d)),
+                                        _mm256_set1_ps(has_second ? x[2 * p + 1].d : 0.0f), 1);
+    _mm512_store_ps(out[p].d, d);
+  }
+}
+
+// RB weight rows x TB tokens of a panel. Per pair of blocks, each (row, token) takes one vpdpbusd
+// for 64 multiply-adds, one convert and two float operations for the scales. Each weight pair is
+// loaded, biased and its scales expanded once for TB tokens.
+template <int RB, int TB>
+inline void TileQ8(const MatMulArgs& a, int64_t r0, const ActPair* pairs, int64_t n_pairs, int64_t panel_t0,
+                   int64_t t0) {
+  const uint8_t* w[RB];
+  for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
+  __m512 acc[RB][TB];
+  for (int r = 0; r < RB; ++r) {
+    for (int t = 0; t < TB; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  const int64_t n_blocks = a.n_in / kQ8BlockSize;
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    const bool has_second = 2 * p + 1 < n_blocks;
+    __m512i wq[RB];
+    __m512 wd[RB];
+    for (int r = 0; r < RB; ++r) {
+      const uint8_t* block = w[r] + 2 * p * static_cast<int64_t>(kQ8_0BlockBytes);
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+      const __m256i hi = has_second
+                             ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kQ8_0BlockBytes + 2))
+                             : _mm256_setzero_si256();
+      wq[r] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), bias);
+      uint16_t d_first;
+      uint16_t d_second = 0;
+      std::memcpy(&d_first, block, 2);
+      if (has_second) std::memcpy(&d_second, block + kQ8_0BlockBytes, 2);
+      const __m256i halves = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_set1_epi16(static_cast<short>(d_first))), _mm_set1_epi16(static_cast<short>(d_second)),
+          1);
+      wd[r] = _mm512_cvtph_ps(halves);
+    }
+    for (int t = 0; t < TB; ++t) {
+      const ActPair& x = pairs[(panel_t0 + t) * n_pairs + p];
+      const __m512i xq = _mm512_load_si512(x.qs);
+      const __m512i fix = _mm512_load_si512(x.bias_fix);
+      const __m512 xd = _mm512_load_ps(x.d);
+      for (int r = 0; r < RB; ++r) {
+        const __m512i dot = _mm512_dpbusd_epi32(fix, wq[r], xq);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd[r], xd), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    for (int t = 0; t < TB; ++t) a.y[(t0 + t) * a.ldy + r0 + r] = _mm512_reduce_add_ps(acc[r][t]);
+  }
+}
+
+// Every token of a panel for rows [r, r + RB): 6 tokens at a time, then the tail.
+template <int RB>
+void RowsOverPanel(const MatMulArgs& a, int64_t r, const ActPair* pairs, int64_t n_pairs, int64_t n_panel,
+                   int64_t p0) {
+  constexpr int kTokens = 6;
+  int64_t t = 0;
+  for (; t + kTokens <= n_panel; t += kTokens) TileQ8<RB, kTokens>(a, r, pairs, n_pairs, t, p0 + t);
+  switch (n_panel - t) {
+    case 5: TileQ8<RB, 5>(a, r, pairs, n_pairs, t, p0 + t); break;
+    case 4: TileQ8<RB, 4>(a, r, pairs, n_pairs, t, p0 + t); break;
+    case 3: TileQ8<RB, 3>(a, r, pairs, n_pairs, t, p0 + t); break;
+    case 2: TileQ8<RB, 2>(a, r, pairs, n_pairs, t, p0 + t); break;
+    case 1: TileQ8<RB, 1>(a, r, pairs, n_pairs, t, p0 + t); break;
+    default: break;
+  }
+}
+
+void MatMulQ8_0(const MatMulArgs& a) {
+  const int64_t n_blocks = a.n_in / kQ8BlockSize;
+  const int64_t n_pairs = (n_blocks + 1) / 2;
+  if (n_pairs == 0 || a.n_tokens == 0 || a.row_begin >= a.row_end) {
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      for (int64_t r = a.row_begin; r < a.row_end; ++r) a.y[t * a.ldy + r] = 0.0f;
+    }
+    return;
+  }
+  const int64_t token_bytes = n_pairs * static_cast<int64_t>(sizeof(ActPair));
+  const int64_t panel = Max(8, kPanelPairBytes / token_bytes / 8 * 8);
+  ActPair* pairs = t_pairs.Get(Min(panel, a.n_tokens) * n_pairs);
+  // 4 rows x 6 tokens: 24 accumulators, 4 weight pairs and their scales fill the 32 ZMM
+  // registers. Measured on one core of a Xeon (family 6, model 207), 896 x 4864 x 256 tokens: 58
+  // GMAC/s, against 50 with 2 x 8, 52 with 5 x 4 and 38 for the AVX2 kernel.
+  constexpr int kRows = 4;
+  const int64_t rows_end = a.row_begin + (a.row_end - a.row_begin) / kRows * kRows;
+  for (int64_t p0 = 0; p0 < a.n_tokens; p0 += panel) {
+    const int64_t n_panel = Min(a.n_tokens, p0 + panel) - p0;
+    for (int64_t t = 0; t < n_panel; ++t) {
+      const auto* x = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + (p0 + t) * a.x_row_bytes);
+      RepackToken(x, n_blocks, pairs + t * n_pairs);
+    }
+    for (int64_t r = a.row_begin; r < rows_end; r += kRows) RowsOverPanel<kRows>(a, r, pairs, n_pairs, n_panel, p0);
+    for (int64_t r = rows_end; r < a.row_end; ++r) RowsOverPanel<1>(a, r, pairs, n_pairs, n_panel, p0);
+  }
+}
+
+}  // namespace
+
+namespace internal {
+
+const KernelTable& Avx512Table() {
+  static const KernelTable table = [] {
+    KernelTable t = Avx2Table();
+    t.name = "avx512-vnni";
+    t.matmul_q8_0 = MatMulQ8_0;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace internal
+}  // namespace sparkv::kernels
