@@ -102,18 +102,20 @@ Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string
 }
 
 Result<std::vector<std::string>> SplitList(const std::string& text, const std::string& flag) {
+  // ASCII whitespace, as std::isspace in the C locale: space, tab, newline, vertical tab, form feed, CR.
+  constexpr const char* kWhitespace = " \t\n\v\f\r";
   std::vector<std::string> items;
-  if (text.find_first_not_of(' ') == std::string::npos) return items;
+  if (text.find_first_not_of(kWhitespace) == std::string::npos) return items;
   size_t begin = 0;
   while (true) {
     const size_t comma = std::min(text.find(',', begin), text.size());
-    const size_t first = text.find_first_not_of(' ', begin);
+    const size_t first = text.find_first_not_of(kWhitespace, begin);
     if (first >= comma) {
       return InvalidArgumentError(flag + " '" + text + "': item " + std::to_string(items.size() + 1) +
                                   " is empty; separate the items by single commas, e.g. " + flag + " a,b");
     }
-    // At least `first`, because text[first] is not a space.
-    const size_t last = text.find_last_not_of(' ', comma - 1);
+    // At least `first`, because text[first] is not whitespace.
+    const size_t last = text.find_last_not_of(kWhitespace, comma - 1);
     items.push_back(text.substr(first, last - first + 1));
     if (comma == text.size()) return items;
     begin = comma + 1;

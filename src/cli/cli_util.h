@@ -52,8 +52,8 @@ Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::str
 // Tokenizes `text` without BOS (a query continues the context).
 Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string& text);
 
-// Parses the comma-separated list given to `flag` (e.g. "--levels") and removes the spaces around
-// each item. An empty text gives an empty list. An empty item ("a,,b", "a,") is an error that
+// Parses the comma-separated list given to `flag` (e.g. "--levels") and removes the ASCII
+// whitespace (spaces, tabs, newlines) around each item. A text of only whitespace gives an empty list. An empty item ("a,,b", "a,") is an error that
 // names the flag and the item's position, counted from 1.
 Result<std::vector<std::string>> SplitList(const std::string& text, const std::string& flag);
 

@@ -36,6 +36,13 @@ struct Flags {
   bool json = false;
 };
 
+// Formats a number as typed on a command line: 3, 0.25, 1e+06.
+std::string FormatNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
 // "T:MBIT,T:MBIT,...": from T seconds on the link carries MBIT megabits per second.
 Result<BandwidthModel> ParseSteps(const std::string& text) {
   std::vector<BandwidthStep> steps;
@@ -50,6 +57,16 @@ Result<BandwidthModel> ParseSteps(const std::string& text) {
                        mbit_end != item.c_str() + colon + 1;
     if (!whole || !std::isfinite(start) || !std::isfinite(mbit) || mbit < 0 || mbit > 1e6) {
       return InvalidArgumentError("--steps item '" + item + "' is not SECONDS:MBIT, e.g. --steps 0:20,4:2");
+    }
+    if (steps.empty() && start != 0.0) {
+      return InvalidArgumentError("--steps: the first pair '" + item + "' starts at " + FormatNumber(start) +
+                                  " s, but the link needs a rate from 0 s on; begin with 0:MBIT, e.g. --steps 0:20,4:2");
+    }
+    if (!steps.empty() && !(start > steps.back().start_s)) {
+      const std::string& previous = items[steps.size() - 1];
+      return InvalidArgumentError("--steps: times must increase; got " + FormatNumber(start) + " after " +
+                                  FormatNumber(steps.back().start_s) + " ('" + item + "' after '" + previous +
+                                  "'); give SECONDS:MBIT pairs in time order, e.g. --steps 0:20,4:2");
     }
     steps.push_back({start, mbit * 1e6 / 8.0});
   }
