@@ -172,5 +172,24 @@ TEST_F(SimulateFlagsTest, ListItemsTrimAnyWhitespace) {
   const auto [empty_status, empty_out] = Simulate("--rate 10 --strategies \"$(printf 'local,\\t,stream')\"");
   EXPECT_NE(empty_status, 0) << empty_out;
   EXPECT_TRUE(Contains(empty_out, "item 2 is empty")) << empty_out;
+}
+
+// The codec list is checked before the model loads: an unreadable model does not hide the error.
+TEST(IngestCodecsTest, CheckedBeforeModelLoads) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("context.txt")) << "1 403 261 17 29";
+  std::ofstream(dir.File("broken.gguf")) << "not a model";
+  const std::pair<const char*, const char*> cases[] = {
+      {"',f16'", "--codecs ',f16': item 1 is empty"},
+      {"f16,q7", "--codecs: unknown codec 'q7'; known codecs: f16, "},
+      {"''", "--codecs '' names no codec"}};
+  for (const auto& [codecs, expected] : cases) {
+    const auto [status, out] = testing::RunShell(testing::SparkvBinary() + " --log-level error ingest --model " +
+                                                 dir.File("broken.gguf") + " --tokens " + dir.File("context.txt") +
+                                                 " --store " + dir.File("store") + " --codecs " + codecs + " 2>&1");
+    EXPECT_NE(status, 0) << codecs << ": " << out;
+    EXPECT_TRUE(Contains(out, expected)) << codecs << ": " << out;
+    EXPECT_FALSE(std::filesystem::exists(dir.File("store"))) << codecs;
+  }
 }}  // namespace
 }  // namespace sparkv

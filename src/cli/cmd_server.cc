@@ -41,7 +41,21 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
   command->add_option("--codecs", flags->codecs, "Comma-separated codec levels to encode: " + codec_names)
       ->capture_default_str();
   command->add_option("--threads", flags->threads, "Prefill threads (0 = every core)")->capture_default_str()->check(CLI::Range(0, kMaxThreads));
-  command->callback([flags, exit_code] {
+  command->callback([flags, exit_code, codec_names] {
+    // Checked before the model loads, which can take a while for a large model.
+    Result<std::vector<std::string>> codecs = SplitList(flags->codecs, "--codecs");
+    if (!codecs.ok()) return void(*exit_code = ReportError(codecs.status()));
+    if (codecs->empty()) {
+      return void(*exit_code = ReportError(InvalidArgumentError(
+                      "--codecs '" + flags->codecs + "' names no codec; pass e.g. --codecs f16,q8")));
+    }
+    for (const std::string& name : *codecs) {
+      if (FindCodec(name) == nullptr) {
+        return void(*exit_code = ReportError(InvalidArgumentError("--codecs: unknown codec '" + name +
+                                                                  "'; known codecs: " + codec_names)));
+      }
+    }
+
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
     if (!model.ok()) return void(*exit_code = ReportError(model.status()));
     Result<std::vector<TokenId>> context = ReadContext(**model, flags->text, flags->tokens);
@@ -52,8 +66,6 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
 
     IngestOptions options;
     options.chunk_tokens = flags->chunk_tokens;
-    Result<std::vector<std::string>> codecs = SplitList(flags->codecs, "--codecs");
-    if (!codecs.ok()) return void(*exit_code = ReportError(codecs.status()));
     options.codecs = std::move(codecs).value();
     Result<IngestReport> report = IngestContext(**model, **engine, *context, options, flags->store);
     if (!report.ok()) return void(*exit_code = ReportError(report.status()));
