@@ -202,21 +202,32 @@ TEST(ControllerTest, TransportErrorAbandonsStream) {
   EXPECT_EQ(controller->NextCompute(10.0).kind, LoadController::ComputeStep::Kind::kDone);
 }
 
-TEST(ControllerTest, IdleLinkRacesStalledTransfer) {
+// Two chunks of 1 s compute and 1 MB, both streamed at a predicted 4 MB/s, fetched from the back.
+// Chunk 1 arrives at 0.25 s; chunk 0's transfer has 100 kB by 0.3 s and then stalls. Returns the
+// controller at 0.3 s.
+std::unique_ptr<LoadController> StalledLastTransfer() {
   auto controller = LoadController::Create(UniformInput(2, 1'000'000, 4e6), Get("sparkv-adaptive")).value();
-  ASSERT_EQ(controller->initial_plan().predicted.n_streamed, 2);
+  EXPECT_EQ(controller->initial_plan().predicted.n_streamed, 2);
   std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
-  ASSERT_TRUE(t.has_value());
-  // Fetched from the back: the streamed chunks are a suffix.
-  EXPECT_EQ(t->chunk, 1);
-  ASSERT_TRUE(controller->OnTransferProgress(1, 900'000, 0.25, 0.25));
-  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.25, 0.25));
+  EXPECT_TRUE(t.has_value());
+  if (t) {
+    EXPECT_EQ(t->chunk, 1);
+  }
+  EXPECT_TRUE(controller->OnTransferProgress(1, 900'000, 0.25, 0.25));
+  EXPECT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.25, 0.25));
   controller->OnDecodeEnd(1, true, 0.25);
   t = controller->NextTransfer(0.25);
-  ASSERT_TRUE(t.has_value());
-  EXPECT_EQ(t->chunk, 0);
+  EXPECT_TRUE(t.has_value());
+  if (t) {
+    EXPECT_EQ(t->chunk, 0);
+  }
+  EXPECT_TRUE(controller->OnTransferProgress(0, 100'000, 0.05, 0.3));
+  return controller;
+}
+
+TEST(ControllerTest, IdleLinkRacesStalledTransfer) {
+  std::unique_ptr<LoadController> controller = StalledLastTransfer();
   // The compute path waits while the transfer looks healthy...
-  ASSERT_TRUE(controller->OnTransferProgress(0, 100'000, 0.05, 0.3));
   EXPECT_EQ(controller->NextCompute(0.3).kind, LoadController::ComputeStep::Kind::kWait);
   // ...and takes the chunk once its bytes stop coming: 0.9 MB left at any plausible rate now
   // ends later than one second of prefill. The link has nothing else to carry, so the transfer
@@ -267,24 +278,9 @@ TEST(ControllerTest, BusyLinkCancelsStalledTransfer) {
   EXPECT_EQ(t->chunk, 2);
 }
 
-// Two chunks of 1 s compute and 1 MB, both streamed at a predicted 4 MB/s. Chunk 1 arrives; chunk
-// 0's transfer stalls, and at 30 s the compute path races it. Returns the controller then.
+// As StalledLastTransfer, and at 30 s the compute path races chunk 0. Returns the controller then.
 std::unique_ptr<LoadController> RacedChunkZero() {
-  auto controller = LoadController::Create(UniformInput(2, 1'000'000, 4e6), Get("sparkv-adaptive")).value();
-  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
-  EXPECT_TRUE(t.has_value());
-  if (t) {
-    EXPECT_EQ(t->chunk, 1);
-  }
-  EXPECT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.25, 0.25));
-  EXPECT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.25, 0.25));
-  controller->OnDecodeEnd(1, true, 0.25);
-  t = controller->NextTransfer(0.25);
-  EXPECT_TRUE(t.has_value());
-  if (t) {
-    EXPECT_EQ(t->chunk, 0);
-  }
-  EXPECT_TRUE(controller->OnTransferProgress(0, 100'000, 0.05, 0.3));
+  std::unique_ptr<LoadController> controller = StalledLastTransfer();
   const LoadController::ComputeStep step = controller->NextCompute(30.0);
   EXPECT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
   EXPECT_TRUE(controller->Racing(0));
@@ -324,23 +320,31 @@ TEST(ControllerTest, LastPieceDropsRacedBlob) {
   EXPECT_EQ(controller->stats().n_abandoned, 0);
 }
 
-TEST(ControllerTest, MissedPredictionRacesPrefill) {
-  // Two chunks of 1.5 s compute and 1 MB at a predicted 1 MB/s: the plan computes chunk 0 and
-  // streams chunk 1 (TTFT 1.5 s, against 2 s streaming both).
+// Two chunks of 1.5 s compute and 1 MB at a predicted 1 MB/s: the plan computes chunk 0 and
+// streams chunk 1 (TTFT 1.5 s, against 2 s streaming both). Chunk 1's blob arrives after
+// `arrival_s` of transfer. Returns the controller then, with chunk 0 in prefill.
+std::unique_ptr<LoadController> ChunkOneArrivesAfter(double arrival_s) {
   PlanInput in = UniformInput(2, 1'000'000, 1e6);
   in.compute.a = 1.5 / 256;
   auto controller = LoadController::Create(in, Get("sparkv-adaptive")).value();
-  ASSERT_EQ(controller->initial_plan().decisions[0].path, Decision::Path::kCompute);
-  ASSERT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_EQ(controller->initial_plan().decisions[0].path, Decision::Path::kCompute);
+  EXPECT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
   std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
-  ASSERT_TRUE(t.has_value());
-  ASSERT_EQ(t->chunk, 1);
+  EXPECT_TRUE(t.has_value());
+  if (t) {
+    EXPECT_EQ(t->chunk, 1);
+  }
+  EXPECT_TRUE(controller->OnTransferProgress(1, 1'000'000, arrival_s, arrival_s));
+  EXPECT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, arrival_s, arrival_s));
+  controller->OnDecodeEnd(1, true, arrival_s);
+  return controller;
+}
+
+TEST(ControllerTest, MissedPredictionRacesPrefill) {
   // The blob comes in 0.5 s instead of the 1 s predicted: the link is not what the plan assumed,
   // and the idle stream path races chunk 0's prefill (1 s left) with a blob due in about 0.5 s.
-  ASSERT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.5, 0.5));
-  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.5, 0.5));
-  controller->OnDecodeEnd(1, true, 0.5);
-  t = controller->NextTransfer(0.5);
+  std::unique_ptr<LoadController> controller = ChunkOneArrivesAfter(0.5);
+  const std::optional<LoadController::Transfer> t = controller->NextTransfer(0.5);
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->chunk, 0);
   EXPECT_EQ(controller->stats().n_raced, 1);
@@ -348,16 +352,8 @@ TEST(ControllerTest, MissedPredictionRacesPrefill) {
 }
 
 TEST(ControllerTest, SteadyLinkIsNotRaced) {
-  // The same, but the blob comes when predicted: the prefill ends before a blob could.
-  PlanInput in = UniformInput(2, 1'000'000, 1e6);
-  in.compute.a = 1.5 / 256;
-  auto controller = LoadController::Create(in, Get("sparkv-adaptive")).value();
-  ASSERT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
-  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
-  ASSERT_TRUE(t.has_value());
-  ASSERT_TRUE(controller->OnTransferProgress(1, 1'000'000, 1.0, 1.0));
-  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 1.0, 1.0));
-  controller->OnDecodeEnd(1, true, 1.0);
+  // The blob comes when predicted: the prefill (0.5 s left) ends before a blob could.
+  std::unique_ptr<LoadController> controller = ChunkOneArrivesAfter(1.0);
   EXPECT_FALSE(controller->NextTransfer(1.0).has_value());
   EXPECT_EQ(controller->stats().n_raced, 0);
 }

@@ -1,18 +1,23 @@
-// The loader's parallel decode: with the compute path idle, streamed chunks decode on several
-// threads (Codec::DecodeParallel). The cache and the next token must come out exactly as with
-// single-threaded decode. Real parts: the stories260K model, its blobs ingested into a store, a
-// store server on loopback and the HTTP blob source.
+// The two-path loader against a real store: stories260K, its golden context ingested at f16ans,
+// ans4 and q8, a store server on loopback and the HTTP blob source. Parallel decode must leave
+// the cache exactly as single-threaded decode does (Codec::DecodeParallel). A transfer that stalls
+// while the link has nothing else to carry is raced by the compute path, and the first path to
+// finish provides the chunk's rows.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "kv/chunk_key.h"
 #include "net/server.h"
 #include "runtime/blob_source.h"
 #include "runtime/ingest.h"
 #include "runtime/loader.h"
+#include "runtime/strategy.h"
 #include "test_support.h"
 
 namespace sparkv {
@@ -20,7 +25,47 @@ namespace {
 
 constexpr int32_t kChunkTokens = 64;
 
-class ParallelDecodeLoadTest : public ::testing::Test {
+// Delegates to `inner`, but the first fetch of `held` receives no byte until `hold_s` has passed
+// or the loader cancels it (its progress function returns false), whichever comes first.
+class HoldingSource final : public BlobSource {
+ public:
+  HoldingSource(std::unique_ptr<BlobSource> inner, const Hash128& held, double hold_s)
+      : inner_(std::move(inner)), held_(held), hold_s_(hold_s) {}
+
+  std::string Describe() const override { return "holding " + inner_->Describe(); }
+  Result<FetchedBytes> FetchManifest(const Hash128& context_key, const ProgressFunction& on_progress) override {
+    return inner_->FetchManifest(context_key, on_progress);
+  }
+  Result<FetchedBytes> FetchBlob(const Hash128& chunk_key, std::string_view codec, uint64_t max_bytes,
+                                 uint64_t range_end, const ProgressFunction& on_progress) override {
+    if (chunk_key == held_ && !held_once_) {
+      held_once_ = true;
+      const auto start = std::chrono::steady_clock::now();
+      for (;;) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (elapsed >= hold_s_) break;
+        if (on_progress && !on_progress(0, elapsed)) {
+          cancelled_ = true;
+          return CancelledError("held blob cancelled by the loader");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    return inner_->FetchBlob(chunk_key, codec, max_bytes, range_end, on_progress);
+  }
+  void Interrupt() override { inner_->Interrupt(); }
+
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  std::unique_ptr<BlobSource> inner_;
+  Hash128 held_;
+  double hold_s_;
+  bool held_once_ = false;
+  std::atomic<bool> cancelled_{false};
+};
+
+class LoaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
     Result<std::unique_ptr<Model>> model = Model::Load(testing::Stories260KGguf());
@@ -80,6 +125,21 @@ class ParallelDecodeLoadTest : public ::testing::Test {
     return report.ok() ? std::move(report).value() : LoadReport();
   }
 
+  // A plan input that streams every chunk: 0.5 s of predicted prefill per chunk against q8 blobs
+  // of a few kB at a predicted 100 MB/s.
+  PlanInput StreamEverything(const std::vector<LoadChunk>& chunks) const {
+    PlanInput in;
+    in.compute = {0.5 / kChunkTokens, 0.0, 0.0};
+    for (size_t j = 0; j < chunks.size(); ++j) {
+      const ChunkRange& range = chunks[j].range;
+      ChunkSpec spec{static_cast<int32_t>(j), range.begin, range.end, {}};
+      spec.levels.push_back({"q8", manifest_.chunks[j].levels.at("q8").bytes, 0.001, 1});
+      in.chunks.push_back(spec);
+    }
+    in.bandwidth = BandwidthModel::Constant(100e6);
+    return in;
+  }
+
   // Returns every K and V byte of the context's positions.
   std::vector<uint8_t> CacheBytes() {
     const KvSlice slice = engine_->kv_cache().Slice(0, static_cast<int32_t>(context_.size()));
@@ -110,7 +170,7 @@ class ParallelDecodeLoadTest : public ::testing::Test {
   std::unique_ptr<StoreServer> server_;
 };
 
-TEST_F(ParallelDecodeLoadTest, StreamAllMatchesSerialDecode) {
+TEST_F(LoaderTest, StreamAllMatchesSerialDecode) {
   for (const std::string level : {"f16ans", "ans4", "q8"}) {
     const std::vector<LoadChunk> chunks = Plan(level, [](size_t) { return true; });
 
@@ -132,7 +192,7 @@ TEST_F(ParallelDecodeLoadTest, StreamAllMatchesSerialDecode) {
   }
 }
 
-TEST_F(ParallelDecodeLoadTest, MixedPlanMatchesSerialDecode) {
+TEST_F(LoaderTest, MixedPlanMatchesSerialDecode) {
   // Chunks 1 and 3 stream while 0 and 2 are computed. A decode that starts during a prefill stays
   // on one thread, and one that starts while compute waits may use more. The cache must not
   // differ either way.
@@ -150,6 +210,32 @@ TEST_F(ParallelDecodeLoadTest, MixedPlanMatchesSerialDecode) {
         << "chunk " << j << ": " << parallel.chunks[j].decode_threads;
   }
   EXPECT_EQ(CacheBytes(), serial_cache);
+}
+
+TEST_F(LoaderTest, PrefillWinsStalledRace) {
+  const std::vector<LoadChunk> chunks = Plan("q8", [](size_t) { return false; });
+  engine_->kv_cache().Clear();
+  Loader local(engine_.get(), nullptr, model_->fingerprint());
+  ASSERT_TRUE(local.Load(context_, chunks).ok());
+  const TokenId expected = NextToken();
+
+  // The stream path fetches from the back, so chunk 0 comes last, when the link has nothing else
+  // to carry. Its blob is held for 20 s: the compute path takes the chunk once the transfer has
+  // stalled past its prediction, the transfer goes on, and the prefill (milliseconds on this
+  // model) wins. The held transfer is then cancelled.
+  engine_->kv_cache().Clear();
+  HoldingSource source(MakeHttpSource(server_->base_url()), chunks[0].key, 20.0);
+  Loader loader(engine_.get(), &source, model_->fingerprint());
+  Result<LoadReport> report = loader.Load(context_, chunks, StreamEverything(chunks), FindStrategy("sparkv-adaptive").value());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->stats.n_raced, 1);
+  EXPECT_EQ(report->stats.n_cancelled, 0) << "a race is not a cancellation";
+  EXPECT_FALSE(report->chunks[0].streamed);
+  EXPECT_TRUE(report->chunks[0].cancelled);
+  EXPECT_TRUE(source.cancelled()) << "the transfer must end when the prefill wins";
+  for (size_t j = 1; j < chunks.size(); ++j) EXPECT_TRUE(report->chunks[j].streamed) << "chunk " << j;
+  EXPECT_LT(report->all_resident_s, 10.0) << "the load waited for the held blob";
+  EXPECT_EQ(NextToken(), expected);
 }
 
 }  // namespace
