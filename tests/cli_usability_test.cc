@@ -1,6 +1,6 @@
-// Problems a first-time user of the `sparkv` command runs into, checked through the real binary:
-// token ids given as a file or out of range, hand-edited profiles, out-of-order --steps, whitespace
-// in comma-separated lists, early checks of --codecs, and the demo's cached profile.
+// Problems a first-time user of the `sparkv` command runs into, checked through the real binary.
+// They cover token ids from a file or out of range, hand-edited profiles, out-of-order --steps,
+// whitespace in lists, early checks of --codecs, and the demo's cached profile.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -24,7 +24,7 @@ using nlohmann::json;
 
 bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-// `sparkv run --strategy local` on stories260K with a five-token context, run from `dir`.
+// Runs `sparkv run --strategy local` on stories260K with a five-token context, from the folder `dir`.
 std::pair<int, std::string> RunLocal(const testing::TempDir& dir, const std::string& flags) {
   std::ofstream(dir.File("context.txt")) << "1 403 261 17 29";
   return testing::RunShell("cd " + dir.path() + " && " + testing::SparkvBinary() + " --log-level error run --model " +
@@ -32,7 +32,7 @@ std::pair<int, std::string> RunLocal(const testing::TempDir& dir, const std::str
                            " 2>&1");
 }
 
-// A file whose name reads as a token id is read as a file: an existing file wins.
+// An existing file named like a token id is read as a file.
 TEST(QueryTokensTest, ExistingFileWinsOverIds) {
   testing::TempDir dir;
   std::ofstream(dir.File("12")) << "403 261 17\n";
@@ -59,7 +59,7 @@ TEST(QueryTokensTest, OutOfVocabularyIdNamesFlag) {
   EXPECT_TRUE(Contains(out, "ids 0 to 511")) << out;
 }
 
-// A profile as `sparkv profile` writes it, as JSON to edit.
+// Returns a profile as `sparkv profile` writes it, as JSON to edit.
 json ValidProfileJson() {
   Profile profile;
   profile.compute = {1.5e-3, 1e-7, 0.0};
@@ -68,7 +68,7 @@ json ValidProfileJson() {
   return json::parse(ProfileToJson(profile));
 }
 
-// `sparkv simulate` on `profile`; the profile is read before the (here empty) manifest.
+// Runs `sparkv simulate` on `profile`. The profile is read before the manifest, which is empty here.
 std::pair<int, std::string> SimulateWithProfile(const json& profile) {
   testing::TempDir dir;
   std::ofstream(dir.File("profile.json")) << profile.dump();
@@ -93,9 +93,10 @@ TEST(ProfileFileTest, UnknownDecodeCodecRejected) {
   EXPECT_NE(status, 0) << out;
   EXPECT_TRUE(Contains(out, "field \"decode[1].codec\" is \"q7\"")) << out;
   // The known codecs are listed, at least the two every build has.
-  EXPECT_TRUE(Contains(out, "f16, ") && Contains(out, "q8")) << out;
+  EXPECT_TRUE(Contains(out, "known codecs: f16, ")) << out;
+  EXPECT_TRUE(Contains(out, "q8")) << out;
 
-  // The codecs this build knows are accepted.
+  // The codecs in the registry are accepted.
   const auto [ok_status, ok_out] = SimulateWithProfile(ValidProfileJson());
   EXPECT_FALSE(Contains(ok_out, "decode[")) << ok_out;
 }
@@ -191,5 +192,51 @@ TEST(IngestCodecsTest, CheckedBeforeModelLoads) {
     EXPECT_TRUE(Contains(out, expected)) << codecs << ": " << out;
     EXPECT_FALSE(std::filesystem::exists(dir.File("store"))) << codecs;
   }
-}}  // namespace
+}
+
+// Runs `sparkv demo` on the tiny synthetic shape, with its cache folder in `cache`.
+std::pair<int, std::string> RunTinyDemo(const testing::TempDir& cache, const std::string& flags) {
+  return testing::RunShell("SPARKV_CACHE=" + cache.path() + " " + testing::SparkvBinary() +
+                           " --log-level warn demo --shape tiny --context-tokens 96 --chunk-tokens 32 -n 2 --threads 1 " +
+                           flags + " 2>&1");
+}
+
+TEST(DemoProfileTest, ReuseLineNamesPathAndAge) {
+  testing::TempDir cache;
+  const auto [first_status, first] = RunTinyDemo(cache, "");
+  ASSERT_EQ(first_status, 0) << first;
+  EXPECT_FALSE(Contains(first, "reusing the device profile")) << first;
+  EXPECT_TRUE(Contains(first, "measured a device profile")) << first;
+
+  std::vector<std::filesystem::path> profiles;
+  for (const auto& entry : std::filesystem::directory_iterator(cache.File("profiles"))) profiles.push_back(entry.path());
+  ASSERT_EQ(profiles.size(), 1u);
+  // Sets the modification time to three days and an hour ago.
+  std::filesystem::last_write_time(profiles[0], std::filesystem::file_time_type::clock::now() - std::chrono::hours(73));
+
+  const auto [second_status, second] = RunTinyDemo(cache, "");
+  ASSERT_EQ(second_status, 0) << second;
+  EXPECT_TRUE(Contains(second, "reusing the device profile " + profiles[0].string() + ", measured 3 days ago; pass "
+                               "--reprofile to measure again"))
+      << second;
+
+  const auto [third_status, third] = RunTinyDemo(cache, "--reprofile");
+  ASSERT_EQ(third_status, 0) << third;
+  EXPECT_FALSE(Contains(third, "reusing the device profile")) << third;
+  EXPECT_TRUE(Contains(third, "measured a device profile")) << third;
+  const auto age = std::filesystem::file_time_type::clock::now() - std::filesystem::last_write_time(profiles[0]);
+  EXPECT_LT(age, std::chrono::hours(72)) << "--reprofile saves a new profile over the old one";
+}
+
+// The README explains the "load (s)" column of the demo's table.
+TEST(ReadmeTest, ExplainsDemoLoadColumn) {
+  const std::filesystem::path readme = std::filesystem::path(__FILE__).parent_path().parent_path() / "README.md";
+  std::ifstream in(readme);
+  ASSERT_TRUE(in.good()) << readme;
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_TRUE(Contains(text.str(), "`load (s)`")) << "README.md does not explain the demo's load (s) column";
+}
+
+}  // namespace
 }  // namespace sparkv

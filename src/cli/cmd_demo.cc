@@ -1,5 +1,8 @@
 // `sparkv demo`: the whole system on one machine, loopback only. Makes a synthetic model, ingests
 // a context into a store, serves it with a rate cap, and loads the context three ways.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
@@ -32,7 +35,26 @@ struct DemoFlags {
   int threads = 0;
   int32_t n_generate = 8;
   bool json = false;
+  bool reprofile = false;
 };
+
+// Formats an age in seconds for a person: "40 s", "12 min", "5 h", "3 days".
+std::string AgeText(double seconds) {
+  const long rounded = std::lround(std::max(seconds, 0.0));
+  if (rounded < 120) return std::to_string(rounded) + " s";
+  if (rounded < 120 * 60) return std::to_string(rounded / 60) + " min";
+  if (rounded < 48 * 3600) return std::to_string(rounded / 3600) + " h";
+  return std::to_string(rounded / 86400) + " days";
+}
+
+// Returns the seconds since `path` was last modified, or a negative number when the file's time
+// cannot be read (for example, because the file does not exist).
+double FileAgeSeconds(const std::string& path) {
+  std::error_code error;
+  const auto modified = std::filesystem::last_write_time(path, error);
+  if (error) return -1.0;
+  return std::chrono::duration<double>(std::filesystem::file_time_type::clock::now() - modified).count();
+}
 
 // Progress lines go to stdout, or to stderr when stdout carries JSON.
 class Progress {
@@ -117,11 +139,32 @@ Status RunDemo(const DemoFlags& flags) {
                 ingest.bytes_per_codec["q8"] / 1048576.0);
 
   // 4. Device profile (cached), and the rate where both single paths take equally long.
-  progress.Step("profiling this device's prefill and decode costs (cached after the first run)");
+  const std::string profile_folder = CacheDir() + "/profiles";
+  const std::string profile_path = ProfilePath(profile_folder, *model, engine->thread_pool().n_threads());
+  if (flags.reprofile) {
+    std::error_code error;
+    std::filesystem::remove(profile_path, error);
+    if (error) {
+      return IoError("--reprofile: failed to remove the cached profile " + profile_path + ": " + error.message() +
+                     "; remove it by hand");
+    }
+  }
+  // Read before the lookup, which saves the file again when it adds decode costs.
+  const double profile_age_s = FileAgeSeconds(profile_path);
+  if (profile_age_s < 0.0) {
+    progress.Step("measuring this device's prefill and decode costs (saved for later runs)");
+  }
   ProfileOptions profile_options;
   profile_options.chunk_tokens = flags.chunk_tokens;
+  bool reused = false;
   SPARKV_ASSIGN_OR_RETURN(Profile profile,
-                          LoadOrMeasureProfile(CacheDir() + "/profiles", *model, *engine, profile_options));
+                          LoadOrMeasureProfile(profile_folder, *model, *engine, profile_options, &reused));
+  if (reused) {
+    progress.Step("reusing the device profile %s, measured %s ago; pass --reprofile to measure again",
+                  profile_path.c_str(), AgeText(profile_age_s).c_str());
+  } else {
+    progress.Step("measured a device profile and saved it to %s", profile_path.c_str());
+  }
   double local_seconds = 0.0;
   for (const ManifestChunk& chunk : ingest.manifest.chunks) local_seconds += profile.compute.ChunkSeconds(chunk.begin, chunk.end);
   double rate_mbit = flags.rate_mbit;
@@ -208,6 +251,8 @@ void AddDemoCommand(CLI::App& app, int* exit_code) {
   command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str()->check(CLI::Range(0, kMaxThreads));
   command->add_option("-n,--n-generate", flags->n_generate, "Tokens to generate per strategy")->capture_default_str();
   command->add_flag("--json", flags->json, "Print the results as one JSON object");
+  command->add_flag("--reprofile", flags->reprofile,
+                    "Measure the device profile again instead of reusing the one cached by an earlier run");
   command->callback([flags, exit_code] { *exit_code = ReportError(RunDemo(*flags)); });
 }
 

@@ -231,7 +231,8 @@ Result<Profile> MeasureProfile(const Model& model, Engine& engine, const Profile
 }
 
 Result<Profile> LoadOrMeasureProfile(const std::string& folder, const Model& model, Engine& engine,
-                                     const ProfileOptions& options) {
+                                     const ProfileOptions& options, bool* reused) {
+  if (reused != nullptr) *reused = false;
   const std::string path = ProfilePath(folder, model, engine.thread_pool().n_threads());
   Result<Profile> saved = LoadProfile(path, AllCodecNames());
   if (saved.ok() && saved->model_fingerprint_hex == model.fingerprint().Hex()) {
@@ -242,6 +243,7 @@ Result<Profile> LoadOrMeasureProfile(const std::string& folder, const Model& mod
       SPARKV_LOG_INFO("measured %d decode costs the saved profile lacked; saving it again", n_added);
       SPARKV_RETURN_IF_ERROR(SaveProfile(*saved, path));
     }
+    if (reused != nullptr) *reused = true;
     return saved;
   }
   if (saved.ok()) {

@@ -46,8 +46,9 @@ std::string CpuName();
 // Loads the saved profile for this model, thread count and CPU from `folder`, or measures and
 // saves one when there is none (or it does not match). A saved profile that lacks some of
 // options.codecs keeps its compute fit and decode costs. Only the missing decode costs are
-// measured, and the completed profile is saved again.
+// measured, and the completed profile is saved again. `reused`, if given, is set to whether a saved
+// profile was used.
 Result<Profile> LoadOrMeasureProfile(const std::string& folder, const Model& model, Engine& engine,
-                                     const ProfileOptions& options);
+                                     const ProfileOptions& options, bool* reused = nullptr);
 
 }  // namespace sparkv
