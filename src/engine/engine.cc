@@ -15,6 +15,10 @@ namespace {
 // and the online softmax rescales the accumulators once per tile rather than once per key.
 constexpr int32_t kKeyTile = 64;
 
+// Query tokens per attention work item. Each K and V row of a tile is read (and converted from
+// f16) once for the query heads of this many tokens instead of one token's.
+constexpr int32_t kQueryBlock = 4;
+
 // Multiply-adds below which a matrix product runs on the calling thread: waking the pool costs
 // more than the product (tiny models, single-token heads).
 constexpr int64_t kMinParallelMacs = 1 << 17;
@@ -170,7 +174,10 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Model& model, EngineOptions
     }
   }
   e.attn_scratch_.resize(static_cast<size_t>(e.pool_.n_threads()));
-  for (auto& s : e.attn_scratch_) s.resize(static_cast<size_t>(e.n_rep_) * (kKeyTile + hp.head_dim + 2));
+  // Per worker, for kQueryBlock x n_rep query rows: scores, accumulators, the queries, max, sum.
+  for (auto& s : e.attn_scratch_) {
+    s.resize(static_cast<size_t>(kQueryBlock) * e.n_rep_ * (kKeyTile + 2 * hp.head_dim + 2));
+  }
 
   SPARKV_LOG_INFO("engine: %d layers, n_embd %d, %d threads, %s kernels, KV cache %d positions %s (%zu bytes), "
                   "scratch %zu bytes",
@@ -234,70 +241,94 @@ void Engine::MatMul(const WeightView& w, const float* x, int64_t x_stride, int64
 }
 
 // Causal attention for the n tokens of a micro-batch at positions [pos, pos + n): token t attends
-// to keys [0, pos + t], already in the cache. One work item is one (token, KV head) pair, so each
-// K/V row is read once for all n_rep query heads sharing it. Softmax is computed online over key
-// tiles (running max and sum, accumulators rescaled when the max grows), in f32.
+// to keys [0, pos + t], already in the cache. One work item is a block of kQueryBlock tokens and
+// one KV head, so each K/V row is read once for the n_rep query heads of every token of the
+// block. Softmax is computed online over key tiles (running max and sum, accumulators rescaled
+// when the max grows), in f32. A key beyond a token's causal limit gets probability 0, and a
+// token skips the tiles wholly beyond it. The scores and value kernels compute each row and each
+// key the same way whatever the other rows and the tile's length, so a token's result does not
+// depend on the block it is in, nor on how a prefill is split into micro-batches.
 void Engine::Attention(int32_t layer, int32_t n, Position pos) {
   const int32_t head_dim = hp_.head_dim;
   const int32_t n_rep = n_rep_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const bool f16 = cache_->shape().elem == KvElemType::kF16;
   const size_t elem_bytes = KvElemBytes(cache_->shape().elem);
+  const int32_t n_blocks = (n + kQueryBlock - 1) / kQueryBlock;
 
-  // Items of the last token cost the most; keep chunks above the pool's break-even work.
-  const int64_t macs_per_item = 2 * int64_t{pos + n} * n_rep * head_dim;
+  // Items of the last block cost the most; keep chunks above the pool's break-even work.
+  const int64_t macs_per_item = 2 * int64_t{pos + n} * kQueryBlock * n_rep * head_dim;
   const int64_t grain = std::max<int64_t>(1, kMinParallelMacs / std::max<int64_t>(macs_per_item, 1));
-  pool_.ParallelFor(int64_t{n} * hp_.n_head_kv, grain, [&](int64_t begin, int64_t end, int worker) {
-    float* scores = attn_scratch_[worker].data();   // [n_rep][kKeyTile]
-    float* acc = scores + n_rep * kKeyTile;        // [n_rep][head_dim]
-    float* max = acc + n_rep * head_dim;           // [n_rep]
-    float* sum = max + n_rep;                      // [n_rep]
+  pool_.ParallelFor(int64_t{n_blocks} * hp_.n_head_kv, grain, [&](int64_t begin, int64_t end, int worker) {
+    const int32_t max_rows = kQueryBlock * n_rep;
+    float* scores = attn_scratch_[worker].data();  // [max_rows][kKeyTile]
+    float* acc = scores + max_rows * kKeyTile;     // [max_rows][head_dim]
+    float* q = acc + max_rows * head_dim;          // [max_rows][head_dim]
+    float* max = q + max_rows * head_dim;          // [max_rows]
+    float* sum = max + max_rows;                   // [max_rows]
     for (int64_t item = begin; item < end; ++item) {
-      const int32_t t = static_cast<int32_t>(item / hp_.n_head_kv);
+      const int32_t t0 = static_cast<int32_t>(item / hp_.n_head_kv) * kQueryBlock;
       const int32_t g = static_cast<int32_t>(item % hp_.n_head_kv);
-      const int32_t n_keys = pos + t + 1;
-      const float* q = q_.data() + static_cast<size_t>(t) * n_q_ + static_cast<size_t>(g) * n_rep * head_dim;
+      const int32_t n_tokens = std::min(kQueryBlock, n - t0);
+      const int32_t rows = n_tokens * n_rep;
+      for (int32_t tt = 0; tt < n_tokens; ++tt) {
+        const float* src = q_.data() + static_cast<size_t>(t0 + tt) * n_q_ + static_cast<size_t>(g) * n_rep * head_dim;
+        std::memcpy(q + static_cast<size_t>(tt) * n_rep * head_dim, src, sizeof(float) * n_rep * head_dim);
+      }
+      const int32_t n_keys = pos + t0 + n_tokens;  // the keys of the block's last token
       const size_t head_offset = static_cast<size_t>(g) * head_dim * elem_bytes;
-      std::fill(acc, acc + n_rep * head_dim, 0.0f);
-      std::fill(max, max + n_rep, -std::numeric_limits<float>::infinity());
-      std::fill(sum, sum + n_rep, 0.0f);
+      std::fill(acc, acc + rows * head_dim, 0.0f);
+      std::fill(max, max + rows, -std::numeric_limits<float>::infinity());
+      std::fill(sum, sum + rows, 0.0f);
 
       for (int32_t j0 = 0; j0 < n_keys; j0 += kKeyTile) {
         const int32_t nj = std::min(kKeyTile, n_keys - j0);
         const uint8_t* keys = cache_->k_row(layer, j0) + head_offset;
         const uint8_t* values = cache_->v_row(layer, j0) + head_offset;
         if (f16) {
-          k_.attn_scores_f16(q, n_rep, head_dim, reinterpret_cast<const uint16_t*>(keys), n_kv_, nj, scale, scores,
+          k_.attn_scores_f16(q, rows, head_dim, reinterpret_cast<const uint16_t*>(keys), n_kv_, nj, scale, scores,
                              kKeyTile);
         } else {
-          k_.attn_scores_f32(q, n_rep, head_dim, reinterpret_cast<const float*>(keys), n_kv_, nj, scale, scores,
+          k_.attn_scores_f32(q, rows, head_dim, reinterpret_cast<const float*>(keys), n_kv_, nj, scale, scores,
                              kKeyTile);
         }
-        for (int32_t r = 0; r < n_rep; ++r) {
-          float* s = scores + r * kKeyTile;
-          const float tile_max = *std::max_element(s, s + nj);
-          if (tile_max > max[r]) {
-            // exp(-inf) = 0 clears the empty accumulators on the first tile.
-            const float correction = std::exp(max[r] - tile_max);
-            sum[r] *= correction;
-            k_.scale(acc + r * head_dim, head_dim, correction);
-            max[r] = tile_max;
+        for (int32_t tt = 0; tt < n_tokens; ++tt) {
+          // Keys [j0, j0 + valid) of this tile are within the token's causal limit.
+          const int32_t valid = std::min(nj, pos + t0 + tt + 1 - j0);
+          for (int32_t r = tt * n_rep; r < (tt + 1) * n_rep; ++r) {
+            float* s = scores + r * kKeyTile;
+            if (valid <= 0) {
+              std::fill(s, s + nj, 0.0f);
+              continue;
+            }
+            const float tile_max = *std::max_element(s, s + valid);
+            if (tile_max > max[r]) {
+              // exp(-inf) = 0 clears the empty accumulators on the first tile.
+              const float correction = std::exp(max[r] - tile_max);
+              sum[r] *= correction;
+              k_.scale(acc + r * head_dim, head_dim, correction);
+              max[r] = tile_max;
+            }
+            sum[r] += k_.exp_shift_sum(s, valid, max[r]);
+            std::fill(s + valid, s + nj, 0.0f);
           }
-          sum[r] += k_.exp_shift_sum(s, nj, max[r]);
         }
         if (f16) {
-          k_.attn_values_f16(scores, n_rep, kKeyTile, reinterpret_cast<const uint16_t*>(values), n_kv_, nj, head_dim,
+          k_.attn_values_f16(scores, rows, kKeyTile, reinterpret_cast<const uint16_t*>(values), n_kv_, nj, head_dim,
                              acc);
         } else {
-          k_.attn_values_f32(scores, n_rep, kKeyTile, reinterpret_cast<const float*>(values), n_kv_, nj, head_dim,
+          k_.attn_values_f32(scores, rows, kKeyTile, reinterpret_cast<const float*>(values), n_kv_, nj, head_dim,
                              acc);
         }
       }
 
-      float* out = att_.data() + static_cast<size_t>(t) * n_q_ + static_cast<size_t>(g) * n_rep * head_dim;
-      for (int32_t r = 0; r < n_rep; ++r) {
-        std::memcpy(out + r * head_dim, acc + r * head_dim, head_dim * sizeof(float));
-        k_.scale(out + r * head_dim, head_dim, 1.0f / sum[r]);
+      for (int32_t tt = 0; tt < n_tokens; ++tt) {
+        float* out = att_.data() + static_cast<size_t>(t0 + tt) * n_q_ + static_cast<size_t>(g) * n_rep * head_dim;
+        for (int32_t r = 0; r < n_rep; ++r) {
+          const int32_t row = tt * n_rep + r;
+          std::memcpy(out + r * head_dim, acc + row * head_dim, head_dim * sizeof(float));
+          k_.scale(out + r * head_dim, head_dim, 1.0f / sum[row]);
+        }
       }
     }
   });

@@ -657,7 +657,9 @@ inline __m256 Reduce8(const __m256* a) {
 }
 
 // Scores for 8 keys at a time: the 8 rows are converted once, then each query head keeps 8
-// accumulators and one Reduce8 gives its 8 scores, instead of 8 separate horizontal sums.
+// accumulators and one Reduce8 gives its 8 scores, instead of 8 separate horizontal sums. A last
+// group of fewer than 8 keys repeats its first row in the missing slots and keeps only the real
+// scores, so each key's score is computed the same way wherever the tile ends.
 template <typename T>
 void AttnScores(const float* q, int n_q, int head_dim, const T* k, int64_t k_stride, int n_keys, float scale,
                 float* scores, int ld) {
@@ -665,9 +667,11 @@ void AttnScores(const float* q, int n_q, int head_dim, const T* k, int64_t k_str
   int j = 0;
   if (head_dim % 8 == 0) {
     const __m256 s = _mm256_set1_ps(scale);
-    for (; j + 8 <= n_keys; j += 8) {
+    for (; j < n_keys; j += 8) {
+      const int n_group = n_keys - j < 8 ? n_keys - j : 8;
       const float* rows[8];
-      for (int jj = 0; jj < 8; ++jj) rows[jj] = RowAsFloat(k + (j + jj) * k_stride, head_dim, buffer + jj * head_dim);
+      for (int jj = 0; jj < n_group; ++jj) rows[jj] = RowAsFloat(k + (j + jj) * k_stride, head_dim, buffer + jj * head_dim);
+      for (int jj = n_group; jj < 8; ++jj) rows[jj] = rows[0];
       for (int r = 0; r < n_q; ++r) {
         const float* qr = q + r * head_dim;
         __m256 acc[8];
@@ -676,7 +680,14 @@ void AttnScores(const float* q, int n_q, int head_dim, const T* k, int64_t k_str
           const __m256 qv = _mm256_loadu_ps(qr + d);
           for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(rows[jj] + d), acc[jj]);
         }
-        _mm256_storeu_ps(scores + r * ld + j, _mm256_mul_ps(s, Reduce8(acc)));
+        const __m256 group = _mm256_mul_ps(s, Reduce8(acc));
+        if (n_group == 8) {
+          _mm256_storeu_ps(scores + r * ld + j, group);
+        } else {
+          alignas(32) float lanes[8];
+          _mm256_store_ps(lanes, group);
+          for (int jj = 0; jj < n_group; ++jj) scores[r * ld + j + jj] = lanes[jj];
+        }
       }
     }
   }
