@@ -184,6 +184,22 @@ TEST(BenchScenarioTest, BuildsSimulatorInputPerPoint) {
   }
 }
 
+TEST(BenchScenarioTest, ProfileWithUnknownCodecIsRejected) {
+  testing::TempDir dir;
+  Profile profile;
+  profile.compute = {0.04, 3e-5, 0.0};
+  profile.decode = {{"f16", 0.0, 5e-10}, {"q7", 0.0, 1.6e-9}};
+  profile.model_fingerprint_hex = "998e70f4bcf08a3eed4e29045bbd69f9";
+  ASSERT_TRUE(SaveProfile(profile, dir.File("profile.json")).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), GoodScenario().dump()).ok());
+  Result<Scenario> s = LoadScenario(dir.File("s.json"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Result<BenchContext> context = LoadBenchContext(*s);
+  ASSERT_FALSE(context.ok());
+  EXPECT_NE(context.status().message().find("\"q7\""), std::string::npos) << context.status().ToString();
+  EXPECT_NE(context.status().message().find("known codecs"), std::string::npos) << context.status().ToString();
+}
+
 TEST(BenchScenarioTest, StepsBandwidthFollowsSteps) {
   testing::TempDir dir;
   WriteProfile(dir.File("profile.json"));

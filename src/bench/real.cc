@@ -203,7 +203,7 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
     SPARKV_ASSIGN_OR_RETURN(report.profile, MeasureProfile(model, *engine, profile_options, &fit));
     report.profile_source = "measured";
   } else {
-    Result<Profile> profile = LoadProfile(s.profile_path);
+    Result<Profile> profile = LoadProfile(s.profile_path, AllCodecNames());
     if (!profile.ok()) return profile.status().WithContext("scenario field 'profile' (" + s.profile_path + ")");
     report.profile = std::move(profile).value();
     SPARKV_RETURN_IF_ERROR(AddMissingDecodeCosts(report.profile, model, *engine, s.real.chunk_tokens, s.levels).status());

@@ -12,6 +12,7 @@
 #include "kv/chunk_key.h"
 #include "kv/codec.h"
 #include "net/link.h"
+#include "runtime/profiler.h"
 #include "runtime/session.h"
 #include "runtime/strategy.h"
 
@@ -463,7 +464,7 @@ std::string ScenarioPoint::Label(const Scenario& s) const {
 
 Result<BenchContext> LoadBenchContext(const Scenario& s) {
   BenchContext context;
-  Result<Profile> profile = LoadProfile(s.profile_path);
+  Result<Profile> profile = LoadProfile(s.profile_path, AllCodecNames());
   // LoadProfile's message starts with the file's path.
   if (!profile.ok()) return profile.status().WithContext("scenario field 'profile'");
   context.profile = std::move(profile).value();
