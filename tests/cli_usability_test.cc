@@ -45,6 +45,11 @@ TEST(QueryTokensTest, ExistingFileWinsOverIds) {
   ASSERT_EQ(inline_status, 0) << inline_out;
   EXPECT_EQ(json::parse(inline_out)["n_query"], 1);
 
+  // Commas separate inline ids as spaces do.
+  const auto [comma_status, comma_out] = RunLocal(dir, "--query-tokens 403,261");
+  ASSERT_EQ(comma_status, 0) << comma_out;
+  EXPECT_EQ(json::parse(comma_out)["n_query"], 2);
+
   const auto [help_status, help] = testing::RunShell(testing::SparkvBinary() + " run --help 2>&1");
   ASSERT_EQ(help_status, 0) << help;
   EXPECT_TRUE(Contains(help, "an existing file of that name wins")) << help;

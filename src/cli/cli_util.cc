@@ -54,10 +54,15 @@ Result<std::vector<TokenId>> InlineOrFileTokenIds(const std::string& value, cons
   // An existing file takes precedence, so a file named "12" is read instead of being taken as the id 12.
   std::error_code error;
   if (!std::filesystem::is_regular_file(value, error)) {
-    const bool inline_ids = value.find_first_not_of("0123456789 \t\n\r") == std::string::npos;
-    if (inline_ids) return ParseTokenIds(value, flag);
+    // Inline ids are separated by whitespace or commas.
+    const bool inline_ids = value.find_first_not_of("0123456789, \t\n\r") == std::string::npos;
+    if (inline_ids) {
+      std::string spaced = value;
+      std::replace(spaced.begin(), spaced.end(), ',', ' ');
+      return ParseTokenIds(spaced, flag);
+    }
     return InvalidArgumentError(flag + " '" + value + "' is neither token ids nor an existing file; give the ids "
-                                "inline, e.g. " + flag + " '403 261', or a file of whitespace-separated ids");
+                                "inline, e.g. " + flag + " '403 261' or 403,261, or a file of whitespace-separated ids");
   }
   Result<std::vector<TokenId>> ids = ReadTokenFile(value);
   if (!ids.ok()) return ids.status().WithContext(flag);

@@ -50,7 +50,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                                     "Query as text (not a file), appended after the context (default: a newline)");
   auto* query_tokens = command->add_option(
       "--query-tokens", flags->query_tokens,
-      "Query as token ids (no BOS): inline, e.g. '403 261', or a file of whitespace-separated ids as for "
+      "Query as token ids (no BOS): inline, e.g. '403 261' or 403,261, or a file of whitespace-separated ids as for "
       "--tokens; an existing file of that name wins over reading the value as ids")
       ->type_name("IDS|FILE");
   query->excludes(query_tokens);
