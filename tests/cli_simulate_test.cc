@@ -18,6 +18,8 @@ namespace {
 
 using nlohmann::json;
 
+bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 constexpr int32_t kChunkTokens = 256;
 constexpr int32_t kChunks = 24;
 
@@ -222,6 +224,43 @@ TEST_F(SimulateCliTest, LogLevelAfterSubcommand) {
   const auto [bad_status, bad_out] = Simulate("--rate 10 --log-level loud");
   EXPECT_NE(bad_status, 0) << bad_out;
   EXPECT_NE(bad_out.find("loud"), std::string::npos) << bad_out;
+}
+
+TEST_F(SimulateCliTest, UnorderedStepsNameFlag) {
+  const auto [status, out] = Simulate("--steps 0:20,5:10,3:2 --strategies local");
+  EXPECT_NE(status, 0) << out;
+  EXPECT_TRUE(Contains(out, "sparkv: error: invalid argument: --steps: times must increase; got 3 after 5 ('3:2' after "
+                            "'5:10')"))
+      << out;
+  EXPECT_TRUE(Contains(out, "give SECONDS:MBIT pairs in time order")) << out;
+  EXPECT_FALSE(Contains(out, "BandwidthModel")) << out;
+
+  const auto [equal_status, equal_out] = Simulate("--steps 0:20,4:10,4:2 --strategies local");
+  EXPECT_NE(equal_status, 0) << equal_out;
+  EXPECT_TRUE(Contains(equal_out, "got 4 after 4")) << equal_out;
+
+  const auto [late_status, late_out] = Simulate("--steps 1:20,4:2 --strategies local");
+  EXPECT_NE(late_status, 0) << late_out;
+  EXPECT_TRUE(Contains(late_out, "--steps: the first pair '1:20' starts at 1 s")) << late_out;
+  EXPECT_FALSE(Contains(late_out, "BandwidthModel")) << late_out;
+}
+
+// Tabs, newlines and spaces around items are all trimmed, in every comma-separated list.
+TEST_F(SimulateCliTest, ListItemsTrimAnyWhitespace) {
+  const auto [status, out] = Simulate(
+      "--steps \"$(printf '0:20\\t,\\t4:2\\n')\" --strategies \"$(printf 'local,\\tstream\\t')\" "
+      "--levels \"$(printf '\\tf16 ')\" --json");
+  ASSERT_EQ(status, 0) << out;
+  const json report = json::parse(out);
+  ASSERT_EQ(report["strategies"].size(), 2u);
+  EXPECT_EQ(report["strategies"][0]["name"], "local");
+  EXPECT_EQ(report["strategies"][1]["name"], "stream");
+  EXPECT_EQ(report["strategies"][1]["chunks_streamed"], kChunks);
+
+  // Only whitespace between two commas is still an empty item.
+  const auto [empty_status, empty_out] = Simulate("--rate 10 --strategies \"$(printf 'local,\\t,stream')\"");
+  EXPECT_NE(empty_status, 0) << empty_out;
+  EXPECT_TRUE(Contains(empty_out, "item 2 is empty")) << empty_out;
 }
 
 }  // namespace

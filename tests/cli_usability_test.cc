@@ -1,20 +1,15 @@
 // Problems a first-time user of the `sparkv` command runs into, checked through the real binary.
-// They cover token ids from a file or out of range, hand-edited profiles, out-of-order --steps,
-// whitespace in lists, early checks of --codecs, and the demo's cached profile.
+// They cover token ids from a file or out of range, hand-edited profiles, early checks of
+// --codecs, and the demo's cached profile; cli_simulate_test.cc covers --steps and list items.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <numeric>
 #include <sstream>
 
-#include "common/file_util.h"
-#include "kv/chunk_key.h"
-#include "kv/format.h"
 #include "plan/cost_model.h"
-#include "store/manifest.h"
 #include "test_support.h"
 
 namespace sparkv {
@@ -104,80 +99,6 @@ TEST(ProfileFileTest, UnknownDecodeCodecRejected) {
   // The codecs in the registry are accepted.
   const auto [ok_status, ok_out] = SimulateWithProfile(ValidProfileJson());
   EXPECT_FALSE(Contains(ok_out, "decode[")) << ok_out;
-}
-
-// A manifest of four f16 chunks and a matching profile, for `sparkv simulate`.
-class SimulateFlagsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    Profile profile;
-    profile.compute = {1.5e-3, 1e-7, 0.0};
-    profile.decode = {{"f16", 0.0, 1e-10}};
-    profile.model_fingerprint_hex = "0123456789abcdef0123456789abcdef";
-    ASSERT_TRUE(SaveProfile(profile, dir_.File("profile.json")).ok());
-    Manifest manifest;
-    manifest.format_version = kFormatVersion;
-    Hash128::FromHex(profile.model_fingerprint_hex, &manifest.model_fingerprint);
-    manifest.model_name = "test";
-    manifest.chunk_tokens = 64;
-    manifest.n_tokens = 256;
-    std::vector<int32_t> tokens(256);
-    std::iota(tokens.begin(), tokens.end(), 1);
-    const auto ranges = SplitIntoChunks(manifest.n_tokens, manifest.chunk_tokens);
-    const auto keys = ChunkKeys(RootKey(manifest.model_fingerprint, manifest.chunk_tokens), tokens, ranges);
-    for (size_t j = 0; j < ranges.size(); ++j) {
-      ManifestChunk chunk{ranges[j].index, ranges[j].begin, ranges[j].end, keys[j], {}};
-      chunk.levels["f16"] = LevelEntry{64 * 1024, Hash128{j, 1}};
-      manifest.chunks.push_back(chunk);
-    }
-    manifest.context_key = keys.back();
-    ASSERT_TRUE(WriteFileAtomic(dir_.File("manifest.json"), ToJson(manifest)).ok());
-  }
-
-  // `flags` go through the shell, so "$(printf ...)" can put tabs into a value.
-  std::pair<int, std::string> Simulate(const std::string& flags) {
-    return testing::RunShell(testing::SparkvBinary() + " simulate --profile " + dir_.File("profile.json") +
-                             " --manifest " + dir_.File("manifest.json") + " " + flags + " 2>&1");
-  }
-
-  testing::TempDir dir_;
-};
-
-TEST_F(SimulateFlagsTest, UnorderedStepsNameFlag) {
-  const auto [status, out] = Simulate("--steps 0:20,5:10,3:2 --strategies local");
-  EXPECT_NE(status, 0) << out;
-  EXPECT_TRUE(Contains(out, "sparkv: error: invalid argument: --steps: times must increase; got 3 after 5 ('3:2' after "
-                            "'5:10')"))
-      << out;
-  EXPECT_TRUE(Contains(out, "give SECONDS:MBIT pairs in time order")) << out;
-  EXPECT_FALSE(Contains(out, "BandwidthModel")) << out;
-
-  const auto [equal_status, equal_out] = Simulate("--steps 0:20,4:10,4:2 --strategies local");
-  EXPECT_NE(equal_status, 0) << equal_out;
-  EXPECT_TRUE(Contains(equal_out, "got 4 after 4")) << equal_out;
-
-  const auto [late_status, late_out] = Simulate("--steps 1:20,4:2 --strategies local");
-  EXPECT_NE(late_status, 0) << late_out;
-  EXPECT_TRUE(Contains(late_out, "--steps: the first pair '1:20' starts at 1 s")) << late_out;
-  EXPECT_FALSE(Contains(late_out, "BandwidthModel")) << late_out;
-}
-
-// Tabs, newlines and spaces around items are all trimmed, in every comma-separated list.
-TEST_F(SimulateFlagsTest, ListItemsTrimAnyWhitespace) {
-  const auto [status, out] = Simulate(
-      "--steps \"$(printf '0:20\\t,\\t4:2\\n')\" --strategies \"$(printf 'local,\\tstream\\t')\" "
-      "--levels \"$(printf '\\tf16 ')\" --json");
-  ASSERT_EQ(status, 0) << out;
-  const json report = json::parse(out);
-  ASSERT_EQ(report["strategies"].size(), 2u);
-  EXPECT_EQ(report["strategies"][0]["name"], "local");
-  EXPECT_EQ(report["strategies"][1]["name"], "stream");
-  EXPECT_EQ(report["strategies"][1]["chunks_streamed"], 4);
-
-  // Only whitespace between two commas is still an empty item.
-  const auto [empty_status, empty_out] = Simulate("--rate 10 --strategies \"$(printf 'local,\\t,stream')\"");
-  EXPECT_NE(empty_status, 0) << empty_out;
-  EXPECT_TRUE(Contains(empty_out, "item 2 is empty")) << empty_out;
 }
 
 // The codec list is checked before the model loads: an unreadable model does not hide the error.
