@@ -120,6 +120,10 @@ double LoadController::ComputeSeconds(size_t j, int32_t from) const {
   return input_.compute.ChunkSeconds(std::max(from, input_.chunks[j].begin), input_.chunks[j].end) * device_factor_;
 }
 
+double LoadController::PieceSeconds(size_t j, int32_t from) const {
+  return ComputeSeconds(j, from) - ComputeSeconds(j, std::min(input_.chunks[j].end, from + kPrefillPieceTokens));
+}
+
 double LoadController::PrefillSecondsLeft(size_t j, double now_s) const {
   const Chunk& c = chunks_[j];
   return std::max(0.0, c.compute_start_s + ComputeSeconds(j, c.prefill_from) - now_s);
@@ -347,8 +351,7 @@ bool LoadController::OnTransferProgress(int32_t chunk, uint64_t bytes_so_far, do
   }
   c.progress_elapsed_s = elapsed_s;
   c.bytes_so_far = bytes_so_far;
-  const bool fetching = c.state == State::kFetching || (c.state == State::kComputing && c.early_fetch);
-  return fetching && !c.cancel_requested;
+  return InFlight(c) && !c.cancel_requested;
 }
 
 bool LoadController::OnTransferEnd(int32_t chunk, TransferResult result, uint64_t bytes, double elapsed_s,
@@ -412,9 +415,7 @@ void LoadController::OnTransferArrived(int32_t chunk, double now_s) {
   SPARKV_LOG_DEBUG("%.2f s: chunk %zu: blob arrived, %.2f s of prefill after the current piece", now_s, j,
                    after_piece_s);
   if (DecodeSeconds(j, c.fetch_level) < after_piece_s) {
-    c.decision = Decision{};
-    c.decision.path = Decision::Path::kStream;
-    c.decision.level = c.fetch_level;
+    c.decision = Decision{Decision::Path::kStream, c.fetch_level};
     c.abandon_requested = true;
     ++version_;
   }
@@ -464,7 +465,7 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
     case State::kFetching:
       if (ComputingWins(j, now_s)) {
         take = true;
-        if (OnlyStreamChunk(j) && PrefillPieceTokens(static_cast<int32_t>(j)) < input_.chunks[j].end - input_.chunks[j].begin) {
+        if (OnlyStreamChunk(j) && PrefillsInPieces(j)) {
           race = true;  // the link has nothing else to do: let the transfer go on
         } else {
           c.cancel_requested = true;
@@ -491,7 +492,7 @@ LoadController::ComputeStep LoadController::NextCompute(double now_s) {
   c.compute_start_s = now_s;
   c.prefill_from = ResumeToken(j);
   c.prefill_done = c.prefill_from;
-  c.in_pieces = PrefillPieceTokens(static_cast<int32_t>(j)) < input_.chunks[j].end - input_.chunks[j].begin;
+  c.in_pieces = PrefillsInPieces(j);
   ++version_;
   return {ComputeStep::Kind::kCompute, static_cast<int32_t>(j)};
 }
@@ -619,18 +620,13 @@ bool LoadController::ComputingWins(size_t j, double now_s) const {
 }
 
 bool LoadController::ComputeRaceWorthwhile(size_t j, double now_s) const {
-  if (!strategy_.replan || !strategy_.cancel_transfers || !CanStream(j) ||
-      PrefillPieceTokens(static_cast<int32_t>(j)) >= input_.chunks[j].end - input_.chunks[j].begin) {
-    return false;
-  }
+  if (!strategy_.replan || !strategy_.cancel_transfers || !CanStream(j) || !PrefillsInPieces(j)) return false;
   // A blob due within two pieces leaves the race at most those pieces to gain, and the piece in
   // progress when it arrives delays its decode. The optimistic rate, as for taking a chunk, also
   // decides when a raced prefill pauses (ContinuePrefill), so a paused race does not restart.
   const int32_t from = ResumeToken(j);
-  const double piece_s =
-      ComputeSeconds(j, from) - ComputeSeconds(j, std::min(input_.chunks[j].end, from + kPrefillPieceTokens));
   const double stream_s = PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) - now_s;
-  return stream_s > 2.0 * piece_s && ComputeSeconds(j, from) < RaceRatio(now_s) * stream_s;
+  return stream_s > 2.0 * PieceSeconds(j, from) && ComputeSeconds(j, from) < RaceRatio(now_s) * stream_s;
 }
 
 int32_t LoadController::StreamRaceLevel(size_t j, double now_s) const {
@@ -753,6 +749,10 @@ int32_t LoadController::PrefillPieceTokens(int32_t chunk) const {
   return pieces ? std::min(n_tokens, kPrefillPieceTokens) : n_tokens;
 }
 
+bool LoadController::PrefillsInPieces(size_t j) const {
+  return PrefillPieceTokens(static_cast<int32_t>(j)) < input_.chunks[j].end - input_.chunks[j].begin;
+}
+
 bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now_s) {
   Chunk& c = chunks_[static_cast<size_t>(chunk)];
   if (c.state != State::kComputing) return true;
@@ -762,14 +762,8 @@ bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now
     // A race pauses while the stream path is predicted to deliver before the next piece ends:
     // the piece would only delay the decode. If the blob is late, the prefill resumes here.
     const size_t j = static_cast<size_t>(chunk);
-    const double piece_s =
-        ComputeSeconds(j, done_end) - ComputeSeconds(j, std::min(input_.chunks[j].end, done_end + kPrefillPieceTokens));
-    if (PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) < now_s + piece_s) {
-      if (c.early_fetch) {
-        c.decision = Decision{};
-        c.decision.path = Decision::Path::kStream;
-        c.decision.level = c.fetch_level;
-      }
+    if (PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) < now_s + PieceSeconds(j, done_end)) {
+      if (c.early_fetch) c.decision = Decision{Decision::Path::kStream, c.fetch_level};
       c.abandon_requested = true;
       SPARKV_LOG_DEBUG("%.2f s: chunk %d: race paused at token %d, the blob is due first", now_s, chunk, done_end);
     }

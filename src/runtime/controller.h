@@ -197,6 +197,10 @@ class LoadController {
   double ComputeSeconds(size_t j, int32_t from) const;  // the same from token `from` on
   // The token a prefill of chunk j starts at: past the rows a stopped prefill of it left.
   int32_t ResumeToken(size_t j) const;
+  // Predicted seconds of the prefill piece of chunk j that starts at token `from`.
+  double PieceSeconds(size_t j, int32_t from) const;
+  // True when chunk j is prefilled in pieces (PrefillPieceTokens is shorter than the chunk).
+  bool PrefillsInPieces(size_t j) const;
   // Predicted seconds left of the prefill of chunk j (kComputing) at `now_s`.
   double PrefillSecondsLeft(size_t j, double now_s) const;
   double DecodeSeconds(size_t j, int32_t level) const;

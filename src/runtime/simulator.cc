@@ -77,6 +77,21 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
     }
   };
 
+  // Body bytes of the transfer in flight received by time t.
+  auto received_so_far = [&]() -> uint64_t {
+    const double got = t > net.first_byte_s ? scenario.actual.BytesBetween(net.first_byte_s, t) : 0.0;
+    return static_cast<uint64_t>(std::clamp(got, 0.0, static_cast<double>(net.transfer.bytes)));
+  };
+  // Ends the transfer in flight at t as cancelled, with `bytes` received.
+  auto end_cancelled = [&](uint64_t bytes) {
+    SimChunk& sc = result.chunks[static_cast<size_t>(net.transfer.chunk)];
+    sc.cancelled = true;
+    sc.transfer_end_s = t;
+    result.received_bytes += bytes;
+    result.network_busy_s += t - net.start_s;
+    net.busy = false;
+  };
+
   auto start_decode = [&](CpuJob& job, int32_t chunk) {
     const LevelOption* option = nullptr;
     for (const LevelOption& l : in.chunks[static_cast<size_t>(chunk)].levels) {
@@ -183,20 +198,14 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
         report_end(end);
       }
     } else if (net.busy && t >= net.next_tick_s) {
-      const double got = t > net.first_byte_s ? scenario.actual.BytesBetween(net.first_byte_s, t) : 0.0;
-      const uint64_t bytes = static_cast<uint64_t>(std::clamp(got, 0.0, static_cast<double>(net.transfer.bytes)));
+      const uint64_t bytes = received_so_far();
       net.next_tick_s = t + scenario.progress_interval_s;
       if (bytes > net.bytes_seen) {
         net.bytes_seen = bytes;
         net.deadline_s = t + scenario.timeout_s;
       }
       if (!controller->OnTransferProgress(net.transfer.chunk, bytes, t - net.start_s, t)) {
-        SimChunk& sc = result.chunks[static_cast<size_t>(net.transfer.chunk)];
-        sc.cancelled = true;
-        sc.transfer_end_s = t;
-        result.received_bytes += bytes;
-        result.network_busy_s += t - net.start_s;
-        net.busy = false;
+        end_cancelled(bytes);
         controller->OnTransferEnd(net.transfer.chunk, LoadController::TransferResult::kCancelled, bytes,
                                   t - net.start_s, t);
       }
@@ -241,16 +250,9 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
     }
   }
 
-  if (net.busy) {
-    // A transfer still in flight when the load ends (raced by a prefill that won, or cancelled
-    // after its last progress report) ends now, and its radio time counts.
-    const double got = t > net.first_byte_s ? scenario.actual.BytesBetween(net.first_byte_s, t) : 0.0;
-    SimChunk& sc = result.chunks[static_cast<size_t>(net.transfer.chunk)];
-    sc.cancelled = true;
-    sc.transfer_end_s = t;
-    result.received_bytes += static_cast<uint64_t>(std::clamp(got, 0.0, static_cast<double>(net.transfer.bytes)));
-    result.network_busy_s += t - net.start_s;
-  }
+  // A transfer still in flight when the load ends (raced by a prefill that won, or cancelled
+  // after its last progress report) ends now, and its radio time counts.
+  if (net.busy) end_cancelled(received_so_far());
   // A decode may finish after the last prefill; every chunk is resident by now.
   for (SimChunk& sc : result.chunks) {
     result.all_resident_s = std::max(result.all_resident_s, sc.resident_s);
