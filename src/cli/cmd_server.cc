@@ -36,12 +36,10 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
   command->add_option("--chunk-tokens", flags->chunk_tokens, "Tokens per chunk; devices must use the same")
       ->capture_default_str()
       ->check(CLI::Range(1, kMaxChunkTokens));
-  std::string codec_names;
-  for (const Codec* codec : AllCodecs()) codec_names += (codec_names.empty() ? "" : ", ") + std::string(codec->name());
-  command->add_option("--codecs", flags->codecs, "Comma-separated codec levels to encode: " + codec_names)
+  command->add_option("--codecs", flags->codecs, "Comma-separated codec levels to encode: " + CodecNames())
       ->capture_default_str();
   command->add_option("--threads", flags->threads, "Prefill threads (0 = every core)")->capture_default_str()->check(CLI::Range(0, kMaxThreads));
-  command->callback([flags, exit_code, codec_names] {
+  command->callback([flags, exit_code] {
     // Checked before the model loads, which can take a while for a large model.
     Result<std::vector<std::string>> codecs = SplitList(flags->codecs, "--codecs");
     if (!codecs.ok()) return void(*exit_code = ReportError(codecs.status()));
@@ -49,11 +47,8 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
       return void(*exit_code = ReportError(InvalidArgumentError(
                       "--codecs '" + flags->codecs + "' names no codec; pass e.g. --codecs f16,q8")));
     }
-    for (const std::string& name : *codecs) {
-      if (FindCodec(name) == nullptr) {
-        return void(*exit_code = ReportError(InvalidArgumentError("--codecs: unknown codec '" + name +
-                                                                  "'; known codecs: " + codec_names)));
-      }
+    if (Result<std::vector<const Codec*>> found = FindIngestCodecs(*codecs); !found.ok()) {
+      return void(*exit_code = ReportError(found.status()));
     }
 
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);

@@ -83,4 +83,10 @@ const Codec* FindCodec(CodecId id) {
 
 std::span<const Codec* const> AllCodecs() { return Registry(); }
 
+std::string CodecNames() {
+  std::string names;
+  for (const Codec* codec : Registry()) names += (names.empty() ? "" : ", ") + std::string(codec->name());
+  return names;
+}
+
 }  // namespace sparkv

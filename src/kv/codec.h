@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -94,6 +95,8 @@ const Codec* FindCodec(std::string_view name);
 const Codec* FindCodec(CodecId id);
 // Returns every codec of this build, in ascending id order.
 std::span<const Codec* const> AllCodecs();
+// Returns the names of AllCodecs() joined by ", ", for help texts and error messages.
+std::string CodecNames();
 
 // The codecs, for the registry; each lives in its own codec_<name>.cc.
 const Codec& F16Codec();

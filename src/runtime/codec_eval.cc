@@ -85,9 +85,7 @@ Status CheckOptions(const Model& model, std::span<const TokenId> context, const 
   }
   for (const std::string& level : options.levels) {
     if (FindCodec(level) == nullptr) {
-      std::string known;
-      for (const Codec* c : AllCodecs()) known += (known.empty() ? "" : ", ") + std::string(c->name());
-      return InvalidArgumentError("unknown codec level '" + level + "'; known: " + known);
+      return InvalidArgumentError("unknown codec level '" + level + "'; known: " + CodecNames());
     }
   }
   return Status::Ok();

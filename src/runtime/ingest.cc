@@ -40,6 +40,23 @@ std::vector<std::string> LargerThanF16Warnings(const std::map<std::string, uint6
   return warnings;
 }
 
+Result<std::vector<const Codec*>> FindIngestCodecs(std::span<const std::string> names) {
+  std::vector<const Codec*> codecs;
+  for (const std::string& name : names) {
+    const Codec* codec = FindCodec(name);
+    if (codec == nullptr) {
+      return InvalidArgumentError("--codecs: unknown codec '" + name + "'; known codecs: " + CodecNames());
+    }
+    // A repeated codec would be encoded and written twice and counted twice in the report.
+    if (std::find(codecs.begin(), codecs.end(), codec) != codecs.end()) {
+      return InvalidArgumentError("--codecs lists '" + name + "' more than once; list each codec once");
+    }
+    codecs.push_back(codec);
+  }
+  if (codecs.empty()) return InvalidArgumentError("--codecs lists no codec; pass e.g. --codecs f16,q8");
+  return codecs;
+}
+
 Result<IngestReport> IngestContext(const Model& model, Engine& engine, std::span<const TokenId> tokens,
                                    const IngestOptions& options, const std::string& store_root) {
   if (tokens.empty()) return InvalidArgumentError("the context to ingest has no tokens");
@@ -54,21 +71,7 @@ Result<IngestReport> IngestContext(const Model& model, Engine& engine, std::span
   }
   const Codec* f16 = FindCodec("f16");
   if (f16 == nullptr) return InternalError("the f16 codec is not registered");
-  std::vector<const Codec*> codecs;
-  for (const std::string& name : options.codecs) {
-    const Codec* codec = FindCodec(name);
-    if (codec == nullptr) {
-      std::string known;
-      for (const Codec* c : AllCodecs()) known += (known.empty() ? "" : ", ") + std::string(c->name());
-      return InvalidArgumentError("unknown codec '" + name + "'; known codecs: " + known);
-    }
-    // A repeated codec would be encoded and written twice and counted twice in the report.
-    if (std::find(codecs.begin(), codecs.end(), codec) != codecs.end()) {
-      return InvalidArgumentError("--codecs lists '" + name + "' more than once; list each codec once");
-    }
-    codecs.push_back(codec);
-  }
-  if (codecs.empty()) return InvalidArgumentError("--codecs lists no codec; pass e.g. --codecs f16,q8");
+  SPARKV_ASSIGN_OR_RETURN(const std::vector<const Codec*> codecs, FindIngestCodecs(options.codecs));
 
   SPARKV_ASSIGN_OR_RETURN(Store store, Store::Open(store_root));
   const std::vector<ChunkRange> chunks = SplitIntoChunks(static_cast<int32_t>(tokens.size()), options.chunk_tokens);

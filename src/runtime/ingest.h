@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "kv/codec.h"
 #include "model/model.h"
 #include "sparkv/status.h"
 #include "store/manifest.h"
@@ -32,6 +33,10 @@ struct IngestReport {
   // tables outweigh the compression), naming the sizes and a larger --chunk-tokens.
   std::vector<std::string> warnings;
 };
+
+// Looks up the codecs that IngestOptions::codecs names. InvalidArgument for an unknown name (the
+// message lists the known ones), a name given twice, or an empty list.
+Result<std::vector<const Codec*>> FindIngestCodecs(std::span<const std::string> names);
 
 // Prefills `tokens` on `engine` (its KV cache is cleared first) and writes the store under
 // `store_root`. Writes are atomic; blobs already present from a context with the same prefix are

@@ -91,9 +91,7 @@ Result<std::vector<DecodeCost>> MeasureDecodeCosts(const Model& model, Engine& e
   for (const std::string& name : codecs) {
     const Codec* codec = FindCodec(name);
     if (codec == nullptr) {
-      std::string known;
-      for (const std::string& n : AllCodecNames()) known += (known.empty() ? "" : ", ") + n;
-      return InvalidArgumentError("unknown codec '" + name + "' in the profile options; known: " + known);
+      return InvalidArgumentError("unknown codec '" + name + "' in the profile options; known: " + CodecNames());
     }
     if (std::find(found.begin(), found.end(), codec) != found.end()) {
       return InvalidArgumentError("codec '" + name + "' is listed twice in the profile options; list each once");

@@ -161,9 +161,7 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
       return InvalidArgumentError("codec level '" + codec + "' is listed twice in --levels; list each level once");
     }
     if (FindCodec(codec) == nullptr) {
-      std::string known;
-      for (const Codec* c : AllCodecs()) known += (known.empty() ? "" : ", ") + std::string(c->name());
-      return InvalidArgumentError("unknown codec level '" + codec + "'; known: " + known);
+      return InvalidArgumentError("unknown codec level '" + codec + "'; known: " + CodecNames());
     }
   }
   if (!(options.bandwidth_hint_mbit >= 0.0) || !std::isfinite(options.bandwidth_hint_mbit)) {
