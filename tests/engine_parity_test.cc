@@ -154,9 +154,9 @@ TEST_F(EngineParityTest, ChunkedPrefillEqualsOneBatch) {
     for (int32_t chunk : {64, 50, 5, 3, 1}) {
       chunked->kv_cache().Clear();
       const auto got = ChunkedLogits(*chunked, f32_, chunk);
-      // Each token's arithmetic does not depend on its batch neighbours (products are per token
-      // and row, in a fixed order; attention blocks of 4 query tokens score and weigh each key the
-      // same way for every token), so chunking should change nothing; 1e-6 allows for none of it.
+      // Each token's arithmetic does not depend on its batch neighbours: products are per token
+      // and row, in a fixed order, and attention blocks of 4 query tokens score and weigh each key
+      // the same way for every token. So chunking should change nothing, and 1e-6 allows for none.
       for (size_t i = 0; i < got.size(); ++i) {
         EXPECT_LE(MaxAbsDiff(got[i], want[i]), 1e-6f) << "chunk " << chunk << " position " << f32_.positions[i];
       }

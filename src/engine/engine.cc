@@ -246,8 +246,8 @@ void Engine::MatMul(const WeightView& w, const float* x, int64_t x_stride, int64
 // block. Softmax is computed online over key tiles (running max and sum, accumulators rescaled
 // when the max grows), in f32. A key beyond a token's causal limit gets probability 0, and a
 // token skips the tiles wholly beyond it. The scores and value kernels compute each row and each
-// key the same way whatever the other rows and the tile's length, so a token's result does not
-// depend on the block it is in, nor on how a prefill is split into micro-batches.
+// key the same way, whatever the other rows and the tile's length. So a token's result depends
+// neither on its block nor on how a prefill is split into micro-batches.
 void Engine::Attention(int32_t layer, int32_t n, Position pos) {
   const int32_t head_dim = hp_.head_dim;
   const int32_t n_rep = n_rep_;

@@ -517,8 +517,8 @@ bool LoadController::Racing(int32_t chunk) const {
 }
 
 int32_t LoadController::ResumeToken(size_t j) const {
-  const int32_t kept = chunks_[j].kept_rows_end;
-  return kept > input_.chunks[j].begin ? kept : input_.chunks[j].begin;
+  const int32_t kept_end = chunks_[j].kept_rows_end;
+  return kept_end > input_.chunks[j].begin ? kept_end : input_.chunks[j].begin;
 }
 
 int32_t LoadController::PrefillStartToken(int32_t chunk) const {
@@ -586,7 +586,7 @@ PlanInput LoadController::Snapshot(double now_s, double rate) const {
         p.state = ChunkProgress::State::kComputing;
         in.cpu_busy_until_s = std::max(in.cpu_busy_until_s, c.compute_start_s + ComputeSeconds(j, c.prefill_from));
         if (c.racing) {
-          // Its transfer holds the link until the blob arrives or the prefill ends.
+          // Its transfer occupies the link until the blob arrives or the prefill ends.
           in.network_busy_until_s = std::max(
               in.network_busy_until_s,
               std::min(in.cpu_busy_until_s, PredictedStreamResident(j, now_s, rate) - DecodeSeconds(j, c.fetch_level)));

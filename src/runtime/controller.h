@@ -86,10 +86,10 @@ class LoadController {
   // Returns true when the caller should decode the blob into the cache now; false when the chunk
   // went to the compute path meanwhile (the blob is dropped) or the transfer failed.
   bool OnTransferEnd(int32_t chunk, TransferResult result, uint64_t bytes, double elapsed_s, double now_s);
-  // Every byte of the blob of `chunk` has arrived, before OnTransferEnd. A racing chunk (in
-  // prefill while its blob is fetched) stops its prefill at the next piece when decoding the blob
-  // ends sooner than the rest of the prefill. Otherwise the prefill runs to its end and the blob
-  // is dropped. AwaitingPrefillStop then tells the stream path to wait.
+  // Records that every byte of the blob of `chunk` has arrived, before OnTransferEnd. A racing
+  // chunk (in prefill while its blob is fetched) stops its prefill at the next piece when decoding
+  // the blob ends sooner than the rest of the prefill. Otherwise the prefill runs to its end and
+  // the blob is dropped. The stream path waits while AwaitingPrefillStop is true.
   void OnTransferArrived(int32_t chunk, double now_s);
   // True while the blob of `chunk` is fetched early, during the piece at whose end a plan stops the
   // chunk's prefill (see NextTransfer). A stream path whose transfer of it has ended must wait
@@ -220,10 +220,10 @@ class LoadController {
   // True when the compute path should take chunk j (the frontier) from the stream path now: the
   // strategy allows it, the chunk would be resident sooner by a margin, and TakingLowersTtft.
   bool ComputingWins(size_t j, double now_s) const;
-  // True when the compute path, idle, should race chunk j (the frontier) against the stream path:
-  // computing it would take at most RaceRatio() times as long as the stream path's predicted
-  // delivery, so a dip of the link could make computing win, and that delivery is more than two
-  // prefill pieces away.
+  // True when the compute path, idle, should race chunk j (the frontier) against the stream path.
+  // Computing it must take at most RaceRatio() times as long as the stream path's predicted
+  // delivery, so that a dip of the link could make computing win. That delivery must also be
+  // more than two prefill pieces away.
   bool ComputeRaceWorthwhile(size_t j, double now_s) const;
   // The level at which the idle stream path races chunk j, in prefill, or -1 when the blob is
   // not predicted to arrive and decode within RaceRatio() times the prefill's time left.

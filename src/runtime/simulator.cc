@@ -153,6 +153,8 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
           const ChunkSpec& spec = in.chunks[static_cast<size_t>(step.chunk)];
           const int32_t from = controller->PrefillStartToken(step.chunk);
           const int32_t piece_end = std::min(spec.end, from + controller->PrefillPieceTokens(step.chunk));
+          // NOTE: each piece pays the profile's per-call term d. Profiles fitted on a Xeon gave d of
+          // 0.02 to 0.06 s, while 32- and 256-token calls ran within 10% of each other there.
           const double seconds = in.compute.ChunkSeconds(from, piece_end) * slow;
           cpu = {CpuJob::Kind::kCompute, step.chunk, t + seconds, piece_end};
           result.chunks[static_cast<size_t>(step.chunk)].compute_start_s = t;
