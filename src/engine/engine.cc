@@ -23,6 +23,8 @@ constexpr int32_t kQueryBlock = 4;
 // more than the product (tiny models, single-token heads).
 constexpr int64_t kMinParallelMacs = 1 << 17;
 
+const float* F32Data(const WeightView& w) { return reinterpret_cast<const float*>(w.data); }
+
 std::string ShapeText(const WeightView& w) {
   return "[" + std::to_string(w.n_in()) + ", " + std::to_string(w.n_out()) + "]";
 }
@@ -88,6 +90,19 @@ Status CheckModel(const Model& model) {
   }
   const int64_t n_q = int64_t{hp.n_head} * hp.head_dim;
   const int64_t n_kv = hp.n_embd_kv();
+  SPARKV_RETURN_IF_ERROR(CheckVector(model.rope_freq_factors(), "rope_freqs", -1, hp.n_rot / 2, true));
+  if (model.rope_freq_factors().present()) {
+    const float* factors = F32Data(model.rope_freq_factors());
+    for (int32_t i = 0; i < hp.n_rot / 2; ++i) {
+      if (!(factors[i] > 0) || !std::isfinite(factors[i])) {
+        return InvalidArgumentError("rope_freqs[" + std::to_string(i) + "] = " + std::to_string(factors[i]) +
+                                    " must be a positive number");
+      }
+    }
+  }
+  if (!(hp.rope_freq_scale > 0) || !std::isfinite(hp.rope_freq_scale)) {
+    return InvalidArgumentError("rope frequency scale " + std::to_string(hp.rope_freq_scale) + " must be positive");
+  }
   if (static_cast<int64_t>(model.layers().size()) != hp.n_layer) {
     return InvalidArgumentError("model has " + std::to_string(model.layers().size()) + " layers but n_layer is " +
                                 std::to_string(hp.n_layer));
@@ -102,6 +117,11 @@ Status CheckModel(const Model& model) {
     SPARKV_RETURN_IF_ERROR(CheckVector(w.bq, "bq", l, n_q, true));
     SPARKV_RETURN_IF_ERROR(CheckVector(w.bk, "bk", l, n_kv, true));
     SPARKV_RETURN_IF_ERROR(CheckVector(w.bv, "bv", l, n_kv, true));
+    SPARKV_RETURN_IF_ERROR(CheckVector(w.q_norm, "q_norm", l, hp.head_dim, true));
+    SPARKV_RETURN_IF_ERROR(CheckVector(w.k_norm, "k_norm", l, hp.head_dim, !w.q_norm.present()));
+    if (w.k_norm.present() && !w.q_norm.present()) {
+      return InvalidArgumentError("layer " + std::to_string(l) + " has k_norm but no q_norm; both or neither");
+    }
     SPARKV_RETURN_IF_ERROR(CheckMatrix(w.wq, "wq", l, hp.n_embd, n_q));
     SPARKV_RETURN_IF_ERROR(CheckMatrix(w.wk, "wk", l, hp.n_embd, n_kv));
     SPARKV_RETURN_IF_ERROR(CheckMatrix(w.wv, "wv", l, hp.n_embd, n_kv));
@@ -112,8 +132,6 @@ Status CheckModel(const Model& model) {
   }
   return Status::Ok();
 }
-
-const float* F32Data(const WeightView& w) { return reinterpret_cast<const float*>(w.data); }
 
 }  // namespace
 
@@ -162,13 +180,17 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Model& model, EngineOptions
   const size_t max_in = std::max(width, static_cast<size_t>(hp.n_ff));
   e.q8_.resize(b * ((max_in + kernels::kQ8BlockSize - 1) / kernels::kQ8BlockSize));
 
-  // Angles in double: pos * theta^(-2i/n_rot) loses digits in f32 at large positions.
+  // Angles in double: pos * theta^(-2i/n_rot) loses digits in f32 at large positions. Linear
+  // scaling multiplies the position; rope_freqs factors divide each pair's frequency.
   const int32_t half = hp.n_rot / 2;
+  const float* freq_factors = model.rope_freq_factors().present() ? F32Data(model.rope_freq_factors()) : nullptr;
   e.rope_cos_.resize(static_cast<size_t>(options.n_positions) * half);
   e.rope_sin_.resize(static_cast<size_t>(options.n_positions) * half);
   for (int32_t p = 0; p < options.n_positions; ++p) {
     for (int32_t i = 0; i < half; ++i) {
-      const double angle = p * std::pow(static_cast<double>(hp.rope_theta), -2.0 * i / hp.n_rot);
+      const double frequency = std::pow(static_cast<double>(hp.rope_theta), -2.0 * i / hp.n_rot) /
+                               (freq_factors != nullptr ? freq_factors[i] : 1.0);
+      const double angle = p * static_cast<double>(hp.rope_freq_scale) * frequency;
       e.rope_cos_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(angle));
       e.rope_sin_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(angle));
     }
@@ -368,6 +390,16 @@ void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
       if (w.bq.present()) k_.axpy_f32(1.0f, F32Data(w.bq), n_q_, q);
       if (w.bk.present()) k_.axpy_f32(1.0f, F32Data(w.bk), n_kv_, k);
       if (w.bv.present()) k_.axpy_f32(1.0f, F32Data(w.bv), n_kv_, v);
+      if (w.q_norm.present()) {
+        for (int32_t h = 0; h < hp_.n_head; ++h) {
+          float* head = q + static_cast<size_t>(h) * hp_.head_dim;
+          k_.rms_norm(head, F32Data(w.q_norm), hp_.head_dim, hp_.rms_eps, head);
+        }
+        for (int32_t h = 0; h < hp_.n_head_kv; ++h) {
+          float* head = k + static_cast<size_t>(h) * hp_.head_dim;
+          k_.rms_norm(head, F32Data(w.k_norm), hp_.head_dim, hp_.rms_eps, head);
+        }
+      }
       const float* cos = rope_cos_.data() + static_cast<size_t>(pos + t) * half;
       const float* sin = rope_sin_.data() + static_cast<size_t>(pos + t) * half;
       k_.rope(q, hp_.n_head, hp_.head_dim, hp_.n_rot, cos, sin, neox);

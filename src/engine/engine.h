@@ -1,4 +1,4 @@
-// The CPU forward pass for Llama-family models (llama; qwen2-style q/k/v biases when present).
+// The CPU forward pass for Llama-family models: llama, qwen2 (QKV biases) and qwen3 (QK norm).
 //
 // The engine prefills any range [begin, end) of positions on top of its KV cache, as long as every
 // position before `begin` is resident, whoever wrote it: an earlier prefill or a codec that decoded

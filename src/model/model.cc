@@ -22,7 +22,7 @@ Status BindTensor(const gguf::File& file, const std::string& name, std::initiali
   if (info == nullptr) {
     if (!required) return Status::Ok();
     return NotFoundError("model '" + file.path() + "' has no tensor '" + name +
-                         "' (is this a llama-architecture GGUF?)");
+                         "', which its architecture needs (is the file truncated or mislabelled?)");
   }
 
   int d = 0;
@@ -58,7 +58,30 @@ Result<int32_t> ReadCount(const gguf::File& file, const std::string& key, int64_
   return static_cast<int32_t>(*value);
 }
 
+// Reads {arch}.rope.scaling.*: none, or linear (positions divided by the factor). Llama 3.1
+// and later store their scaling as the rope_freqs.weight tensor instead, bound with the weights.
+Status ReadRopeScaling(const gguf::File& file, const std::string& prefix, HParams* hp) {
+  std::string type = "none";
+  if (file.Find(prefix + "rope.scaling.type") != nullptr) {
+    SPARKV_ASSIGN_OR_RETURN(type, file.GetString(prefix + "rope.scaling.type"));
+  }
+  SPARKV_ASSIGN_OR_RETURN(const double factor, file.GetFloatOr(prefix + "rope.scaling.factor", 1.0));
+  if (type == "none" || (type == "linear" && factor == 1.0)) return Status::Ok();
+  if (type != "linear") {
+    return UnsupportedError("model '" + file.path() + "': " + prefix + "rope.scaling.type '" + type +
+                            "' is not supported; supported: none, linear, and rope_freqs.weight factors");
+  }
+  if (!(factor > 0) || !std::isfinite(factor)) {
+    return InvalidArgumentError("model '" + file.path() + "': " + prefix + "rope.scaling.factor " +
+                                std::to_string(factor) + " must be a positive number");
+  }
+  hp->rope_freq_scale = static_cast<float>(1.0 / factor);
+  return Status::Ok();
+}
+
 }  // namespace
+
+const char* const kSupportedArchitectures = "llama (incl. llama2.c exports, TinyLlama, Llama 3), qwen2, qwen3";
 
 Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   std::unique_ptr<Model> model(new Model());
@@ -67,9 +90,11 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   HParams& hp = model->hparams_;
 
   SPARKV_ASSIGN_OR_RETURN(hp.arch, file.GetString("general.architecture"));
-  if (hp.arch != "llama") {
-    return UnsupportedError("model '" + path + "' has architecture '" + hp.arch +
-                            "'; supported: llama (incl. llama2.c exports and TinyLlama)");
+  const bool qwen2 = hp.arch == "qwen2";
+  const bool qwen3 = hp.arch == "qwen3";
+  if (hp.arch != "llama" && !qwen2 && !qwen3) {
+    return UnsupportedError("model '" + path + "' has architecture '" + hp.arch + "'; supported: " +
+                            kSupportedArchitectures);
   }
   if (file.Find("general.name") != nullptr) {
     SPARKV_ASSIGN_OR_RETURN(hp.name, file.GetString("general.name"));
@@ -88,6 +113,12 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
                                 " do not divide evenly");
   }
   SPARKV_ASSIGN_OR_RETURN(hp.head_dim, ReadCount(file, prefix + "attention.key_length", hp.n_embd / hp.n_head));
+  SPARKV_ASSIGN_OR_RETURN(const int32_t value_dim, ReadCount(file, prefix + "attention.value_length", hp.head_dim));
+  if (value_dim != hp.head_dim) {
+    return UnsupportedError("model '" + path + "': attention.value_length " + std::to_string(value_dim) +
+                            " differs from attention.key_length " + std::to_string(hp.head_dim) +
+                            "; the KV cache needs equal K and V head sizes");
+  }
   SPARKV_ASSIGN_OR_RETURN(hp.n_rot, ReadCount(file, prefix + "rope.dimension_count", hp.head_dim));
   if (hp.n_rot != hp.head_dim || hp.head_dim % 2 != 0) {
     return UnsupportedError("model '" + path + "': partial RoPE (rope.dimension_count " + std::to_string(hp.n_rot) +
@@ -101,7 +132,10 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   }
   hp.rms_eps = static_cast<float>(eps);
   hp.rope_theta = static_cast<float>(theta);
-  hp.rope_layout = RopeLayout::kNormal;  // llama-architecture GGUFs store Q/K for adjacent-pair RoPE
+  // Llama GGUFs store Q and K permuted for adjacent-pair RoPE; qwen2 and qwen3 keep the
+  // half-split layout of their checkpoints.
+  hp.rope_layout = qwen2 || qwen3 ? RopeLayout::kNeox : RopeLayout::kNormal;
+  SPARKV_RETURN_IF_ERROR(ReadRopeScaling(file, prefix, &hp));
 
   // Weights.
   const gguf::TensorInfo* embedding = file.FindTensor("token_embd.weight");
@@ -113,6 +147,8 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   SPARKV_RETURN_IF_ERROR(BindTensor(file, "output_norm.weight", {hp.n_embd}, false, true, &model->output_norm_));
   SPARKV_RETURN_IF_ERROR(BindTensor(file, "output.weight", {hp.n_embd, hp.n_vocab}, true, false, &model->output_));
   if (!model->output_.present()) model->output_ = model->token_embedding_;  // tied classifier
+  SPARKV_RETURN_IF_ERROR(BindTensor(file, "rope_freqs.weight", {hp.n_rot / 2}, false, false,
+                                    &model->rope_freq_factors_));
 
   model->layers_.resize(hp.n_layer);
   for (int32_t l = 0; l < hp.n_layer; ++l) {
@@ -123,6 +159,14 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
     SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "attn_k.weight", {hp.n_embd, n_kv}, true, true, &layer.wk));
     SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "attn_v.weight", {hp.n_embd, n_kv}, true, true, &layer.wv));
     SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "attn_output.weight", {n_q, hp.n_embd}, true, true, &layer.wo));
+    // qwen2 always has Q/K/V biases; llama GGUFs may carry them too.
+    SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "attn_q.bias", {n_q}, false, qwen2, &layer.bq));
+    SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "attn_k.bias", {n_kv}, false, qwen2, &layer.bk));
+    SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "attn_v.bias", {n_kv}, false, qwen2, &layer.bv));
+    if (qwen3) {
+      SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "attn_q_norm.weight", {hp.head_dim}, false, true, &layer.q_norm));
+      SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "attn_k_norm.weight", {hp.head_dim}, false, true, &layer.k_norm));
+    }
     SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "ffn_norm.weight", {hp.n_embd}, false, true, &layer.ffn_norm));
     SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "ffn_gate.weight", {hp.n_embd, hp.n_ff}, true, true, &layer.w_gate));
     SPARKV_RETURN_IF_ERROR(BindTensor(file, p + "ffn_up.weight", {hp.n_embd, hp.n_ff}, true, true, &layer.w_up));
@@ -152,6 +196,8 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   }
   hasher.Update(&hp.rms_eps, sizeof(hp.rms_eps));
   hasher.Update(&hp.rope_theta, sizeof(hp.rope_theta));
+  // Hashed only when set, so that fingerprints of models without scaling stay as they were.
+  if (hp.rope_freq_scale != 1.0f) hasher.Update(&hp.rope_freq_scale, sizeof(hp.rope_freq_scale));
   for (const gguf::TensorInfo& info : file.tensors()) {
     hasher.UpdateString(info.name);
     hasher.UpdateU64(static_cast<uint64_t>(info.type));
@@ -160,8 +206,8 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   }
   model->fingerprint_ = hasher.Finish();
 
-  SPARKV_LOG_INFO("loaded %s: %d layers, n_embd %d, %d heads (%d kv), n_ff %d, vocab %d, %.1f MiB of weights",
-                  path.c_str(), hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv, hp.n_ff, hp.n_vocab,
+  SPARKV_LOG_INFO("loaded %s (%s): %d layers, n_embd %d, %d heads (%d kv), n_ff %d, vocab %d, %.1f MiB of weights",
+                  path.c_str(), hp.arch.c_str(), hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv, hp.n_ff, hp.n_vocab,
                   model->weight_bytes() / 1048576.0);
   return model;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numbers>
 #include <thread>
 
 #include "common/f16.h"
@@ -13,14 +14,37 @@
 namespace sparkv {
 namespace {
 
-// Shapes follow the published configurations of TinyLlama-1.1B-Chat v1.0 and Qwen2.5-0.5B. The
-// Qwen shape runs as the llama architecture, without QKV biases and with a 32000-token vocabulary,
-// so both shapes share one vocabulary size. "tiny" and "tiny-256" are small enough for unit tests.
+// Shapes follow the published configurations of TinyLlama-1.1B-Chat v1.0, Qwen2.5-0.5B, Qwen3-0.6B
+// and Llama-3.2-1B. The "qwen2.5-0.5b" shape runs as the llama architecture, without QKV biases and
+// with a 32000-token vocabulary, as the llama.cpp figures of ../shared/data/peers were measured;
+// qwen3-0.6b and llama-3.2-1b keep their own architectures and vocabulary sizes. The "tiny" shapes
+// are small enough for unit tests.
+ModelShape MakeShape(std::string name, int32_t n_vocab, int32_t n_embd, int32_t n_layer, int32_t n_head,
+                     int32_t n_head_kv, int32_t n_ff, int32_t n_ctx_train, float rope_theta, float rms_eps,
+                     bool tied_output, std::string arch = "llama", int32_t head_dim = 0, float rope_scale_factor = 0,
+                     int32_t rope_original_context = 8192) {
+  ModelShape shape{std::move(name), n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train,
+                   rope_theta, rms_eps, tied_output};
+  shape.arch = std::move(arch);
+  shape.head_dim = head_dim;
+  shape.rope_scale_factor = rope_scale_factor;
+  shape.rope_original_context = rope_original_context;
+  return shape;
+}
+
 const ModelShape kShapes[] = {
-    {"tinyllama-1.1b", 32000, 2048, 22, 32, 4, 5632, 2048, 10000.0f, 1e-5f, false},
-    {"qwen2.5-0.5b", 32000, 896, 24, 14, 2, 4864, 32768, 1000000.0f, 1e-6f, true},
-    {"tiny", 1024, 128, 4, 4, 2, 384, 4096, 10000.0f, 1e-5f, false},
-    {"tiny-256", 1024, 256, 2, 4, 2, 512, 4096, 10000.0f, 1e-5f, false},  // rows fit K-quant blocks
+    MakeShape("tinyllama-1.1b", 32000, 2048, 22, 32, 4, 5632, 2048, 10000.0f, 1e-5f, false),
+    MakeShape("qwen2.5-0.5b", 32000, 896, 24, 14, 2, 4864, 32768, 1000000.0f, 1e-6f, true),
+    MakeShape("qwen3-0.6b", 151936, 1024, 28, 16, 8, 3072, 40960, 1000000.0f, 1e-6f, true, "qwen3", 128),
+    MakeShape("llama-3.2-1b", 128256, 2048, 16, 32, 8, 8192, 131072, 500000.0f, 1e-5f, true, "llama", 0, 32.0f,
+              8192),
+    MakeShape("tiny", 1024, 128, 4, 4, 2, 384, 4096, 10000.0f, 1e-5f, false),
+    MakeShape("tiny-256", 1024, 256, 2, 4, 2, 512, 4096, 10000.0f, 1e-5f, false),  // rows fit K-quant blocks
+    MakeShape("tiny-qwen2", 1024, 128, 3, 4, 2, 384, 4096, 1000000.0f, 1e-6f, true, "qwen2"),
+    // Heads wider than n_embd / n_head, as in Qwen3.
+    MakeShape("tiny-qwen3", 1024, 128, 3, 4, 2, 384, 4096, 1000000.0f, 1e-6f, true, "qwen3", 64),
+    // A short original context, so that positions of a unit test reach the scaled frequencies.
+    MakeShape("tiny-llama3", 1024, 128, 3, 4, 2, 384, 4096, 500000.0f, 1e-5f, false, "llama", 0, 8.0f, 64),
 };
 
 uint64_t SplitMix64(uint64_t* state) {
@@ -199,6 +223,29 @@ void QuantizeRowQ6_K(const float* source, int64_t n, uint8_t* out) {
   }
 }
 
+std::vector<float> Llama3RopeFactors(const ModelShape& shape, int32_t n_rot) {
+  // A pair's wavelength in positions is 2 pi / frequency. Wavelengths shorter than
+  // context / high_freq_factor keep their frequency, longer than context / low_freq_factor are
+  // slowed by the factor, and those between blend the two by where the wavelength falls.
+  const double factor = shape.rope_scale_factor;
+  const double context = shape.rope_original_context;
+  const double low = shape.rope_low_freq_factor, high = shape.rope_high_freq_factor;
+  std::vector<float> divisors(static_cast<size_t>(n_rot / 2));
+  for (int32_t i = 0; i < n_rot / 2; ++i) {
+    const double frequency = std::pow(static_cast<double>(shape.rope_theta), -2.0 * i / n_rot);
+    const double wavelength = 2.0 * std::numbers::pi / frequency;
+    double divisor = 1.0;
+    if (wavelength > context / low) {
+      divisor = factor;
+    } else if (wavelength >= context / high) {
+      const double blend = (context / wavelength - low) / (high - low);
+      divisor = 1.0 / ((1.0 - blend) / factor + blend);
+    }
+    divisors[static_cast<size_t>(i)] = static_cast<float>(divisor);
+  }
+  return divisors;
+}
+
 const ModelShape* FindModelShape(std::string_view name) {
   for (const ModelShape& shape : kShapes) {
     if (shape.name == name) return &shape;
@@ -237,23 +284,30 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
   const int64_t n_vocab = vocab.size();
 
   const int64_t n_embd = shape->n_embd;
-  const int64_t head_dim = n_embd / shape->n_head;
+  const int64_t head_dim = shape->head_size();
+  const int64_t n_q = head_dim * shape->n_head;
   const int64_t n_kv = head_dim * shape->n_head_kv;
   const int64_t n_ff = shape->n_ff;
+  const std::string& arch = shape->arch;
+  auto u32 = [](int64_t v) { return gguf::Value::U32(static_cast<uint32_t>(v)); };
 
   gguf::Writer writer;
-  writer.Set("general.architecture", gguf::Value::Str("llama"));
+  writer.Set("general.architecture", gguf::Value::Str(arch));
   writer.Set("general.name", gguf::Value::Str("synthetic " + shape->name + " seed " + std::to_string(options.seed)));
-  writer.Set("llama.context_length", gguf::Value::U32(static_cast<uint32_t>(shape->n_ctx_train)));
-  writer.Set("llama.embedding_length", gguf::Value::U32(static_cast<uint32_t>(n_embd)));
-  writer.Set("llama.feed_forward_length", gguf::Value::U32(static_cast<uint32_t>(n_ff)));
-  writer.Set("llama.block_count", gguf::Value::U32(static_cast<uint32_t>(shape->n_layer)));
-  writer.Set("llama.attention.head_count", gguf::Value::U32(static_cast<uint32_t>(shape->n_head)));
-  writer.Set("llama.attention.head_count_kv", gguf::Value::U32(static_cast<uint32_t>(shape->n_head_kv)));
-  writer.Set("llama.rope.dimension_count", gguf::Value::U32(static_cast<uint32_t>(head_dim)));
-  writer.Set("llama.rope.freq_base", gguf::Value::F32(shape->rope_theta));
-  writer.Set("llama.attention.layer_norm_rms_epsilon", gguf::Value::F32(shape->rms_eps));
-  writer.Set("llama.vocab_size", gguf::Value::U32(static_cast<uint32_t>(n_vocab)));
+  writer.Set(arch + ".context_length", u32(shape->n_ctx_train));
+  writer.Set(arch + ".embedding_length", u32(n_embd));
+  writer.Set(arch + ".feed_forward_length", u32(n_ff));
+  writer.Set(arch + ".block_count", u32(shape->n_layer));
+  writer.Set(arch + ".attention.head_count", u32(shape->n_head));
+  writer.Set(arch + ".attention.head_count_kv", u32(shape->n_head_kv));
+  if (shape->head_dim > 0) {
+    writer.Set(arch + ".attention.key_length", u32(head_dim));
+    writer.Set(arch + ".attention.value_length", u32(head_dim));
+  }
+  writer.Set(arch + ".rope.dimension_count", u32(head_dim));
+  writer.Set(arch + ".rope.freq_base", gguf::Value::F32(shape->rope_theta));
+  writer.Set(arch + ".attention.layer_norm_rms_epsilon", gguf::Value::F32(shape->rms_eps));
+  writer.Set(arch + ".vocab_size", u32(n_vocab));
   WriteVocab(vocab, &writer);
 
   // Each tensor gets its own seed from the model seed and its name.
@@ -269,11 +323,19 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
       FillMatrix(seed, n_in, n_out, scale, type, out);
     });
   };
-  auto add_norm = [&](const std::string& name) {
-    std::vector<float> ones(n_embd, 1.0f);
-    std::vector<uint8_t> bytes(ones.size() * sizeof(float));
-    std::memcpy(bytes.data(), ones.data(), bytes.size());
-    return writer.AddTensor(name, TensorType::kF32, {n_embd}, std::move(bytes));
+  auto add_vector = [&](const std::string& name, const std::vector<float>& values) {
+    std::vector<uint8_t> bytes(values.size() * sizeof(float));
+    std::memcpy(bytes.data(), values.data(), bytes.size());
+    return writer.AddTensor(name, TensorType::kF32, {static_cast<int64_t>(values.size())}, std::move(bytes));
+  };
+  auto add_norm = [&](const std::string& name) { return add_vector(name, std::vector<float>(n_embd, 1.0f)); };
+  // Biases and per-head norm weights vary around `center`, so that a forward pass that skipped
+  // or misplaced them would give other logits.
+  auto add_random_vector = [&](const std::string& name, int64_t n, float center, float spread) {
+    std::vector<float> values(static_cast<size_t>(n));
+    FillRow(tensor_seed(name), 0, spread, values.data(), n);
+    for (float& v : values) v += center;
+    return add_vector(name, values);
   };
 
   // Uniform weights with standard deviation 1/sqrt(n_in) keep activations of order one.
@@ -281,13 +343,25 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
   SPARKV_RETURN_IF_ERROR(add_matrix("token_embd.weight", n_embd, n_vocab, 1.0f));
   SPARKV_RETURN_IF_ERROR(add_norm("output_norm.weight"));
   if (!shape->tied_output) SPARKV_RETURN_IF_ERROR(add_matrix("output.weight", n_embd, n_vocab, scale_for(n_embd)));
+  if (shape->rope_scale_factor > 0) {
+    SPARKV_RETURN_IF_ERROR(add_vector("rope_freqs.weight", Llama3RopeFactors(*shape, static_cast<int32_t>(head_dim))));
+  }
   for (int32_t l = 0; l < shape->n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     SPARKV_RETURN_IF_ERROR(add_norm(p + "attn_norm.weight"));
-    SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_q.weight", n_embd, n_embd, scale_for(n_embd)));
+    SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_q.weight", n_embd, n_q, scale_for(n_embd)));
     SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_k.weight", n_embd, n_kv, scale_for(n_embd)));
     SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_v.weight", n_embd, n_kv, scale_for(n_embd)));
-    SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_output.weight", n_embd, n_embd, scale_for(n_embd)));
+    if (arch == "qwen2") {
+      SPARKV_RETURN_IF_ERROR(add_random_vector(p + "attn_q.bias", n_q, 0.0f, 0.5f));
+      SPARKV_RETURN_IF_ERROR(add_random_vector(p + "attn_k.bias", n_kv, 0.0f, 0.5f));
+      SPARKV_RETURN_IF_ERROR(add_random_vector(p + "attn_v.bias", n_kv, 0.0f, 0.5f));
+    }
+    if (arch == "qwen3") {
+      SPARKV_RETURN_IF_ERROR(add_random_vector(p + "attn_q_norm.weight", head_dim, 1.0f, 0.5f));
+      SPARKV_RETURN_IF_ERROR(add_random_vector(p + "attn_k_norm.weight", head_dim, 1.0f, 0.5f));
+    }
+    SPARKV_RETURN_IF_ERROR(add_matrix(p + "attn_output.weight", n_q, n_embd, scale_for(n_q)));
     SPARKV_RETURN_IF_ERROR(add_norm(p + "ffn_norm.weight"));
     SPARKV_RETURN_IF_ERROR(add_matrix(p + "ffn_gate.weight", n_embd, n_ff, scale_for(n_embd)));
     SPARKV_RETURN_IF_ERROR(add_matrix(p + "ffn_up.weight", n_embd, n_ff, scale_for(n_embd)));

@@ -24,7 +24,20 @@ struct ModelShape {
   float rope_theta;
   float rms_eps;
   bool tied_output;  // the classifier reuses the token embedding
+  std::string arch = "llama";  // GGUF general.architecture: llama, qwen2 (QKV biases), qwen3 (QK norm)
+  int32_t head_dim = 0;        // 0: n_embd / n_head
+  // Llama 3 rope scaling, written as rope_freqs.weight: factor 0 means none.
+  float rope_scale_factor = 0.0f;
+  float rope_low_freq_factor = 1.0f;
+  float rope_high_freq_factor = 4.0f;
+  int32_t rope_original_context = 8192;
+
+  int32_t head_size() const { return head_dim > 0 ? head_dim : n_embd / n_head; }
 };
+
+// The Llama 3 rope frequency divisors for head size `n_rot` and the shape's scaling parameters:
+// 1 for short wavelengths, the factor for long ones, a smooth blend between them.
+std::vector<float> Llama3RopeFactors(const ModelShape& shape, int32_t n_rot);
 
 // Returns nullptr for an unknown name.
 const ModelShape* FindModelShape(std::string_view name);
