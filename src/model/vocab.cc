@@ -17,7 +17,11 @@ constexpr std::string_view kKeyBos = "tokenizer.ggml.bos_token_id";
 constexpr std::string_view kKeyEos = "tokenizer.ggml.eos_token_id";
 constexpr std::string_view kKeyUnk = "tokenizer.ggml.unknown_token_id";
 constexpr std::string_view kKeyAddBos = "tokenizer.ggml.add_bos_token";
+constexpr std::string_view kKeyAddEos = "tokenizer.ggml.add_eos_token";
 constexpr std::string_view kKeyAddSpacePrefix = "tokenizer.ggml.add_space_prefix";
+constexpr std::string_view kKeyMerges = "tokenizer.ggml.merges";
+constexpr std::string_view kKeyPre = "tokenizer.ggml.pre";
+constexpr std::string_view kKeyChatTemplate = "tokenizer.chat_template";
 
 constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581, SentencePiece's space
 
@@ -176,7 +180,25 @@ Result<Vocab> ReadVocab(const gguf::File& file) {
   SPARKV_ASSIGN_OR_RETURN(vocab.eos_id, ReadSpecialId(file, kKeyEos, is_spm ? 2 : -1, n_vocab));
   SPARKV_ASSIGN_OR_RETURN(vocab.unk_id, ReadSpecialId(file, kKeyUnk, is_spm ? 0 : -1, n_vocab));
   SPARKV_ASSIGN_OR_RETURN(vocab.add_bos, file.GetBoolOr(kKeyAddBos, is_spm));
+  SPARKV_ASSIGN_OR_RETURN(vocab.add_eos, file.GetBoolOr(kKeyAddEos, false));
   SPARKV_ASSIGN_OR_RETURN(vocab.add_space_prefix, file.GetBoolOr(kKeyAddSpacePrefix, is_spm));
+
+  if (file.Find(kKeyMerges) != nullptr) {
+    SPARKV_ASSIGN_OR_RETURN(const gguf::Value::Array* merges,
+                            file.GetArray(kKeyMerges, gguf::ValueType::kString));
+    vocab.merges.reserve(merges->size());
+    for (const gguf::Value& merge : *merges) {
+      const auto* text = std::get_if<std::string>(&merge.data);
+      if (text == nullptr) return InternalError("GGUF reader returned a string array element that is not a string");
+      vocab.merges.push_back(*text);
+    }
+  }
+  if (file.Find(kKeyPre) != nullptr) {
+    SPARKV_ASSIGN_OR_RETURN(vocab.pre, file.GetString(kKeyPre));
+  }
+  if (file.Find(kKeyChatTemplate) != nullptr) {
+    SPARKV_ASSIGN_OR_RETURN(vocab.chat_template, file.GetString(kKeyChatTemplate));
+  }
   return vocab;
 }
 
@@ -197,6 +219,14 @@ void WriteVocab(const Vocab& vocab, gguf::Writer* writer) {
   }
   writer->Set(std::string(kKeyAddBos), gguf::Value::Bool(vocab.add_bos));
   writer->Set(std::string(kKeyAddSpacePrefix), gguf::Value::Bool(vocab.add_space_prefix));
+  // Keys added with byte-level BPE are left out at their defaults, so that the files written for
+  // SentencePiece vocabularies stay byte for byte as they were.
+  if (vocab.add_eos) writer->Set(std::string(kKeyAddEos), gguf::Value::Bool(true));
+  if (!vocab.merges.empty()) writer->Set(std::string(kKeyMerges), gguf::Value::StringArray(vocab.merges));
+  if (!vocab.pre.empty()) writer->Set(std::string(kKeyPre), gguf::Value::Str(vocab.pre));
+  if (!vocab.chat_template.empty()) {
+    writer->Set(std::string(kKeyChatTemplate), gguf::Value::Str(vocab.chat_template));
+  }
 }
 
 Vocab MakePlaceholderVocab(int32_t n_vocab) {

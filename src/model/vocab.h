@@ -24,13 +24,19 @@ enum class TokenType : int32_t {
 struct Vocab {
   std::string model = "llama";         // tokenizer.ggml.model: "llama" (SentencePiece) or "gpt2"
   std::vector<std::string> pieces;     // [n_vocab] token text, SentencePiece uses U+2581 for space
-  std::vector<float> scores;           // [n_vocab] merge priority, higher merges first
+  std::vector<float> scores;           // [n_vocab] merge priority, higher merges first (SPM only)
   std::vector<TokenType> types;        // [n_vocab]
   int32_t bos_id = 1;
   int32_t eos_id = 2;
   int32_t unk_id = 0;
-  bool add_bos = true;
+  bool add_bos = true;                 // tokenizer.ggml.add_bos_token
+  bool add_eos = false;                // tokenizer.ggml.add_eos_token
   bool add_space_prefix = true;
+  // Byte-level BPE ("gpt2") only. Merges are tokenizer.ggml.merges, each "LEFT RIGHT" in the
+  // GPT-2 byte alphabet, and the lowest index merges first.
+  std::vector<std::string> merges;
+  std::string pre;                     // tokenizer.ggml.pre, the pre-tokenizer; empty when absent
+  std::string chat_template;           // tokenizer.chat_template (Jinja text), empty when absent
 
   int32_t size() const { return static_cast<int32_t>(pieces.size()); }
 };
