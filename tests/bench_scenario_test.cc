@@ -8,6 +8,7 @@
 #include "bench/scenario.h"
 #include "common/file_util.h"
 #include "kv/format.h"
+#include "runtime/strategy.h"
 #include "test_support.h"
 
 namespace sparkv {
@@ -249,6 +250,90 @@ TEST(BenchScenarioTest, RejectsContextLongerThanManifest) {
   Result<BenchContext> context = LoadBenchContext(*s);
   ASSERT_FALSE(context.ok());
   EXPECT_NE(context.status().message().find("'n_chunks'"), std::string::npos) << context.status().message();
+}
+
+}  // namespace
+}  // namespace sparkv
+
+namespace sparkv {
+namespace {
+
+TEST(BenchCrossoverTest, AddsOnePointPerLengthAndSlowdown) {
+  json crossover = GoodScenario();
+  crossover["bandwidth"] = {{"rate_mbit", {1, 5}}, {"crossover", true}};
+  Result<Scenario> s = ParseScenario(crossover.dump(), "/tmp");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s->bandwidth.crossover);
+  const std::vector<ScenarioPoint> points = ExpandScenario(*s);
+  // (2 rates + the crossover) x 2 lengths x 2 slowdowns, the crossover after each group's rates.
+  ASSERT_EQ(points.size(), 3u * 2u * 2u);
+  for (size_t i = 0; i < points.size(); ++i) EXPECT_EQ(points[i].at_crossover, i % 3 == 2) << i;
+  EXPECT_NE(points[2].Label(*s).find("crossover"), std::string::npos) << points[2].Label(*s);
+
+  crossover["bandwidth"] = {{"crossover", true}};
+  Result<Scenario> only = ParseScenario(crossover.dump(), "/tmp");
+  ASSERT_TRUE(only.ok()) << only.status().ToString();
+  EXPECT_EQ(ExpandScenario(*only).size(), 2u * 2u);
+}
+
+TEST(BenchCrossoverTest, RejectsBadCrossoverFields) {
+  for (const json& bandwidth : {json{{"crossover", "yes"}}, json{{"crossover", false}},
+                                json{{"crossover", true}, {"trace", "link.down"}}}) {
+    json scenario = GoodScenario();
+    scenario["bandwidth"] = bandwidth;
+    Result<Scenario> s = ParseScenario(scenario.dump(), "/tmp");
+    ASSERT_FALSE(s.ok()) << bandwidth.dump();
+    EXPECT_NE(s.status().message().find("bandwidth"), std::string::npos) << s.status().message();
+  }
+}
+
+TEST(BenchCrossoverTest, RateEqualizesLocalAndStream) {
+  testing::TempDir dir;
+  WriteProfile(dir.File("profile.json"));
+  json scenario = GoodScenario();
+  scenario["bandwidth"] = {{"crossover", true}};
+  ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), scenario.dump()).ok());
+  Result<Scenario> s = LoadScenario(dir.File("s.json"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Result<BenchContext> context = LoadBenchContext(*s);
+  ASSERT_TRUE(context.ok()) << context.status().ToString();
+  const Strategy local = std::move(FindStrategy("local")).value();
+  const Strategy stream = std::move(FindStrategy("stream")).value();
+
+  for (ScenarioPoint point : ExpandScenario(*s)) {
+    Result<double> rate = CrossoverRate(*s, *context, point);
+    ASSERT_TRUE(rate.ok()) << rate.status().ToString();
+    // Just below the rate streaming is slower than computing, just above it is faster.
+    const auto ttft = [&](const Strategy& strategy, double mbit) {
+      point.rate_mbit = mbit;
+      const SimScenario sim = std::move(MakeSimScenario(*s, *context, point)).value();
+      return std::move(SimulateLoad(strategy, sim)).value().ttft_s;
+    };
+    const double local_s = ttft(local, *rate);
+    EXPECT_NEAR(ttft(stream, *rate), local_s, 0.01 * local_s) << point.Label(*s);
+    EXPECT_GT(ttft(stream, *rate * 0.95), local_s) << point.Label(*s);
+    EXPECT_LT(ttft(stream, *rate * 1.05), local_s) << point.Label(*s);
+  }
+}
+
+TEST(BenchCrossoverTest, NoCrossoverNamesThePoint) {
+  testing::TempDir dir;
+  WriteProfile(dir.File("profile.json"));
+  json scenario = GoodScenario();
+  scenario["bandwidth"] = {{"crossover", true}};
+  // Each request waits longer before its first byte than computing the whole context takes.
+  scenario["rtt_ms"] = 60000;
+  scenario["n_chunks"] = 4;
+  ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), scenario.dump()).ok());
+  Result<Scenario> s = LoadScenario(dir.File("s.json"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Result<BenchContext> context = LoadBenchContext(*s);
+  ASSERT_TRUE(context.ok()) << context.status().ToString();
+  const ScenarioPoint point = ExpandScenario(*s).front();
+  Result<double> rate = CrossoverRate(*s, *context, point);
+  ASSERT_FALSE(rate.ok());
+  EXPECT_NE(rate.status().message().find("bandwidth.crossover"), std::string::npos) << rate.status().message();
+  EXPECT_NE(rate.status().message().find(point.LabelWithoutRate(*s)), std::string::npos) << rate.status().message();
 }
 
 }  // namespace

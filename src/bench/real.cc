@@ -252,8 +252,6 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
     strategies.push_back(std::move(strategy));
   }
   for (size_t p = 0; p < report.points.size(); ++p) {
-    const ScenarioPoint& point = report.points[p];
-    const std::string label = point.Label(s);
     const int32_t n_context = report.n_context_tokens[p];
     const std::span<const TokenId> context(tokens.data(), static_cast<size_t>(n_context));
     const std::span<const TokenId> query(tokens.data() + n_context, static_cast<size_t>(s.query_tokens));
@@ -261,8 +259,15 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
     // The simulated side of the point. Its first bandwidth estimate is also the real planner's,
     // which then skips its probe: a probe would spend link time the simulator does not model.
     BenchContext bench_context{report.profile, manifests[n_context]};
-    ScenarioPoint whole = point;
+    ScenarioPoint whole = report.points[p];
     whole.n_chunks = 0;  // the manifest already contains exactly the point's chunks
+    if (whole.at_crossover) {
+      // The simulated crossover of this profile: the real runs show how close the device is to it.
+      SPARKV_ASSIGN_OR_RETURN(whole.rate_mbit, CrossoverRate(s, bench_context, whole));
+      report.points[p].rate_mbit = whole.rate_mbit;
+    }
+    const ScenarioPoint& point = report.points[p];
+    const std::string label = point.Label(s);
     Result<SimScenario> sim = MakeSimScenario(s, bench_context, whole);
     if (!sim.ok()) return sim.status().WithContext(label);
     double offset_s = 0.0;

@@ -103,23 +103,33 @@ Status ParseBandwidth(const json& value, const std::string& folder, BandwidthSpe
   if (!value.is_object()) {
     return FieldError("bandwidth", "must be an object with one of rate_mbit, steps or trace");
   }
-  const int n_kinds = value.contains("rate_mbit") + value.contains("steps") + value.contains("trace");
+  const bool constant = value.contains("rate_mbit") || value.contains("crossover");
+  const int n_kinds = constant + value.contains("steps") + value.contains("trace");
   if (n_kinds != 1) {
-    return FieldError("bandwidth", "give exactly one of rate_mbit (number or list), steps ([[SECONDS, MBIT], ...]) "
-                                   "or trace (mahimahi file, with offset_s)");
+    return FieldError("bandwidth", "give exactly one of rate_mbit (number or list, with or without crossover), "
+                                   "steps ([[SECONDS, MBIT], ...]) or trace (mahimahi file, with offset_s)");
   }
   for (const auto& [key, unused] : value.items()) {
-    if (key != "rate_mbit" && key != "steps" && key != "trace" && key != "offset_s") {
-      return FieldError("bandwidth." + key, "is not a known field; use rate_mbit, steps, or trace with offset_s");
+    if (key != "rate_mbit" && key != "crossover" && key != "steps" && key != "trace" && key != "offset_s") {
+      return FieldError("bandwidth." + key,
+                        "is not a known field; use rate_mbit and crossover, steps, or trace with offset_s");
     }
   }
   if (value.contains("offset_s") && !value.contains("trace")) {
     return FieldError("bandwidth.offset_s", "only applies to a trace; remove it or give bandwidth.trace");
   }
 
-  if (value.contains("rate_mbit")) {
+  if (constant) {
     out->kind = BandwidthSpec::Kind::kConstant;
-    SPARKV_ASSIGN_OR_RETURN(out->rates_mbit, NumberOrList(value["rate_mbit"], "bandwidth.rate_mbit", 1e-6, kMaxMbit));
+    if (value.contains("crossover")) {
+      if (!value["crossover"].is_boolean()) return FieldError("bandwidth.crossover", "must be true or false");
+      out->crossover = value["crossover"].get<bool>();
+    }
+    if (value.contains("rate_mbit")) {
+      SPARKV_ASSIGN_OR_RETURN(out->rates_mbit, NumberOrList(value["rate_mbit"], "bandwidth.rate_mbit", 1e-6, kMaxMbit));
+    } else if (!out->crossover) {
+      return FieldError("bandwidth.crossover", "is false and no rate_mbit is given; give rates or set it to true");
+    }
     return Status::Ok();
   }
 
@@ -430,7 +440,9 @@ std::vector<ScenarioPoint> ExpandScenario(const Scenario& s) {
   const std::vector<double>& offsets = s.bandwidth.kind == BandwidthSpec::Kind::kTrace ? s.bandwidth.trace_offsets_s : none;
   const std::vector<int32_t> whole{0};
   const std::vector<int32_t>& lengths = s.n_chunks.empty() ? whole : s.n_chunks;
-  const double n_points = static_cast<double>(rates.size()) * offsets.size() * s.slowdowns.size() * lengths.size();
+  const bool crossover = s.bandwidth.kind == BandwidthSpec::Kind::kConstant && s.bandwidth.crossover;
+  const double n_points =
+      static_cast<double>(rates.size() + crossover) * offsets.size() * s.slowdowns.size() * lengths.size();
   std::vector<ScenarioPoint> points;
   if (n_points > kMaxSweepPoints) {
     points.resize(kMaxSweepPoints + 1);
@@ -441,6 +453,7 @@ std::vector<ScenarioPoint> ExpandScenario(const Scenario& s) {
       for (double offset : offsets) {
         for (double rate : rates) points.push_back({rate, offset, slowdown, n});
       }
+      if (crossover) points.push_back({0.0, 0.0, slowdown, n, true});
     }
   }
   return points;
@@ -459,7 +472,7 @@ std::string ScenarioPoint::LabelWithoutRate(const Scenario& s) const {
 
 std::string ScenarioPoint::Label(const Scenario& s) const {
   if (s.bandwidth.kind != BandwidthSpec::Kind::kConstant) return LabelWithoutRate(s);
-  return FormatNumber(rate_mbit) + " Mbit/s, " + LabelWithoutRate(s);
+  return (at_crossover ? "crossover " : "") + FormatNumber(rate_mbit) + " Mbit/s, " + LabelWithoutRate(s);
 }
 
 Result<BenchContext> LoadBenchContext(const Scenario& s) {
@@ -515,6 +528,44 @@ Result<BandwidthModel> PointBandwidth(const Scenario& s, const ScenarioPoint& po
     }
   }
   return InternalError("unknown bandwidth kind");
+}
+
+Result<double> CrossoverRate(const Scenario& s, const BenchContext& context, const ScenarioPoint& point) {
+  SPARKV_ASSIGN_OR_RETURN(const Strategy local, FindStrategy("local"));
+  SPARKV_ASSIGN_OR_RETURN(const Strategy stream, FindStrategy("stream"));
+  ScenarioPoint at = point;
+  // Stream TTFT minus local TTFT at `rate`: positive while streaming everything is slower.
+  const auto gap = [&](double rate) -> Result<double> {
+    at.rate_mbit = rate;
+    SPARKV_ASSIGN_OR_RETURN(const SimScenario sim, MakeSimScenario(s, context, at));
+    SPARKV_ASSIGN_OR_RETURN(const SimResult local_run, SimulateLoad(local, sim));
+    SPARKV_ASSIGN_OR_RETURN(const SimResult stream_run, SimulateLoad(stream, sim));
+    // A stream run that fetched nothing (no level allowed, every transfer timed out) computed
+    // the context, so it is no faster than local.
+    if (stream_run.n_streamed == 0) return HUGE_VAL;
+    return stream_run.ttft_s - local_run.ttft_s;
+  };
+
+  double lo = 1e-3, hi = 1e5;
+  SPARKV_ASSIGN_OR_RETURN(const double gap_hi, gap(hi));
+  if (gap_hi > 0) {
+    return FieldError("bandwidth.crossover", "found none at " + point.LabelWithoutRate(s) +
+                                                 ": streaming is not faster than computing even at 1e5 Mbit/s; "
+                                                 "check levels, quality_floor, rtt_ms and timeout_s");
+  }
+  SPARKV_ASSIGN_OR_RETURN(const double gap_lo, gap(lo));
+  if (gap_lo <= 0) return lo;
+  // 40 halvings of the 1e8 ratio between the bounds leave a relative width of 1.7e-5.
+  for (int i = 0; i < 40; ++i) {
+    const double mid = std::sqrt(lo * hi);
+    SPARKV_ASSIGN_OR_RETURN(const double gap_mid, gap(mid));
+    if (gap_mid > 0) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  return hi;
 }
 
 Result<SimScenario> MakeSimScenario(const Scenario& s, const BenchContext& context, const ScenarioPoint& point) {

@@ -21,6 +21,9 @@ struct BandwidthSpec {
   enum class Kind : uint8_t { kConstant = 0, kSteps = 1, kTrace = 2 };
   Kind kind = Kind::kConstant;
   std::vector<double> rates_mbit;        // kConstant: [n_rates], swept
+  // kConstant: one more point per context length and slowdown, at the rate where `local` and
+  // `stream` reach the same simulated TTFT (found by CrossoverRate).
+  bool crossover = false;
   std::vector<BandwidthStep> steps;      // kSteps: [n_steps], rates in bytes/s
   std::string trace_path;                // kTrace: mahimahi trace, absolute
   std::vector<double> trace_offsets_s;   // kTrace: [n_offsets], swept
@@ -79,6 +82,7 @@ struct ScenarioPoint {
   double trace_offset_s = 0.0;  // kTrace only
   double slowdown = 1.0;
   int32_t n_chunks = 0;         // 0 = the whole manifest
+  bool at_crossover = false;    // rate_mbit is the crossover rate, 0 until CrossoverRate sets it
 
   // Short human-readable description, e.g. "5 Mbit/s, x1.5, 8 chunks".
   std::string Label(const Scenario& scenario) const;
@@ -107,6 +111,13 @@ Result<BenchContext> LoadBenchContext(const Scenario& scenario);
 // delivers, the first bandwidth estimate, RTT, slowdown and timeout.
 Result<SimScenario> MakeSimScenario(const Scenario& scenario, const BenchContext& context,
                                     const ScenarioPoint& point);
+
+// The constant rate in Mbit/s at which the simulated `stream` strategy reaches the TTFT of `local`
+// at `point` (its own rate ignored): where a device gains the most from running both paths.
+// Stream TTFT falls as the rate grows, so a bisection on the logarithm of the rate finds it.
+// InvalidArgument if stream never catches up within 1e-3 to 1e5 Mbit/s (no level allowed, every
+// request slower than the whole prefill).
+Result<double> CrossoverRate(const Scenario& scenario, const BenchContext& context, const ScenarioPoint& point);
 
 // The bandwidth the link delivers at one point, for the pictures.
 Result<BandwidthModel> PointBandwidth(const Scenario& scenario, const ScenarioPoint& point);

@@ -139,6 +139,7 @@ int RunRealMode(const Flags& f, const Scenario& s) {
     for (size_t p = 0; p < points.size(); ++p) {
       nlohmann::json point = {{"label", points[p].Label(s)},
                               {"rate_mbit", points[p].rate_mbit},
+                              {"at_crossover", points[p].at_crossover},
                               {"trace_offset_s", points[p].trace_offset_s},
                               {"slowdown", points[p].slowdown},
                               {"n_chunks", points[p].n_chunks},
@@ -259,7 +260,13 @@ int RunBench(const Flags& f) {
     if (error) return ReportError(InvalidArgumentError("--svg-dir " + f.svg_dir + ": " + error.message()));
   }
 
-  const std::vector<ScenarioPoint> points = ExpandScenario(s);
+  std::vector<ScenarioPoint> points = ExpandScenario(s);
+  for (ScenarioPoint& point : points) {
+    if (!point.at_crossover) continue;
+    Result<double> rate = CrossoverRate(s, *context, point);
+    if (!rate.ok()) return ReportError(rate.status());
+    point.rate_mbit = *rate;
+  }
   // One run per point for the hindsight optimum, which can cost as much as a strategy, and one per
   // strategy and repetition.
   const size_t n_runs = points.size() * (1 + strategies.size() * static_cast<size_t>(s.repetitions));
@@ -391,6 +398,7 @@ int RunBench(const Flags& f) {
     for (size_t p = 0; p < points.size(); ++p) {
       nlohmann::json point = {{"label", points[p].Label(s)},
                               {"rate_mbit", points[p].rate_mbit},
+                              {"at_crossover", points[p].at_crossover},
                               {"trace_offset_s", points[p].trace_offset_s},
                               {"slowdown", points[p].slowdown},
                               {"n_chunks", points[p].n_chunks},
