@@ -408,6 +408,35 @@ TEST(SimulatorTest, AdaptiveAbandonsPrefillForFastLink) {
   EXPECT_GE(adaptive->chunks[0].resident_s, 0.125) << "the decode must wait for the prefill to stop";
 }
 
+TEST(SimulatorTest, SlowDeviceRestartsLargeBlobSmaller) {
+  // Four chunks profiled at 1 s of compute on a device that takes 2 s. The link delivers 1 MB/s:
+  // q8 (1.5 MB) in 1.5 s, f16 (3 MB) in 3 s. Planned for the profiled device, three chunks are
+  // computed in 3 s and the last is fetched at f16 in the same 3 s. The first prefill piece shows
+  // the slower device, so the stream path must take two chunks. The f16 transfer then restarts as
+  // q8: 2 x 1.5 s beside 2 x 2 s of compute, against 3 + 1.5 s had it gone on.
+  SimScenario scenario;
+  scenario.input = UniformInput(4, 1'500'000, 1e6);
+  for (ChunkSpec& spec : scenario.input.chunks) spec.levels.insert(spec.levels.begin(), {"f16", 3'000'000, 0.0, 0});
+  scenario.actual = scenario.input.bandwidth;
+  scenario.device_slowdown = 2.0;
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  Result<Plan> hindsight = HindsightOptimum(scenario);
+  ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
+  ASSERT_TRUE(hindsight.ok()) << hindsight.status().ToString();
+  const Decision& last = adaptive->initial_plan.decisions.back();
+  ASSERT_EQ(last.path, Decision::Path::kStream);
+  ASSERT_EQ(last.level, 0) << "the first plan must fetch the last chunk at f16 for this test to mean anything";
+  EXPECT_EQ(adaptive->stats.n_cancelled, 1);
+  EXPECT_EQ(adaptive->n_streamed, 2);
+  for (const SimChunk& chunk : adaptive->chunks) {
+    if (chunk.streamed) {
+      EXPECT_EQ(chunk.codec, "q8");
+    }
+  }
+  EXPECT_NEAR(hindsight->predicted.ttft_s, 4.0, 1e-6);
+  EXPECT_LT(adaptive->ttft_s, 1.05 * hindsight->predicted.ttft_s) << "4.5 s had the f16 transfer gone on";
+}
+
 TEST(SimulatorTest, RaceKeepsRecoveringLinkBlob) {
   // Two chunks of 1 s compute and 1 MB, planned to stream at 4 MB/s. The link carries chunk 1,
   // nearly dies at 0.3 s during chunk 0's transfer, and recovers at 1.5 s.
@@ -542,7 +571,9 @@ TEST(ControllerTest, DeferredStartPlansAfterOffer) {
   EXPECT_EQ(snapshot.progress[0].state, ChunkProgress::State::kComputing);
   EXPECT_DOUBLE_EQ(snapshot.start_time_s, 0.2);
   const Plan plan = FindPlanner("exact")->Solve(snapshot);
-  controller->InstallFirstPlan(SolvedPlans{plan, std::nullopt, -1}, version, 0.25);
+  SolvedPlans plans;
+  plans.keep = plan;
+  controller->InstallFirstPlan(plans, version, 0.25);
   EXPECT_FALSE(controller->awaiting_stream_offer());
   EXPECT_EQ(controller->initial_plan().decisions[0].path, Decision::Path::kCommitted);
   EXPECT_EQ(controller->initial_plan().predicted.n_streamed, 3) << "streaming the rest ends before computing any";

@@ -363,6 +363,14 @@ bool LoadController::OnTransferEnd(int32_t chunk, TransferResult result, uint64_
   }
   ++version_;
   MarkDirty();
+  if (c.restart_requested) {
+    // Cancelled for another level: the chunk waits for the stream path again, with the decision
+    // the restart plan gave it, and the blob, if any, is dropped.
+    c.restart_requested = false;
+    c.cancel_requested = false;
+    if (c.state == State::kFetching) c.state = State::kPending;
+    return false;
+  }
   if (c.state != State::kFetching || c.cancel_requested) {
     // The compute path took the chunk while it was in flight; the blob, if any, is dropped.
     c.cancel_requested = false;
@@ -718,24 +726,48 @@ void LoadController::Replan(double now_s) {
   }
   int32_t chunk = -1;
   const std::optional<PlanInput> abandon_in = AbandonInput(now_s, &chunk);
-  InstallReplan(SolvePlans(*planner_, in, abandon_in, chunk), version, now_s);
+  int32_t restart_chunk = -1;
+  const std::optional<PlanInput> restart_in = RestartInput(now_s, &restart_chunk);
+  InstallReplan(SolvePlans(*planner_, in, abandon_in, chunk, restart_in, restart_chunk), version, now_s);
 }
 
 void LoadController::InstallReplan(const SolvedPlans& plans, uint64_t version, double now_s) {
   if (PrefersAbandon(plans)) {
     InstallAbandonPlan(*plans.abandon, plans.abandon_chunk, version, now_s);
-  } else {
-    InstallPlan(plans.keep, version, now_s);
+    return;
   }
+  if (!PrefersRestart(plans)) {
+    InstallPlan(plans.keep, version, now_s);
+    return;
+  }
+  Chunk& c = chunks_[static_cast<size_t>(plans.restart_chunk)];
+  // The transfer may have ended while the plan was solved: then the plan's premise is gone.
+  if (c.state != State::kFetching || c.cancel_requested || c.racing) {
+    InstallPlan(plans.keep, version, now_s);
+    return;
+  }
+  SPARKV_LOG_DEBUG("%.2f s: chunk %d: transfer cancelled, predicted TTFT %.2f s restarted against %.2f s kept",
+                   now_s, plans.restart_chunk, plans.restart->predicted.ttft_s, plans.keep.predicted.ttft_s);
+  // OnTransferEnd then returns the chunk to the pending state with the restart plan's decision.
+  c.cancel_requested = true;
+  c.restart_requested = true;
+  c.decision = plans.restart->decisions[static_cast<size_t>(plans.restart_chunk)];
+  ++stats_.n_cancelled;
+  InstallPlan(*plans.restart, version, now_s);
 }
 
 SolvedPlans SolvePlans(const Planner& planner, const PlanInput& keep_input,
-                       const std::optional<PlanInput>& abandon_input, int32_t abandon_chunk) {
+                       const std::optional<PlanInput>& abandon_input, int32_t abandon_chunk,
+                       const std::optional<PlanInput>& restart_input, int32_t restart_chunk) {
   SolvedPlans plans;
   plans.keep = planner.Solve(keep_input);
   if (abandon_input) {
     plans.abandon = planner.Solve(*abandon_input);
     plans.abandon_chunk = abandon_chunk;
+  }
+  if (restart_input) {
+    plans.restart = planner.Solve(*restart_input);
+    plans.restart_chunk = restart_chunk;
   }
   return plans;
 }
@@ -799,6 +831,42 @@ std::optional<PlanInput> LoadController::AbandonInput(double now_s, int32_t* chu
     return in;
   }
   return std::nullopt;
+}
+
+std::optional<PlanInput> LoadController::RestartInput(double now_s, int32_t* chunk) const {
+  if (!strategy_.replan || !strategy_.cancel_transfers || awaiting_offer_) return std::nullopt;
+  for (size_t j = frontier_; j < chunks_.size(); ++j) {
+    const Chunk& c = chunks_[j];
+    if (c.state != State::kFetching || c.cancel_requested || !CanStream(j)) continue;
+    PlanInput in = Snapshot(now_s, PredictedBytesPerSecond());
+    in.progress[j] = ChunkProgress{};
+    // The link is free once the other transfers in flight (none, while one stream runs at a
+    // time) have arrived.
+    in.network_busy_until_s = now_s;
+    for (size_t i = 0; i < chunks_.size(); ++i) {
+      if (in.progress[i].state == ChunkProgress::State::kStreaming) {
+        in.network_busy_until_s = std::max(in.network_busy_until_s, in.progress[i].arrival_s);
+      }
+    }
+    *chunk = static_cast<int32_t>(j);
+    return in;
+  }
+  return std::nullopt;
+}
+
+bool LoadController::PrefersRestart(const SolvedPlans& plans) const {
+  if (!plans.restart || plans.restart_chunk < 0 || static_cast<size_t>(plans.restart_chunk) >= chunks_.size()) {
+    return false;
+  }
+  const Plan& restart = *plans.restart;
+  const size_t j = static_cast<size_t>(plans.restart_chunk);
+  if (restart.decisions.size() != chunks_.size()) return false;
+  // Restarting at the level in flight only loses the bytes received, and moving the chunk to the
+  // compute path is ComputingWins's decision: a restart changes the level.
+  if (restart.decisions[j].path != Decision::Path::kStream || restart.decisions[j].level == chunks_[j].fetch_level) {
+    return false;
+  }
+  return restart.predicted.ttft_s + kTakeMargin * ComputeSeconds(j) < plans.keep.predicted.ttft_s;
 }
 
 bool LoadController::Abandonable(size_t j) const {

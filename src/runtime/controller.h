@@ -27,7 +27,7 @@ namespace sparkv {
 struct ControllerStats {
   int32_t n_replans = 0;
   int32_t n_moved = 0;      // pending chunks whose path changed after the first plan
-  int32_t n_cancelled = 0;  // in-flight transfers cancelled because computing was predicted faster
+  int32_t n_cancelled = 0;  // in-flight transfers cancelled: computing or a restart was predicted faster
   int32_t n_fallback = 0;   // chunks computed because their stream path failed
   int32_t n_abandoned = 0;  // prefills stopped between pieces because streaming the chunk was faster
   int32_t n_raced = 0;      // chunks run on both paths at once, the first to finish kept
@@ -37,16 +37,22 @@ struct ControllerStats {
 // The plans solved for one state of a load: `keep` from LoadController::ReplanInput (or
 // OfferStreamPath), and, when AbandonInput offered one, `abandon` for the prefill of
 // `abandon_chunk` stopped at its next piece. The controller installs the one it prefers.
+// When RestartInput offered one, `restart` is the plan for the transfer of `restart_chunk`
+// cancelled now, its chunk planned afresh.
 struct SolvedPlans {
   Plan keep;
   std::optional<Plan> abandon;
   int32_t abandon_chunk = -1;
+  std::optional<Plan> restart;
+  int32_t restart_chunk = -1;
 };
 
-// Solves `keep_input` and, if given, `abandon_input` with `planner`. Callers that must not hold
-// the controller's lock while solving take both inputs under the lock and call this outside it.
+// Solves `keep_input` and, if given, `abandon_input` and `restart_input` with `planner`. Callers
+// that must not hold the controller's lock while solving take the inputs under the lock and call
+// this outside it.
 SolvedPlans SolvePlans(const Planner& planner, const PlanInput& keep_input,
-                       const std::optional<PlanInput>& abandon_input, int32_t abandon_chunk);
+                       const std::optional<PlanInput>& abandon_input, int32_t abandon_chunk,
+                       const std::optional<PlanInput>& restart_input = std::nullopt, int32_t restart_chunk = -1);
 
 class LoadController {
  public:
@@ -148,6 +154,11 @@ class LoadController {
   // or nothing when no prefill can be abandoned. `chunk` receives the chunk. Re-planning
   // strategies may abandon at any re-plan, others only at the first plan of a deferred start.
   std::optional<PlanInput> AbandonInput(double now_s, int32_t* chunk) const;
+  // The state to solve from if the transfer in flight were cancelled now and its chunk planned
+  // again from scratch. A plan made for a faster device may have started a large blob, and a
+  // smaller level would now deliver it sooner. Nothing when no transfer is in flight or the
+  // strategy does not re-plan. `chunk` receives the chunk.
+  std::optional<PlanInput> RestartInput(double now_s, int32_t* chunk) const;
 
   // --- deferred start (Create with await_stream_offer) ---
   // The stream path reached the server: `offer` is the fresh input for the same chunks with the
@@ -175,6 +186,7 @@ class LoadController {
     Decision decision;           // the current plan, for pending chunks
     bool stream_failed = false;  // the stream path failed once: compute it
     bool cancel_requested = false;
+    bool restart_requested = false;  // cancelled to be fetched again, at the level in `decision`
     bool abandon_requested = false;  // kComputing: stop the prefill at the next piece
     bool in_pieces = false;          // kComputing: the prefill runs in pieces, so it can stop
     bool early_fetch = false;        // kComputing: the blob is fetched (or held) while the prefill runs
@@ -246,6 +258,8 @@ class LoadController {
   bool Abandonable(size_t j) const;
   // True when `plans.abandon` streams the chunk and beats `plans.keep` by the take margin.
   bool PrefersAbandon(const SolvedPlans& plans) const;
+  // True when the restart plan beats `keep` by the take margin.
+  bool PrefersRestart(const SolvedPlans& plans) const;
   // Installs `plan` and requests the compute path to stop its prefill of `chunk` at the next piece.
   void InstallAbandonPlan(const Plan& plan, int32_t chunk, uint64_t version, double now_s);
   // Gives `chunk`, in prefill, the path `plan` chose for it and requests the stop at the next piece.

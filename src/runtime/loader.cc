@@ -250,10 +250,14 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       const PlanInput snapshot = controller->ReplanInput(SecondsSince(start), &version);
       int32_t abandon_chunk = -1;
       const std::optional<PlanInput> abandon_input = controller->AbandonInput(SecondsSince(start), &abandon_chunk);
+      int32_t restart_chunk = -1;
+      const std::optional<PlanInput> restart_input = controller->RestartInput(SecondsSince(start), &restart_chunk);
       lock.unlock();
       const Status valid = ValidatePlanInput(snapshot);
       SolvedPlans plans;
-      if (valid.ok()) plans = SolvePlans(*planner, snapshot, abandon_input, abandon_chunk);
+      if (valid.ok()) {
+        plans = SolvePlans(*planner, snapshot, abandon_input, abandon_chunk, restart_input, restart_chunk);
+      }
       lock.lock();
       if (!valid.ok()) {
         SPARKV_LOG_WARN("re-plan skipped: %s", valid.ToString().c_str());
