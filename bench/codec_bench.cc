@@ -177,11 +177,15 @@ BENCHMARK(BM_RansDecode)->ArgsProduct({{0, 1}, {20, 50, 80}});
 
 // DecodeStreams on several streams of 64 Ki symbols (p = 0.5), each with its own table, as the
 // codecs call it: symbols per second over all streams. Arguments: decoder (0 = scalar,
-// 1 = AVX2), streams.
+// 1 = AVX2, 2 = AVX-512), streams.
 void BM_RansDecodeStreams(benchmark::State& state) {
-  const bool avx2 = state.range(0) == 1;
-  if (avx2 && !rans::HasAvx2Decoder()) {
+  const int64_t decoder = state.range(0);
+  if (decoder == 1 && !rans::HasAvx2Decoder()) {
     state.SkipWithError("this CPU has no AVX2");
+    return;
+  }
+  if (decoder == 2 && !rans::HasAvx512Decoder()) {
+    state.SkipWithError("this CPU has no AVX-512 F, BW, VL, DQ and VNNI");
     return;
   }
 
@@ -203,7 +207,9 @@ void BM_RansDecodeStreams(benchmark::State& state) {
 
   std::vector<Status> statuses(n_streams);
   for (auto _ : state) {
-    if (avx2) {
+    if (decoder == 2) {
+      rans::DecodeStreamsAvx512(jobs, statuses);
+    } else if (decoder == 1) {
       rans::DecodeStreamsAvx2(jobs, statuses);
     } else {
       rans::DecodeStreamsScalar(jobs, statuses);
@@ -217,9 +223,10 @@ void BM_RansDecodeStreams(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(n_streams << 16));
-  state.SetLabel(std::string(avx2 ? "avx2, " : "scalar, ") + std::to_string(n_streams) + " streams");
+  const char* const names[] = {"scalar, ", "avx2, ", "avx512, "};
+  state.SetLabel(names[decoder] + std::to_string(n_streams) + " streams");
 }
-BENCHMARK(BM_RansDecodeStreams)->ArgsProduct({{0, 1}, {1, 2, 4}});
+BENCHMARK(BM_RansDecodeStreams)->ArgsProduct({{0, 1, 2}, {1, 2, 4, 8, 16}});
 
 }  // namespace
 }  // namespace sparkv

@@ -1,5 +1,6 @@
-// The fast decode paths against their references: the AVX2 rANS decoder against the scalar one,
-// AVX2 dequantization against the scalar loop, and parallel chunk decoding against serial.
+// The fast decode paths against their references: the AVX2 and AVX-512 rANS decoders against the
+// scalar one, AVX2 dequantization against the scalar loop, and parallel chunk decoding against
+// serial.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,8 +29,17 @@ std::vector<uint8_t> GeometricSymbols(size_t n, int n_symbols, double p, uint32_
   return symbols;
 }
 
-TEST(RansDecoders, Avx2MatchesScalarOnValidStreams) {
-  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
+// A single-stream decoder under test, with the CPU check it needs.
+struct SingleDecoder {
+  const char* name;
+  bool (*available)();
+  Status (*decode)(std::span<const uint8_t>, const rans::DecodeTable&, std::span<uint8_t>,
+                   std::string_view);
+};
+const SingleDecoder kAvx2Single{"AVX2", rans::HasAvx2Decoder, rans::DecodeAvx2};
+const SingleDecoder kAvx512Single{"AVX-512", rans::HasAvx512Decoder, rans::DecodeAvx512};
+
+void ExpectMatchesScalarOnValidStreams(const SingleDecoder& decoder) {
   // Lengths around multiples of the eight states, and skews from nearly one symbol to uniform.
   for (size_t n : {0, 1, 7, 8, 9, 15, 16, 17, 63, 1000, 65536}) {
     for (double p : {0.95, 0.4, 0.05}) {
@@ -39,32 +49,32 @@ TEST(RansDecoders, Avx2MatchesScalarOnValidStreams) {
       std::vector<uint8_t> stream;
       rans::Encode(symbols, table, stream);
       const rans::DecodeTable decode_table(table);
-      std::vector<uint8_t> scalar(n, 0xaa), avx2(n, 0x55);
+      std::vector<uint8_t> scalar(n, 0xaa), tested(n, 0x55);
       ASSERT_TRUE(rans::DecodeScalar(stream, decode_table, scalar, "test").ok()) << n << " " << p;
-      ASSERT_TRUE(rans::DecodeAvx2(stream, decode_table, avx2, "test").ok()) << n << " " << p;
+      ASSERT_TRUE(decoder.decode(stream, decode_table, tested, "test").ok())
+          << decoder.name << " " << n << " " << p;
       EXPECT_EQ(scalar, symbols) << n << " " << p;
-      EXPECT_EQ(avx2, symbols) << n << " " << p;
+      EXPECT_EQ(tested, symbols) << decoder.name << " " << n << " " << p;
     }
   }
 }
 
-TEST(RansDecoders, Avx2RejectsDamagedStreamsLikeScalar) {
-  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
+void ExpectRejectsDamagedStreamsLikeScalar(const SingleDecoder& decoder) {
   const std::vector<uint8_t> symbols = GeometricSymbols(3000, 16, 0.3, 11);
   const rans::FrequencyTable table = rans::NormalizeCounts(rans::CountSymbols(symbols, 16));
   std::vector<uint8_t> stream;
   rans::Encode(symbols, table, stream);
   const rans::DecodeTable decode_table(table);
-  std::vector<uint8_t> scalar(symbols.size()), avx2(symbols.size());
+  std::vector<uint8_t> scalar(symbols.size()), tested(symbols.size());
   int rejected = 0;
   for (size_t bit = 0; bit < 8 * stream.size(); bit += 7) {
     std::vector<uint8_t> flipped = stream;
     flipped[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
-    const Status a = rans::DecodeScalar(flipped, decode_table, scalar, "test");
-    const Status b = rans::DecodeAvx2(flipped, decode_table, avx2, "test");
-    ASSERT_EQ(a.ToString(), b.ToString()) << "bit " << bit;
-    if (a.ok()) {
-      ASSERT_EQ(scalar, avx2) << "bit " << bit;
+    const Status scalar_status = rans::DecodeScalar(flipped, decode_table, scalar, "test");
+    const Status tested_status = decoder.decode(flipped, decode_table, tested, "test");
+    ASSERT_EQ(scalar_status.ToString(), tested_status.ToString()) << decoder.name << " bit " << bit;
+    if (scalar_status.ok()) {
+      ASSERT_EQ(scalar, tested) << decoder.name << " bit " << bit;
     } else {
       ++rejected;
     }
@@ -73,9 +83,29 @@ TEST(RansDecoders, Avx2RejectsDamagedStreamsLikeScalar) {
   for (size_t size = 0; size < stream.size(); size += 5) {
     const auto truncated = std::span<const uint8_t>(stream).first(size);
     ASSERT_EQ(rans::DecodeScalar(truncated, decode_table, scalar, "test").ToString(),
-              rans::DecodeAvx2(truncated, decode_table, avx2, "test").ToString())
-        << size;
+              decoder.decode(truncated, decode_table, tested, "test").ToString())
+        << decoder.name << " " << size;
   }
+}
+
+TEST(RansDecoders, Avx2MatchesScalarOnValidStreams) {
+  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
+  ExpectMatchesScalarOnValidStreams(kAvx2Single);
+}
+
+TEST(RansDecoders, Avx2RejectsDamagedStreamsLikeScalar) {
+  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
+  ExpectRejectsDamagedStreamsLikeScalar(kAvx2Single);
+}
+
+TEST(RansDecoders, Avx512MatchesScalarOnValidStreams) {
+  if (!rans::HasAvx512Decoder()) GTEST_SKIP() << "this CPU has no AVX-512 F, BW, VL, DQ and VNNI";
+  ExpectMatchesScalarOnValidStreams(kAvx512Single);
+}
+
+TEST(RansDecoders, Avx512RejectsDamagedStreamsLikeScalar) {
+  if (!rans::HasAvx512Decoder()) GTEST_SKIP() << "this CPU has no AVX-512 F, BW, VL, DQ and VNNI";
+  ExpectRejectsDamagedStreamsLikeScalar(kAvx512Single);
 }
 
 // Streams of varied lengths, skews and alphabets, each with its own table, as DecodeStreams gets
@@ -106,75 +136,155 @@ struct StreamSet {
   }
 };
 
-TEST(RansDecoders, InterleavedStreamsMatchScalar) {
-  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
-  const size_t lengths[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4099, 65536};
+// A many-stream decoder under test, with the CPU check it needs and how many streams it
+// interleaves.
+struct StreamsDecoder {
+  const char* name;
+  bool (*available)();
+  void (*decode)(std::span<const rans::StreamJob>, std::span<Status>);
+  int interleave;
+};
+const StreamsDecoder kAvx2Streams{"AVX2", rans::HasAvx2Decoder, rans::DecodeStreamsAvx2,
+                                  rans::kMaxInterleave};
+const StreamsDecoder kAvx512Streams{"AVX-512", rans::HasAvx512Decoder, rans::DecodeStreamsAvx512,
+                                    rans::kMaxInterleaveAvx512};
+
+void ExpectInterleavedStreamsMatchScalar(const StreamsDecoder& decoder) {
+  const size_t lengths[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4099, 16384, 65536};
   std::mt19937 rng(21);
-  for (int trial = 0; trial < 60; ++trial) {
-    // One to five streams: the decoder interleaves up to kMaxInterleave and takes the rest in a
-    // further batch. Lengths differ so that one stream runs out while another goes on.
+  for (int trial = 0; trial < 90; ++trial) {
+    // From one stream to two full batches and one more: the decoder interleaves up to
+    // `interleave` streams and takes the rest in further batches. Lengths differ so that one
+    // stream runs out while another goes on. Every fourth trial gives all streams one length, as
+    // a codec does.
     StreamSet set;
-    const int n_streams = 1 + trial % 5;
+    const int n_streams = 1 + trial % (2 * decoder.interleave + 1);
+    const size_t common = lengths[rng() % std::size(lengths)];
     for (int k = 0; k < n_streams; ++k) {
-      const size_t n = lengths[rng() % std::size(lengths)];
+      const size_t n = trial % 4 == 3 ? common : lengths[rng() % std::size(lengths)];
       const int n_symbols = 2 + static_cast<int>(rng() % 254);
       const double p = 0.02 + 0.9 * std::uniform_real_distribution<double>(0, 1)(rng);
       set.Add(GeometricSymbols(n, n_symbols, p, static_cast<uint32_t>(rng())), n_symbols);
     }
-    std::vector<std::vector<uint8_t>> scalar, avx2;
+    std::vector<std::vector<uint8_t>> scalar, tested;
     std::vector<rans::StreamJob> scalar_jobs = set.Jobs(scalar, 0xaa);
-    std::vector<rans::StreamJob> avx2_jobs = set.Jobs(avx2, 0x55);
-    std::vector<Status> scalar_statuses(scalar_jobs.size()), avx2_statuses(avx2_jobs.size());
+    std::vector<rans::StreamJob> tested_jobs = set.Jobs(tested, 0x55);
+    std::vector<Status> scalar_statuses(scalar_jobs.size()), tested_statuses(tested_jobs.size());
     rans::DecodeStreamsScalar(scalar_jobs, scalar_statuses);
-    rans::DecodeStreamsAvx2(avx2_jobs, avx2_statuses);
+    decoder.decode(tested_jobs, tested_statuses);
     for (int k = 0; k < n_streams; ++k) {
       ASSERT_TRUE(scalar_statuses[k].ok()) << scalar_statuses[k].ToString();
-      ASSERT_TRUE(avx2_statuses[k].ok()) << "trial " << trial << " stream " << k << ": "
-                                         << avx2_statuses[k].ToString();
+      ASSERT_TRUE(tested_statuses[k].ok()) << decoder.name << " trial " << trial << " stream " << k
+                                         << ": " << tested_statuses[k].ToString();
       EXPECT_EQ(scalar[k], set.symbols[k]) << "trial " << trial << " stream " << k;
-      EXPECT_EQ(avx2[k], set.symbols[k]) << "trial " << trial << " stream " << k;
+      EXPECT_EQ(tested[k], set.symbols[k]) << decoder.name << " trial " << trial << " stream " << k;
     }
   }
 }
 
 // A damaged stream beside intact ones: it fails exactly as alone and the others still decode.
-TEST(RansDecoders, InterleavedStreamsRejectDamageLikeScalar) {
-  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
+// `damaged` picks which of n_streams streams is damaged.
+void ExpectInterleavedStreamsRejectDamageLikeScalar(const StreamsDecoder& decoder, int n_streams,
+                                                    int damaged) {
   StreamSet set;
-  set.Add(GeometricSymbols(3000, 16, 0.3, 41), 16);
-  set.Add(GeometricSymbols(2500, 200, 0.05, 42), 200);
-  set.Add(GeometricSymbols(3100, 5, 0.6, 43), 5);
-  const std::vector<uint8_t> intact = set.streams[1];
+  for (int k = 0; k < n_streams; ++k) {
+    const int n_symbols = k == damaged ? 200 : 5 + 11 * k;
+    const double p = k == damaged ? 0.05 : 0.6 - 0.05 * k;
+    set.Add(GeometricSymbols(2500 + 300 * static_cast<size_t>(k), n_symbols, p,
+                             static_cast<uint32_t>(41 + k)),
+            n_symbols);
+  }
+  const std::vector<uint8_t> intact = set.streams[damaged];
   int rejected = 0;
   const auto check = [&](const std::string& what) {
-    std::vector<std::vector<uint8_t>> scalar, avx2;
+    std::vector<std::vector<uint8_t>> scalar, tested;
     std::vector<rans::StreamJob> scalar_jobs = set.Jobs(scalar, 0);
-    std::vector<rans::StreamJob> avx2_jobs = set.Jobs(avx2, 0);
-    std::vector<Status> scalar_statuses(3), avx2_statuses(3);
+    std::vector<rans::StreamJob> tested_jobs = set.Jobs(tested, 0);
+    std::vector<Status> scalar_statuses(n_streams), tested_statuses(n_streams);
     rans::DecodeStreamsScalar(scalar_jobs, scalar_statuses);
-    rans::DecodeStreamsAvx2(avx2_jobs, avx2_statuses);
-    for (size_t k = 0; k < 3; ++k) {
-      ASSERT_EQ(avx2_statuses[k].ToString(), scalar_statuses[k].ToString()) << what << " stream " << k;
-      if (k != 1) {
-        ASSERT_TRUE(avx2_statuses[k].ok()) << what;
-        ASSERT_EQ(avx2[k], set.symbols[k]) << what << " stream " << k;
+    decoder.decode(tested_jobs, tested_statuses);
+    for (int k = 0; k < n_streams; ++k) {
+      ASSERT_EQ(tested_statuses[k].ToString(), scalar_statuses[k].ToString())
+          << decoder.name << " " << what << " stream " << k;
+      if (k != damaged) {
+        ASSERT_TRUE(tested_statuses[k].ok()) << decoder.name << " " << what;
+        ASSERT_EQ(tested[k], set.symbols[k]) << decoder.name << " " << what << " stream " << k;
       }
     }
-    if (!avx2_statuses[1].ok()) {
+    if (!tested_statuses[damaged].ok()) {
       ++rejected;
-      EXPECT_NE(avx2_statuses[1].ToString().find("stream 1"), std::string::npos) << what;
+      EXPECT_NE(tested_statuses[damaged].ToString().find("stream " + std::to_string(damaged)),
+                std::string::npos)
+          << what;
     }
   };
   for (size_t bit = 0; bit < 8 * intact.size(); bit += 11) {
-    set.streams[1] = intact;
-    set.streams[1][bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+    set.streams[damaged] = intact;
+    set.streams[damaged][bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
     check("bit " + std::to_string(bit));
   }
   for (size_t size = 0; size < intact.size(); size += 7) {
-    set.streams[1].assign(intact.begin(), intact.begin() + static_cast<ptrdiff_t>(size));
+    set.streams[damaged].assign(intact.begin(), intact.begin() + static_cast<ptrdiff_t>(size));
     check("truncated to " + std::to_string(size));
   }
-  EXPECT_GT(rejected, static_cast<int>(intact.size()) / 7);
+  EXPECT_GT(rejected, static_cast<int>(intact.size()) / 7) << decoder.name;
+}
+
+TEST(RansDecoders, InterleavedStreamsMatchScalar) {
+  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
+  ExpectInterleavedStreamsMatchScalar(kAvx2Streams);
+}
+
+TEST(RansDecoders, InterleavedStreamsRejectDamageLikeScalar) {
+  if (!rans::HasAvx2Decoder()) GTEST_SKIP() << "this CPU has no AVX2";
+  ExpectInterleavedStreamsRejectDamageLikeScalar(kAvx2Streams, 3, 1);
+}
+
+TEST(RansDecoders, Avx512StreamsMatchScalar) {
+  if (!rans::HasAvx512Decoder()) GTEST_SKIP() << "this CPU has no AVX-512 F, BW, VL, DQ and VNNI";
+  ExpectInterleavedStreamsMatchScalar(kAvx512Streams);
+}
+
+// The damaged stream as the first or second half of a register, and as a stream that runs alone
+// (the fifth of five: two pairs and a single).
+TEST(RansDecoders, Avx512StreamsRejectDamageLikeScalar) {
+  if (!rans::HasAvx512Decoder()) GTEST_SKIP() << "this CPU has no AVX-512 F, BW, VL, DQ and VNNI";
+  ExpectInterleavedStreamsRejectDamageLikeScalar(kAvx512Streams, 3, 1);
+  ExpectInterleavedStreamsRejectDamageLikeScalar(kAvx512Streams, 8, 6);
+  ExpectInterleavedStreamsRejectDamageLikeScalar(kAvx512Streams, 5, 4);
+}
+
+// DecodeStreams and Decode take the widest decoder this CPU has. Whichever it is, they give the
+// scalar decoder's symbols and statuses.
+TEST(RansDecoders, DispatchedMatchesScalar) {
+  StreamSet set;
+  for (int k = 0; k < 11; ++k) {
+    const int n_symbols = 3 + 23 * k;
+    set.Add(GeometricSymbols(16384 + 5 * static_cast<size_t>(k), n_symbols, 0.1 + 0.07 * k,
+                             static_cast<uint32_t>(70 + k)),
+            n_symbols);
+  }
+  set.streams[7].resize(set.streams[7].size() - 3);  // one truncated stream among intact ones
+  std::vector<std::vector<uint8_t>> scalar, dispatched;
+  std::vector<rans::StreamJob> scalar_jobs = set.Jobs(scalar, 0);
+  std::vector<rans::StreamJob> dispatched_jobs = set.Jobs(dispatched, 1);
+  std::vector<Status> scalar_statuses(11), dispatched_statuses(11);
+  rans::DecodeStreamsScalar(scalar_jobs, scalar_statuses);
+  rans::DecodeStreams(dispatched_jobs, dispatched_statuses);
+  for (size_t k = 0; k < 11; ++k) {
+    ASSERT_EQ(dispatched_statuses[k].ToString(), scalar_statuses[k].ToString()) << k;
+    EXPECT_EQ(dispatched_statuses[k].ok(), k != 7) << k;
+    if (k != 7) {
+      EXPECT_EQ(dispatched[k], set.symbols[k]) << k;
+    }
+    std::vector<uint8_t> single(set.symbols[k].size(), 2);
+    ASSERT_EQ(rans::Decode(set.streams[k], set.tables[k], single, set.labels[k]).ToString(),
+              scalar_statuses[k].ToString())
+        << k;
+    if (k != 7) {
+      EXPECT_EQ(single, set.symbols[k]) << k;
+    }
+  }
 }
 
 // A RunBatch over raw and coded runs gives ReadRun's symbols, and at the first damaged run the

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/cpu.h"
 #include "kv/rans_internal.h"
 #include "kv/row_convert.h"
 
@@ -270,8 +271,11 @@ Status DecodeScalar(std::span<const uint8_t> stream, const DecodeTable& table,
 
 bool HasAvx2Decoder() { return internal::HasAvx2(); }
 
+bool HasAvx512Decoder() { return CpuHasAvx512Vnni(); }
+
 Status Decode(std::span<const uint8_t> stream, const DecodeTable& table, std::span<uint8_t> symbols,
               std::string_view label) {
+  if (HasAvx512Decoder()) return DecodeAvx512(stream, table, symbols, label);
   if (HasAvx2Decoder()) return DecodeAvx2(stream, table, symbols, label);
   return DecodeScalar(stream, table, symbols, label);
 }
@@ -300,8 +304,49 @@ void DecodeStreamsScalar(std::span<const StreamJob> jobs, std::span<Status> stat
   }
 }
 
+void DecodeStreamsAvx512(std::span<const StreamJob> jobs, std::span<Status> statuses) {
+  for (size_t begin = 0; begin < jobs.size(); begin += kMaxInterleaveAvx512) {
+    const size_t count = std::min<size_t>(kMaxInterleaveAvx512, jobs.size() - begin);
+    internal_rans::StreamCursor cursors[kMaxInterleaveAvx512];
+    size_t job_of_cursor[kMaxInterleaveAvx512];
+    int n_cursors = 0;
+    for (size_t k = begin; k < begin + count; ++k) {
+      std::array<uint32_t, kStates> x;
+      statuses[k] = internal_rans::ReadStates(jobs[k].stream, jobs[k].label, x);
+      if (!statuses[k].ok()) continue;
+      internal_rans::StreamCursor& cursor = cursors[n_cursors];
+      cursor.slots = jobs[k].table->slots();
+      cursor.in = jobs[k].stream.data() + kStreamHeaderBytes;
+      cursor.end = jobs[k].stream.data() + jobs[k].stream.size();
+      cursor.out = jobs[k].symbols.data();
+      cursor.n = jobs[k].symbols.size();
+      std::memcpy(cursor.x, x.data(), sizeof(cursor.x));
+      job_of_cursor[n_cursors++] = k;
+    }
+    internal_rans::StepStreamsAvx512(cursors, n_cursors);
+    for (int c = 0; c < n_cursors; ++c) {
+      const StreamJob& job = jobs[job_of_cursor[c]];
+      std::array<uint32_t, kStates> x;
+      std::memcpy(x.data(), cursors[c].x, sizeof(cursors[c].x));
+      statuses[job_of_cursor[c]] =
+          internal_rans::DecodeTail(cursors[c].in, cursors[c].end, job.stream.size(),
+                                    job.table->slots(), x, cursors[c].i, job.symbols, job.label);
+    }
+  }
+}
+
+Status DecodeAvx512(std::span<const uint8_t> stream, const DecodeTable& table,
+                    std::span<uint8_t> symbols, std::string_view label) {
+  const StreamJob job{stream, &table, symbols, label};
+  Status status;
+  DecodeStreamsAvx512(std::span(&job, 1), std::span(&status, 1));
+  return status;
+}
+
 void DecodeStreams(std::span<const StreamJob> jobs, std::span<Status> statuses) {
-  if (HasAvx2Decoder()) {
+  if (HasAvx512Decoder()) {
+    DecodeStreamsAvx512(jobs, statuses);
+  } else if (HasAvx2Decoder()) {
     DecodeStreamsAvx2(jobs, statuses);
   } else {
     DecodeStreamsScalar(jobs, statuses);
