@@ -89,7 +89,7 @@ TEST_F(Llama2Tokenizer, EncodesLlamaCppTestVectors) {
   const std::vector<VocabCase> cases = ReadVocabCases(testing::DataPath("vocab/llama-spm"));
   ASSERT_EQ(cases.size(), 46u);
   for (const VocabCase& test_case : cases) {
-    EXPECT_EQ(tokenizer_->Encode(test_case.text, /*add_bos=*/false), test_case.ids)
+    EXPECT_EQ(tokenizer_->Encode(test_case.text, /*add_special=*/false), test_case.ids)
         << "text: '" << test_case.text << "'";
   }
 }
@@ -98,7 +98,7 @@ TEST_F(Llama2Tokenizer, DecodesTestVectorsToText) {
   ASSERT_NE(tokenizer_, nullptr);
   for (const VocabCase& test_case : ReadVocabCases(testing::DataPath("vocab/llama-spm"))) {
     EXPECT_EQ(tokenizer_->Decode(test_case.ids), test_case.text);
-    const std::vector<TokenId> with_bos = tokenizer_->Encode(test_case.text, /*add_bos=*/true);
+    const std::vector<TokenId> with_bos = tokenizer_->Encode(test_case.text, /*add_special=*/true);
     EXPECT_EQ(tokenizer_->Decode(with_bos), test_case.text);
   }
 }
@@ -247,14 +247,57 @@ TEST_F(Llama2Tokenizer, SpellsInvalidUtf8AsByteTokens) {
   EXPECT_EQ(tokenizer_->Encode(swallowing, false), ReferenceEncode(tokenizer_->vocab(), swallowing));
 }
 
-TEST(Tokenizer, RejectsGpt2Vocabulary) {
+TEST_F(Llama2Tokenizer, ParsesControlTokensOnlyWhenAsked) {
+  const Vocab& vocab = tokenizer_->vocab();
+  const std::vector<TokenId> hello = tokenizer_->Encode("Hello", false);
+  const std::vector<TokenId> world = tokenizer_->Encode("world", false);
+  // As in llama.cpp, the text after a special token gets the space prefix again.
+  std::vector<TokenId> expected = hello;
+  expected.push_back(vocab.eos_id);
+  expected.insert(expected.end(), world.begin(), world.end());
+  EXPECT_EQ(tokenizer_->Encode("Hello</s>world", false, /*parse_special=*/true), expected);
+  EXPECT_EQ(tokenizer_->Encode("<s>", false, /*parse_special=*/true), std::vector<TokenId>{vocab.bos_id});
+
+  const std::vector<TokenId> plain = tokenizer_->Encode("Hello</s>world", false, /*parse_special=*/false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), vocab.eos_id), 0);
+  EXPECT_EQ(tokenizer_->Decode(plain), "Hello</s>world");
+}
+
+TEST(Tokenizer, AlwaysSplitsOutUserDefinedTokens) {
+  Vocab vocab = MakeByteLevelVocab(1000);
+  vocab.pieces[900] = "<sep>";
+  vocab.types[900] = TokenType::kUserDefined;
+  auto tokenizer = Tokenizer::Create(vocab);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().ToString();
+  const std::vector<TokenId> ids = tokenizer->Encode("a<sep>b", false);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 900), 1);
+  EXPECT_EQ(tokenizer->DecodeToken(900), "<sep>");
+}
+
+TEST(Tokenizer, HonoursAddBosAndAddEosKeys) {
+  Vocab vocab = MakeByteLevelVocab(1000);
+  auto plain = Tokenizer::Create(vocab);
+  ASSERT_TRUE(plain.ok());
+  const std::vector<TokenId> body = plain->Encode("hi", false);
+  vocab.add_bos = false;
+  vocab.add_eos = true;
+  auto tokenizer = Tokenizer::Create(vocab);
+  ASSERT_TRUE(tokenizer.ok());
+  std::vector<TokenId> expected = body;
+  expected.push_back(vocab.eos_id);
+  EXPECT_EQ(tokenizer->Encode("hi", true), expected);
+  EXPECT_EQ(tokenizer->Encode("hi", false), body);
+}
+
+TEST(Tokenizer, RejectsUnknownModel) {
   Vocab vocab = MakeByteLevelVocab(300);
-  vocab.model = "gpt2";
+  vocab.model = "bert";
   const auto tokenizer = Tokenizer::Create(vocab);
   ASSERT_FALSE(tokenizer.ok());
   EXPECT_EQ(tokenizer.status().code(), ErrorCode::kUnsupported);
-  EXPECT_NE(tokenizer.status().message().find("gpt2"), std::string::npos);
+  EXPECT_NE(tokenizer.status().message().find("'bert'"), std::string::npos);
   EXPECT_NE(tokenizer.status().message().find("'llama'"), std::string::npos);
+  EXPECT_NE(tokenizer.status().message().find("'gpt2'"), std::string::npos);
 }
 
 TEST(Tokenizer, RejectsArraysOfDifferentLengths) {

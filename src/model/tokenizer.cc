@@ -5,9 +5,12 @@
 #include <cstdio>
 #include <queue>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "common/hash.h"
+#include "model/bpe_pretokenizer.h"
+#include "model/unicode.h"
 
 namespace sparkv {
 namespace {
@@ -141,6 +144,58 @@ struct BigramLess {
   }
 };
 
+// Returns the GPT-2 byte alphabet. Printable Latin-1 bytes are their own code points. The other
+// 68 bytes (controls, space, DEL, NBSP, soft hyphen) take the code points from U+0100 up, in byte
+// order, so every byte is a visible character and merges never see a raw space.
+std::array<uint32_t, 256> ByteAlphabet() {
+  std::array<uint32_t, 256> code_points{};
+  uint32_t next = 0x100;
+  for (uint32_t byte = 0; byte < 256; ++byte) {
+    const bool printable = (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) || byte >= 0xAE;
+    code_points[byte] = printable ? byte : next++;
+  }
+  return code_points;
+}
+
+// A merge rule of a byte-level BPE vocabulary: LEFT + RIGHT -> `id`, applied in `rank` order.
+struct MergeRule {
+  uint32_t rank = 0;
+  TokenId id = -1;
+};
+
+uint64_t PairKey(TokenId left, TokenId right) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+}
+
+// A symbol of a byte-level BPE word during merging. A symbol merged into its left neighbour has
+// id -2.
+struct BpeSymbol {
+  TokenId id = -1;
+  int32_t prev = -1;
+  int32_t next = -1;
+};
+
+struct BpeCandidate {
+  uint32_t rank = 0;
+  int32_t left = -1;
+  TokenId left_id = -1;
+  TokenId right_id = -1;
+  TokenId merged = -1;
+};
+
+// The top of the queue is the lowest rank, and among equal ranks the leftmost pair.
+struct BpeCandidateLess {
+  bool operator()(const BpeCandidate& a, const BpeCandidate& b) const {
+    return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
+  }
+};
+
+// A token whose text Encode looks for in the input before tokenizing the rest.
+struct SpecialToken {
+  TokenId id = -1;
+  bool always = false;  // user-defined: matched even without parse_special
+};
+
 }  // namespace
 
 struct Tokenizer::Tables {
@@ -148,16 +203,34 @@ struct Tokenizer::Tables {
 
   Vocab vocab;
   PieceTable piece_to_id;  // views vocab.pieces, which never change once Tables is built
-  std::array<TokenId, 256> byte_to_id{};  // the <0xNN> token of each byte, or the unknown token
-  std::vector<std::string> texts;          // [n_vocab] what DecodeToken returns for each id
+  bool byte_level = false;  // "gpt2" rather than "llama"
+  // "llama": the <0xNN> token of each byte, or the unknown token. "gpt2": the token of the
+  // byte's character in the byte alphabet, or the unknown token. Create fails without either.
+  std::array<TokenId, 256> byte_to_id{};
+  std::vector<std::string> texts;  // [n_vocab] what DecodeToken returns for each id
+
+  // Byte-level BPE only.
+  PreTokenizer pre = PreTokenizer::kGpt2;
+  bool ignore_merges = false;  // a word that is a token as a whole is taken as is (Llama 3)
+  std::array<std::string, 256> byte_chars;  // the UTF-8 text of each byte's character
+  std::unordered_map<uint64_t, MergeRule> merges;  // by PairKey(left id, right id)
+
+  std::vector<SpecialToken> specials;  // longest text first
+  std::array<bool, 256> special_first_byte{};
+
+  void EncodeSpm(std::string_view text, bool add_space_prefix, std::vector<TokenId>* ids) const;
+  void EncodeBpeWord(std::string_view word, std::vector<TokenId>* ids) const;
+  // The special token whose text starts at text[offset], longest first, or nullptr.
+  const SpecialToken* MatchSpecial(std::string_view text, size_t offset, bool parse_special) const;
+
+  Status BuildSpm();
+  Status BuildBpe();
+  void BuildSpecials();
 };
 
-Result<Tokenizer> Tokenizer::Create(const Vocab& vocab) {
-  if (vocab.model != "llama") {
-    return UnsupportedError("tokenizer model '" + vocab.model +
-                            "' is not supported; the supported model is 'llama' (SentencePiece "
-                            "BPE with byte fallback)");
-  }
+namespace {
+
+Status CheckArrays(const Vocab& vocab) {
   const size_t n_vocab = vocab.pieces.size();
   if (vocab.scores.size() != n_vocab || vocab.types.size() != n_vocab) {
     return InvalidArgumentError("vocabulary arrays differ in length: " + std::to_string(n_vocab) +
@@ -170,20 +243,37 @@ Result<Tokenizer> Tokenizer::Create(const Vocab& vocab) {
     return InvalidArgumentError("vocabulary has " + std::to_string(n_vocab) +
                                 " tokens, more than a TokenId can address");
   }
+  return Status::Ok();
+}
 
-  auto tables = std::make_shared<Tables>(vocab);
-  const std::vector<std::string>& pieces = tables->vocab.pieces;
+}  // namespace
 
-  tables->texts.resize(n_vocab);
+void Tokenizer::Tables::BuildSpecials() {
+  for (TokenId id = 0; id < vocab.size(); ++id) {
+    const TokenType type = vocab.types[id];
+    if (vocab.pieces[id].empty()) continue;
+    if (type == TokenType::kControl || type == TokenType::kUnknown || type == TokenType::kUserDefined) {
+      specials.push_back(SpecialToken{id, type == TokenType::kUserDefined});
+      special_first_byte[static_cast<uint8_t>(vocab.pieces[id][0])] = true;
+    }
+  }
+  std::stable_sort(specials.begin(), specials.end(), [&](const SpecialToken& a, const SpecialToken& b) {
+    return vocab.pieces[a.id].size() > vocab.pieces[b.id].size();
+  });
+}
+
+Status Tokenizer::Tables::BuildSpm() {
+  const size_t n_vocab = vocab.pieces.size();
+  texts.resize(n_vocab);
   for (size_t id = 0; id < n_vocab; ++id) {
     switch (vocab.types[id]) {
       case TokenType::kByte: {
         uint8_t byte = 0;
-        if (!ParseBytePiece(pieces[id], &byte)) {
+        if (!ParseBytePiece(vocab.pieces[id], &byte)) {
           return InvalidArgumentError("token " + std::to_string(id) + " has byte type but reads '" +
-                                      pieces[id] + "'; byte tokens must read <0xNN>");
+                                      vocab.pieces[id] + "'; byte tokens must read <0xNN>");
         }
-        tables->texts[id] = std::string(1, static_cast<char>(byte));
+        texts[id] = std::string(1, static_cast<char>(byte));
         break;
       }
       case TokenType::kControl:
@@ -191,42 +281,230 @@ Result<Tokenizer> Tokenizer::Create(const Vocab& vocab) {
       case TokenType::kUnused:
         break;  // no surface text, as llama.cpp renders them without its `special` flag
       default:
-        tables->texts[id] = ReplaceSpaceMarkers(pieces[id]);
+        texts[id] = ReplaceSpaceMarkers(vocab.pieces[id]);
         break;
     }
   }
 
   const bool has_unk = vocab.unk_id >= 0 && static_cast<size_t>(vocab.unk_id) < n_vocab;
   for (int byte = 0; byte < 256; ++byte) {
-    const TokenId found = tables->piece_to_id.Find(BytePieceText(static_cast<uint8_t>(byte)));
+    const TokenId found = piece_to_id.Find(BytePieceText(static_cast<uint8_t>(byte)));
     if (found >= 0) {
-      tables->byte_to_id[byte] = found;
+      byte_to_id[byte] = found;
     } else if (has_unk) {
-      tables->byte_to_id[byte] = vocab.unk_id;
+      byte_to_id[byte] = vocab.unk_id;
     } else {
-      return InvalidArgumentError("vocabulary has no token " +
-                                  BytePieceText(static_cast<uint8_t>(byte)) +
-                                  " and no valid unknown token (unk_id " +
-                                  std::to_string(vocab.unk_id) +
+      return InvalidArgumentError("vocabulary has no token " + BytePieceText(static_cast<uint8_t>(byte)) +
+                                  " and no valid unknown token (unk_id " + std::to_string(vocab.unk_id) +
                                   "); text with that byte could not be encoded");
     }
   }
+  return Status::Ok();
+}
+
+Status Tokenizer::Tables::BuildBpe() {
+  SPARKV_ASSIGN_OR_RETURN(pre, PreTokenizerFromName(vocab.pre));
+  ignore_merges = pre == PreTokenizer::kLlama3;
+
+  const std::array<uint32_t, 256> alphabet = ByteAlphabet();
+  std::unordered_map<uint32_t, uint8_t> char_to_byte;
+  for (int byte = 0; byte < 256; ++byte) {
+    AppendUtf8(alphabet[byte], &byte_chars[byte]);
+    char_to_byte[alphabet[byte]] = static_cast<uint8_t>(byte);
+  }
+
+  const size_t n_vocab = vocab.pieces.size();
+  texts.resize(n_vocab);
+  for (size_t id = 0; id < n_vocab; ++id) {
+    const std::string& piece = vocab.pieces[id];
+    switch (vocab.types[id]) {
+      case TokenType::kControl:
+      case TokenType::kUnknown:
+      case TokenType::kUnused:
+        break;
+      case TokenType::kUserDefined:
+        texts[id] = piece;
+        break;
+      default: {
+        // Characters outside the byte alphabet (not produced by Encode) are kept as UTF-8.
+        std::string& text = texts[id];
+        for (size_t offset = 0; offset < piece.size();) {
+          const Utf8Char c = DecodeUtf8(piece, offset);
+          const auto found = c.valid ? char_to_byte.find(c.code_point) : char_to_byte.end();
+          if (found != char_to_byte.end()) {
+            text.push_back(static_cast<char>(found->second));
+          } else {
+            text.append(piece, offset, c.n_bytes);
+          }
+          offset += c.n_bytes;
+        }
+        break;
+      }
+    }
+  }
+
+  const bool has_unk = vocab.unk_id >= 0 && static_cast<size_t>(vocab.unk_id) < n_vocab;
+  for (int byte = 0; byte < 256; ++byte) {
+    const TokenId found = piece_to_id.Find(byte_chars[byte]);
+    if (found >= 0) {
+      byte_to_id[byte] = found;
+    } else if (has_unk) {
+      byte_to_id[byte] = vocab.unk_id;
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02X", byte);
+      return InvalidArgumentError("byte-level vocabulary has no token '" + byte_chars[byte] + "' for byte " + hex +
+                                  " and no valid unknown token (unk_id " + std::to_string(vocab.unk_id) +
+                                  "); text with that byte could not be encoded");
+    }
+  }
+
+  // A merge whose pieces or result are not tokens can never apply, so it is skipped. A repeat of
+  // an earlier merge is skipped too, because the earlier rank counts.
+  merges.reserve(vocab.merges.size());
+  for (size_t rank = 0; rank < vocab.merges.size(); ++rank) {
+    const std::string& merge = vocab.merges[rank];
+    const size_t space = merge.find(' ');
+    if (space == std::string::npos || space == 0 || space + 1 == merge.size() ||
+        merge.find(' ', space + 1) != std::string::npos) {
+      return InvalidArgumentError("merge " + std::to_string(rank) + " reads '" + merge +
+                                  "'; each merge must be two pieces separated by one space");
+    }
+    const std::string_view text(merge);
+    const TokenId left = piece_to_id.Find(text.substr(0, space));
+    const TokenId right = piece_to_id.Find(text.substr(space + 1));
+    std::string joined(text.substr(0, space));
+    joined.append(text.substr(space + 1));
+    const TokenId merged = piece_to_id.Find(joined);
+    if (left < 0 || right < 0 || merged < 0) continue;
+    merges.emplace(PairKey(left, right), MergeRule{static_cast<uint32_t>(rank), merged});
+  }
+  return Status::Ok();
+}
+
+const SpecialToken* Tokenizer::Tables::MatchSpecial(std::string_view text, size_t offset, bool parse_special) const {
+  if (!special_first_byte[static_cast<uint8_t>(text[offset])]) return nullptr;
+  const std::string_view rest = text.substr(offset);
+  for (const SpecialToken& special : specials) {
+    if (!special.always && !parse_special) continue;
+    if (rest.starts_with(vocab.pieces[special.id])) return &special;
+  }
+  return nullptr;
+}
+
+Result<Tokenizer> Tokenizer::Create(const Vocab& vocab) {
+  if (vocab.model != "llama" && vocab.model != "gpt2") {
+    return UnsupportedError("tokenizer model '" + vocab.model +
+                            "' is not supported; the supported models are 'llama' (SentencePiece BPE with "
+                            "byte fallback) and 'gpt2' (byte-level BPE)");
+  }
+  SPARKV_RETURN_IF_ERROR(CheckArrays(vocab));
+  auto tables = std::make_shared<Tables>(vocab);
+  tables->byte_level = vocab.model == "gpt2";
+  SPARKV_RETURN_IF_ERROR(tables->byte_level ? tables->BuildBpe() : tables->BuildSpm());
+  tables->BuildSpecials();
   return Tokenizer(std::move(tables));
 }
 
 const Vocab& Tokenizer::vocab() const { return tables_->vocab; }
 
-std::vector<TokenId> Tokenizer::Encode(std::string_view text, bool add_bos) const {
-  const Vocab& vocab = tables_->vocab;
+std::vector<TokenId> Tokenizer::Encode(std::string_view text, bool add_special, bool parse_special) const {
+  const Tables& tables = *tables_;
+  const Vocab& vocab = tables.vocab;
   std::vector<TokenId> ids;
-  if (add_bos && vocab.bos_id >= 0 && vocab.bos_id < vocab.size()) ids.push_back(vocab.bos_id);
-  if (text.empty()) return ids;
+  if (add_special && vocab.add_bos && vocab.bos_id >= 0 && vocab.bos_id < vocab.size()) ids.push_back(vocab.bos_id);
+
+  // Cuts the text at special tokens and encodes the plain text between them.
+  bool after_special = true;  // at the start of the text or just after a special token
+  auto encode_plain = [&](std::string_view plain) {
+    if (plain.empty()) return;
+    if (tables.byte_level) {
+      for (std::string_view word : PreTokenize(tables.pre, plain)) tables.EncodeBpeWord(word, &ids);
+    } else {
+      tables.EncodeSpm(plain, vocab.add_space_prefix && after_special, &ids);
+    }
+    after_special = false;
+  };
+  size_t plain_begin = 0;
+  for (size_t offset = 0; offset < text.size();) {
+    const SpecialToken* special = tables.MatchSpecial(text, offset, parse_special);
+    if (special == nullptr) {
+      ++offset;
+      continue;
+    }
+    encode_plain(text.substr(plain_begin, offset - plain_begin));
+    ids.push_back(special->id);
+    after_special = true;
+    offset += vocab.pieces[special->id].size();
+    plain_begin = offset;
+  }
+  encode_plain(text.substr(plain_begin));
+
+  if (add_special && vocab.add_eos && vocab.eos_id >= 0 && vocab.eos_id < vocab.size()) ids.push_back(vocab.eos_id);
+  return ids;
+}
+
+void Tokenizer::Tables::EncodeBpeWord(std::string_view word, std::vector<TokenId>* ids) const {
+  if (ignore_merges) {
+    std::string whole;
+    for (char byte : word) whole += byte_chars[static_cast<uint8_t>(byte)];
+    const TokenId id = piece_to_id.Find(whole);
+    if (id >= 0) {
+      ids->push_back(id);
+      return;
+    }
+  }
+
+  const int32_t n = static_cast<int32_t>(word.size());
+  std::vector<BpeSymbol> symbols(word.size());
+  for (int32_t i = 0; i < n; ++i) {
+    symbols[i] = BpeSymbol{byte_to_id[static_cast<uint8_t>(word[i])], i - 1, i + 1 < n ? i + 1 : -1};
+  }
+
+  std::priority_queue<BpeCandidate, std::vector<BpeCandidate>, BpeCandidateLess> queue;
+  auto try_add = [&](int32_t left) {
+    if (left < 0) return;
+    const int32_t right = symbols[left].next;
+    if (right < 0) return;
+    const TokenId left_id = symbols[left].id;
+    const TokenId right_id = symbols[right].id;
+    if (left_id < 0 || right_id < 0) return;
+    const auto found = merges.find(PairKey(left_id, right_id));
+    if (found == merges.end()) return;
+    queue.push(BpeCandidate{found->second.rank, left, left_id, right_id, found->second.id});
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) try_add(i);
+
+  // A candidate is stale once either symbol changed: the left one merged away or into something
+  // else, or a different right neighbour.
+  while (!queue.empty()) {
+    const BpeCandidate candidate = queue.top();
+    queue.pop();
+    BpeSymbol& left = symbols[candidate.left];
+    if (left.id != candidate.left_id || left.next < 0) continue;
+    BpeSymbol& right = symbols[left.next];
+    if (right.id != candidate.right_id) continue;
+
+    left.id = candidate.merged;
+    right.id = -2;
+    left.next = right.next;
+    if (right.next >= 0) symbols[right.next].prev = candidate.left;
+    try_add(left.prev);
+    try_add(candidate.left);
+  }
+
+  for (int32_t i = n > 0 ? 0 : -1; i >= 0; i = symbols[i].next) {
+    if (symbols[i].id >= 0) ids->push_back(symbols[i].id);
+  }
+}
+
+void Tokenizer::Tables::EncodeSpm(std::string_view text, bool add_space_prefix, std::vector<TokenId>* ids) const {
 
   // SentencePiece normalization as llama.cpp applies it: optional dummy space, then every
   // space becomes U+2581. No other normalization (no NFKC, no whitespace folding).
   std::string escaped;
   escaped.reserve(text.size() + text.size() / 2 + kSpaceMarker.size());
-  if (vocab.add_space_prefix) escaped.append(kSpaceMarker);
+  if (add_space_prefix) escaped.append(kSpaceMarker);
   for (char c : text) {
     if (c == ' ') {
       escaped.append(kSpaceMarker);
@@ -253,7 +531,7 @@ std::vector<TokenId> Tokenizer::Encode(std::string_view text, bool add_bos) cons
   auto try_add_bigram = [&](ptrdiff_t left, ptrdiff_t right) {
     if (left < 0 || right < 0) return;
     const size_t n = symbols[left].n + symbols[right].n;
-    const TokenId id = tables_->piece_to_id.Find(std::string_view(escaped).substr(symbols[left].begin, n));
+    const TokenId id = piece_to_id.Find(std::string_view(escaped).substr(symbols[left].begin, n));
     if (id < 0) return;
     queue.push(Bigram{vocab.scores[id], id, left, right, n});
   };
@@ -284,14 +562,13 @@ std::vector<TokenId> Tokenizer::Encode(std::string_view text, bool add_bos) cons
   // are spelled with byte tokens.
   for (ptrdiff_t i = symbols.empty() ? -1 : 0; i >= 0; i = symbols[i].next) {
     const std::string_view piece = std::string_view(escaped).substr(symbols[i].begin, symbols[i].n);
-    const TokenId id = symbols[i].id >= 0 ? symbols[i].id : tables_->piece_to_id.Find(piece);
+    const TokenId id = symbols[i].id >= 0 ? symbols[i].id : piece_to_id.Find(piece);
     if (id >= 0) {
-      ids.push_back(id);
+      ids->push_back(id);
       continue;
     }
-    for (char byte : piece) ids.push_back(tables_->byte_to_id[static_cast<uint8_t>(byte)]);
+    for (char byte : piece) ids->push_back(byte_to_id[static_cast<uint8_t>(byte)]);
   }
-  return ids;
 }
 
 std::string Tokenizer::DecodeToken(TokenId id) const {
@@ -302,7 +579,7 @@ std::string Tokenizer::DecodeToken(TokenId id) const {
 std::string Tokenizer::Decode(std::span<const TokenId> ids) const {
   const Vocab& vocab = tables_->vocab;
   std::string text;
-  bool at_start = vocab.add_space_prefix;
+  bool at_start = !tables_->byte_level && vocab.add_space_prefix;
   for (TokenId id : ids) {
     if (id < 0 || id >= n_vocab()) continue;
     std::string_view piece = tables_->texts[id];
