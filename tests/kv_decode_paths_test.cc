@@ -551,5 +551,60 @@ TEST(EntropyCodedLevels, RejectAnUnknownPayloadVersion) {
   }
 }
 
+// Builds an ans payload by hand for one layer of two tokens and 4-wide rows. Both blocks have
+// `bits`, lo 0 and step 1 in every channel, and one channel group in `mode` (0 direct, 1 delta).
+// The group's raw run contains `symbols`: token 0's four, then token 1's.
+std::vector<uint8_t> HandMadeAnsPayload(int bits, uint8_t mode, const std::vector<uint8_t>& symbols) {
+  std::vector<uint8_t> layer;
+  for (int block = 0; block < 2; ++block) {
+    layer.push_back(static_cast<uint8_t>(bits));
+    for (int c = 0; c < 4; ++c) layer.insert(layer.end(), {0x00, 0x00});  // lo: f16 0
+    for (int c = 0; c < 4; ++c) layer.insert(layer.end(), {0x00, 0x3c});  // step: f16 1
+    layer.push_back(mode);
+    layer.push_back(1);  // a raw run
+    layer.insert(layer.end(), symbols.begin(), symbols.end());
+  }
+  std::vector<uint8_t> payload = {rans::kStreamVersion};
+  const auto layer_bytes = static_cast<uint32_t>(layer.size());
+  payload.resize(5);
+  std::memcpy(payload.data() + 1, &layer_bytes, 4);
+  payload.insert(payload.end(), layer.begin(), layer.end());
+  return payload;
+}
+
+// Levels must lie in [0, 2^bits). The decoder checks each token's levels at once, so this checks
+// that a level just past either end is rejected and that the levels at both ends are kept.
+TEST(AnsLevels, RejectLevelsOutsideRange) {
+  struct Case {
+    uint8_t mode;
+    std::vector<uint8_t> symbols;
+    std::vector<float> levels;  // empty: the payload is rejected
+  };
+  // 2 bits: 4 levels. A delta symbol is the difference + 3, and token 1 is relative to token 0.
+  const Case cases[] = {
+      {0, {0, 1, 2, 3, 3, 2, 1, 0}, {0, 1, 2, 3, 3, 2, 1, 0}},
+      {0, {0, 1, 2, 3, 3, 4, 1, 0}, {}},  // level 4
+      {1, {3, 4, 5, 6, 3, 3, 3, 2}, {0, 1, 2, 3, 0, 1, 2, 2}},
+      {1, {2, 4, 5, 6, 3, 3, 3, 3}, {}},  // token 0: level -1
+      {1, {3, 4, 5, 6, 3, 3, 3, 4}, {}},  // token 1: level 3 + 1
+  };
+  for (const Case& c : cases) {
+    const std::vector<uint8_t> payload = HandMadeAnsPayload(2, c.mode, c.symbols);
+    TestKvCache destination(KvElemType::kF32, 1, 1, 4, 0, 2);
+    const Status status = Ans2Codec().Decode(payload, destination.slice());
+    if (c.levels.empty()) {
+      EXPECT_EQ(status.code(), ErrorCode::kCorruption) << status.ToString();
+      EXPECT_NE(status.message().find("level outside [0, 4)"), std::string::npos)
+          << status.ToString();
+      continue;
+    }
+    ASSERT_TRUE(status.ok()) << status.ToString();
+    for (int64_t i = 0; i < 8; ++i) {
+      EXPECT_EQ(destination.Get(0, false, i), c.levels[i]) << "K element " << i;
+      EXPECT_EQ(destination.Get(0, true, i), c.levels[i]) << "V element " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sparkv
