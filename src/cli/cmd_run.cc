@@ -7,12 +7,26 @@
 #include "cli/report.h"
 #include "common/log.h"
 #include "kv/chunk_key.h"
+#include "model/chat_template.h"
 #include "plan/planner.h"
 #include "runtime/profiler.h"
 #include "runtime/session.h"
 #include "runtime/strategy.h"
 
 namespace sparkv::cli {
+namespace {
+
+// Tokenizes the query for --chat: one user message in the model's chat template, then the
+// opening of the assistant's turn. There is no BOS, because the query continues the context.
+Result<std::vector<TokenId>> ChatQueryTokens(const Model& model, const std::string& query) {
+  SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model.vocab()));
+  const ChatMessage message{"user", query};
+  Result<std::vector<TokenId>> ids = EncodeChat(tokenizer, std::span(&message, 1), /*add_generation_prompt=*/true);
+  if (!ids.ok()) return ids.status().WithContext("--chat");
+  return ids;
+}
+
+}  // namespace
 
 void AddRunCommand(CLI::App& app, int* exit_code) {
   struct Flags {
@@ -34,6 +48,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     double timeout_s = 60.0;
     double bandwidth_mbit = 0.0;
     bool json = false;
+    bool chat = false;
   };
   auto flags = std::make_shared<Flags>();
   std::string strategies = "hybrid (= sparkv-adaptive)";
@@ -54,6 +69,11 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       "--tokens; an existing file of that name wins over reading the value as ids")
       ->type_name("IDS|FILE");
   query->excludes(query_tokens);
+  command->add_flag("--chat", flags->chat,
+                    "Wrap --query as one user message in the model's chat template, followed by the opening of the "
+                    "assistant's reply; the context stays as given")
+      ->needs(query)
+      ->excludes(query_tokens);
   command->add_option("--strategy", flags->strategy, "How to load the context: " + strategies)->capture_default_str();
   command->add_option("--levels", flags->levels, "Codec levels the plan may stream, comma-separated (f16 is lossless)")
       ->capture_default_str();
@@ -95,9 +115,9 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     Result<std::vector<TokenId>> context = ReadContext(**model, flags->text, flags->tokens);
     if (!context.ok()) return void(*exit_code = ReportError(context.status()));
     // Given but empty is an error, not the default query.
-    Result<std::vector<TokenId>> query_ids = query_tokens->count() == 0
-                                                 ? TokenizeQuery(**model, flags->query)
-                                                 : InlineOrFileTokenIds(flags->query_tokens, "--query-tokens");
+    Result<std::vector<TokenId>> query_ids = flags->chat                     ? ChatQueryTokens(**model, flags->query)
+                                             : query_tokens->count() == 0 ? TokenizeQuery(**model, flags->query)
+                                                                          : InlineOrFileTokenIds(flags->query_tokens, "--query-tokens");
     if (!query_ids.ok()) return void(*exit_code = ReportError(query_ids.status()));
     if (Status in_vocab = CheckTokenIds(*query_ids, (*model)->hparams().n_vocab, "--query-tokens"); !in_vocab.ok()) {
       return void(*exit_code = ReportError(in_vocab));

@@ -53,18 +53,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const sparkv::PreTokenizer pres[3] = {sparkv::PreTokenizer::kGpt2, sparkv::PreTokenizer::kLlama3,
                                                sparkv::PreTokenizer::kQwen2};
   if (size == 0) return 0;
-  const int which = data[0] % 3;
+  const int pre_index = data[0] % 3;
   const bool parse_special = (data[0] & 0x80) != 0;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
 
   size_t covered = 0;
-  for (std::string_view piece : sparkv::PreTokenize(pres[which], text)) {
+  for (std::string_view piece : sparkv::PreTokenize(pres[pre_index], text)) {
     if (piece.empty() || piece.data() != text.data() + covered) std::abort();
     covered += piece.size();
   }
   if (covered != text.size()) std::abort();
 
-  const sparkv::Tokenizer& tokenizer = *tokenizers[which];
+  const sparkv::Tokenizer& tokenizer = *tokenizers[pre_index];
   const std::vector<sparkv::TokenId> ids = tokenizer.Encode(text, /*add_special=*/true, parse_special);
   for (sparkv::TokenId id : ids) {
     if (id < 0 || id >= tokenizer.n_vocab()) std::abort();
