@@ -237,13 +237,15 @@ TEST_F(Avx512KernelTest, MatMulQ8_0AcrossPanelsMatchesReference) {
   CheckMatMul(*avx512_, Weights::kQ8_0, 4096, 8, 97, 0, 8, 0, rng_);
 }
 
-TEST_F(Avx512KernelTest, OtherKernelsAreTheAvx2Ones) {
+TEST_F(Avx512KernelTest, OnlyQuantizedProductsDiffer) {
   const KernelTable* avx2 = Avx2Kernels();
   ASSERT_NE(avx2, nullptr);
   EXPECT_EQ(avx512_->name, "avx512-vnni");
   EXPECT_NE(avx512_->matmul_q8_0, avx2->matmul_q8_0);
+  EXPECT_NE(avx512_->matmul_q4_0, avx2->matmul_q4_0);
+  EXPECT_NE(avx512_->matmul_q4_k, avx2->matmul_q4_k);
+  EXPECT_NE(avx512_->matmul_q6_k, avx2->matmul_q6_k);
   EXPECT_EQ(avx512_->matmul_f16, avx2->matmul_f16);
-  EXPECT_EQ(avx512_->matmul_q4_k, avx2->matmul_q4_k);
   EXPECT_EQ(avx512_->attn_scores_f16, avx2->attn_scores_f16);
 }
 
@@ -349,6 +351,33 @@ TEST_F(Avx2KernelTest, MatMulQ4AndQ6KRangesMatchReference) {
     // 4096 inputs make 4608 bytes of activations per token, so a 160 KiB panel takes 33 tokens and
     // 37 tokens cross its seam.
     CheckQuantMatMul(*avx2_, qt, 4096, 5, 37, 0, 5, 2, rng_);
+  }
+}
+
+// The AVX-512 products of the unsigned-code formats: odd Q4_0 block counts pair their last block
+// with zeros, and 4 x 4 tiles leave row and token tails.
+TEST_F(Avx512KernelTest, MatMulQ4AndQ6KMatchReference) {
+  for (const QuantType& qt : kQuantTypes) {
+    for (int64_t n_blocks : {1, 2, 3, 7}) {
+      for (int64_t n_tokens : {1, 2, 3, 4, 5, 7, 9}) {
+        for (int misalign : {0, 1, 5}) {
+          CheckQuantMatMul(*avx512_, qt, n_blocks * qt.block_elems, 9, n_tokens, 0, 9, misalign, rng_);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(Avx512KernelTest, MatMulQ4AndQ6KRangesMatchReference) {
+  for (const QuantType& qt : kQuantTypes) {
+    for (int64_t row_begin : {1, 3, 5}) {
+      for (int64_t row_end : {row_begin + 1, row_begin + 6, int64_t{14}}) {
+        CheckQuantMatMul(*avx512_, qt, 256, 14, 5, row_begin, row_end, 3, rng_);
+      }
+    }
+    // 4096 inputs make 64 pairs of 192 bytes per token, so a 512 KiB panel takes 40 tokens and
+    // 97 tokens cross two seams.
+    CheckQuantMatMul(*avx512_, qt, 4096, 5, 97, 0, 5, 2, rng_);
   }
 }
 
