@@ -209,6 +209,18 @@ class Avx512KernelTest : public ::testing::Test {
   std::mt19937 rng_{54321};
 };
 
+TEST_F(Avx512KernelTest, MatMulFloatWeightsMatchReference) {
+  // Lengths below, at and across 16 lanes take masked tails; 4 x 6 tiles leave row and token tails.
+  for (Weights type : {Weights::kF32, Weights::kF16, Weights::kBf16}) {
+    for (int64_t n_in : kLengths) {
+      for (int misalign : kMisalignments) CheckMatMul(*avx512_, type, n_in, 9, 7, 0, 9, misalign, rng_);
+    }
+    for (int64_t n_tokens = 1; n_tokens <= 13; ++n_tokens) CheckMatMul(*avx512_, type, 48, 6, n_tokens, 1, 6, 1, rng_);
+    // 2048 f32 inputs are 8 KiB per token, so a 512 KiB panel takes 60 tokens and 130 cross two seams.
+    CheckMatMul(*avx512_, type, 2048, 5, 130, 0, 5, 0, rng_);
+  }
+}
+
 TEST_F(Avx512KernelTest, MatMulQ8_0MatchesReference) {
   // Odd block counts (32, 96, 160 inputs) pair their last block with zeros.
   for (int64_t n_in : {32, 64, 96, 160, 256}) {
@@ -237,7 +249,7 @@ TEST_F(Avx512KernelTest, MatMulQ8_0AcrossPanelsMatchesReference) {
   CheckMatMul(*avx512_, Weights::kQ8_0, 4096, 8, 97, 0, 8, 0, rng_);
 }
 
-TEST_F(Avx512KernelTest, OnlyQuantizedProductsDiffer) {
+TEST_F(Avx512KernelTest, OnlyMatrixProductsDiffer) {
   const KernelTable* avx2 = Avx2Kernels();
   ASSERT_NE(avx2, nullptr);
   EXPECT_EQ(avx512_->name, "avx512-vnni");
@@ -245,8 +257,9 @@ TEST_F(Avx512KernelTest, OnlyQuantizedProductsDiffer) {
   EXPECT_NE(avx512_->matmul_q4_0, avx2->matmul_q4_0);
   EXPECT_NE(avx512_->matmul_q4_k, avx2->matmul_q4_k);
   EXPECT_NE(avx512_->matmul_q6_k, avx2->matmul_q6_k);
-  EXPECT_EQ(avx512_->matmul_f16, avx2->matmul_f16);
+  EXPECT_NE(avx512_->matmul_f16, avx2->matmul_f16);
   EXPECT_EQ(avx512_->attn_scores_f16, avx2->attn_scores_f16);
+  EXPECT_EQ(avx512_->rms_norm, avx2->rms_norm);
 }
 
 // ---- Q4_0, Q4_K, Q6_K ----

@@ -2,8 +2,8 @@
 // -mavx512dq -mavx512vnni on top of the AVX2 set, so the rule of kernels_avx2.cc applies here
 // too. Nothing in it may be shared with another file (no inline functions from headers, no std
 // templates), or the linker could keep this file's copy for a CPU without AVX-512. Everything is
-// in an anonymous namespace or an intrinsic. The quantized products (Q8_0, Q4_0, Q4_K, Q6_K)
-// differ from the AVX2 table.
+// in an anonymous namespace or an intrinsic. The matrix products differ from the AVX2 table; the
+// other kernels are its.
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12's AVX-512 intrinsics (casts, inserts, conversions) start from an undefined vector that
 // the instruction overwrites, and warn at their header lines that it may be used uninitialized.
@@ -418,6 +418,92 @@ void MatMulCodes(const MatMulArgs& a) {
   }
 }
 
+// ---- F32, F16 and BF16 weights x f32 activations ----
+
+// 16 weights from element i, converted to f32; `mask` selects the lanes of a tail.
+struct Wide32 {
+  static __m512 Vec(const uint8_t* w, int64_t i, __mmask16 mask) {
+    return _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(w) + i);
+  }
+};
+struct Wide16 {
+  static __m512 Vec(const uint8_t* w, int64_t i, __mmask16 mask) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w + 2 * i));
+  }
+};
+struct WideBf16 {
+  static __m512 Vec(const uint8_t* w, int64_t i, __mmask16 mask) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, w + 2 * i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+};
+
+// RB weight rows x TB tokens: each weight vector is loaded and converted once for TB tokens and
+// each activation vector once for RB rows. The last n_in % 16 inputs take masked loads, whose
+// zero lanes add nothing.
+template <typename Load, int RB, int TB>
+inline void TileWide(const MatMulArgs& a, int64_t r0, int64_t t0) {
+  const uint8_t* w[RB];
+  const float* x[TB];
+  for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
+  for (int t = 0; t < TB; ++t) {
+    x[t] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a.x) + (t0 + t) * a.x_row_bytes);
+  }
+  __m512 acc[RB][TB];
+  for (int r = 0; r < RB; ++r) {
+    for (int t = 0; t < TB; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  for (int64_t i = 0; i < a.n_in; i += 16) {
+    const int64_t left = a.n_in - i;
+    const __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+    __m512 xv[TB];
+    for (int t = 0; t < TB; ++t) xv[t] = _mm512_maskz_loadu_ps(mask, x[t] + i);
+    for (int r = 0; r < RB; ++r) {
+      const __m512 wv = Load::Vec(w[r], i, mask);
+      for (int t = 0; t < TB; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    for (int t = 0; t < TB; ++t) a.y[(t0 + t) * a.ldy + r0 + r] = _mm512_reduce_add_ps(acc[r][t]);
+  }
+}
+
+// Every token of a panel for rows [r, r + RB): 6 tokens at a time, then the tail.
+template <typename Load, int RB>
+void WideRowsOverPanel(const MatMulArgs& a, int64_t r, int64_t p0, int64_t p1) {
+  constexpr int kTokens = 6;
+  int64_t t = p0;
+  for (; t + kTokens <= p1; t += kTokens) TileWide<Load, RB, kTokens>(a, r, t);
+  switch (p1 - t) {
+    case 5: TileWide<Load, RB, 5>(a, r, t); break;
+    case 4: TileWide<Load, RB, 4>(a, r, t); break;
+    case 3: TileWide<Load, RB, 3>(a, r, t); break;
+    case 2: TileWide<Load, RB, 2>(a, r, t); break;
+    case 1: TileWide<Load, RB, 1>(a, r, t); break;
+    default: break;
+  }
+}
+
+// Token panels of at most 512 KiB of activations, so a panel stays in L2 while every 4-row block
+// of the range passes over it. 4 rows x 6 tokens: 24 accumulators, 6 activation vectors and one
+// weight vector fill the 32 ZMM registers.
+template <typename Load>
+void MatMulWide(const MatMulArgs& a) {
+  constexpr int kRows = 4;
+  const int64_t row_bytes = Max(1, static_cast<int64_t>(a.x_row_bytes));
+  const int64_t panel = Max(6, kPanelPairBytes / row_bytes / 6 * 6);
+  const int64_t rows_end = a.row_begin + (a.row_end - a.row_begin) / kRows * kRows;
+  for (int64_t p0 = 0; p0 < a.n_tokens; p0 += panel) {
+    const int64_t p1 = Min(a.n_tokens, p0 + panel);
+    for (int64_t r = a.row_begin; r < rows_end; r += kRows) WideRowsOverPanel<Load, kRows>(a, r, p0, p1);
+    for (int64_t r = rows_end; r < a.row_end; ++r) WideRowsOverPanel<Load, 1>(a, r, p0, p1);
+  }
+}
+
+void MatMulF32(const MatMulArgs& a) { MatMulWide<Wide32>(a); }
+void MatMulF16(const MatMulArgs& a) { MatMulWide<Wide16>(a); }
+void MatMulBf16(const MatMulArgs& a) { MatMulWide<WideBf16>(a); }
+
 void MatMulQ4_0(const MatMulArgs& a) { MatMulCodes<CodesQ4_0>(a); }
 void MatMulQ4_K(const MatMulArgs& a) { MatMulCodes<CodesQ4_K>(a); }
 void MatMulQ6_K(const MatMulArgs& a) { MatMulCodes<CodesQ6_K>(a); }
@@ -430,6 +516,9 @@ const KernelTable& Avx512Table() {
   static const KernelTable table = [] {
     KernelTable t = Avx2Table();
     t.name = "avx512-vnni";
+    t.matmul_f32 = MatMulF32;
+    t.matmul_f16 = MatMulF16;
+    t.matmul_bf16 = MatMulBf16;
     t.matmul_q8_0 = MatMulQ8_0;
     t.matmul_q4_0 = MatMulQ4_0;
     t.matmul_q4_k = MatMulQ4_K;
