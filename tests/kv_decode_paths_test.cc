@@ -551,6 +551,35 @@ TEST(EntropyCodedLevels, RejectAnUnknownPayloadVersion) {
   }
 }
 
+// AddLevelRows against its scalar reference: widths around the 32-byte vector, symbols and
+// references that leave the range on either side, and output rows wider than the input.
+TEST(AddLevelRows, DispatchedMatchesScalar) {
+  std::mt19937 rng(8);
+  for (int64_t n : {1, 5, 31, 32, 33, 64, 100}) {
+    for (int64_t n_rows : {1, 3, 15}) {
+      for (uint16_t offset : {0, 7, 127}) {
+        std::vector<uint8_t> symbols(static_cast<size_t>(n * n_rows)), reference(n);
+        for (auto& s : symbols) s = static_cast<uint8_t>(rng() % 255);
+        for (auto& r : reference) r = static_cast<uint8_t>(rng() % 128);
+        const int64_t stride = n + 3;
+        std::vector<uint8_t> expected(static_cast<size_t>(stride * n_rows), 0x11);
+        std::vector<uint8_t> dispatched(expected.size(), 0x11);
+        const uint16_t expected_seen = internal::AddLevelRowsScalar(
+            symbols.data(), n, n_rows, reference.data(), offset, expected.data(), stride);
+        const uint16_t dispatched_seen = internal::AddLevelRows(
+            symbols.data(), n, n_rows, reference.data(), offset, dispatched.data(), stride);
+        EXPECT_EQ(dispatched_seen, expected_seen) << n << " " << n_rows << " " << offset;
+        EXPECT_EQ(dispatched, expected) << n << " " << n_rows << " " << offset;
+        // The reference result itself: the first element's sum, and the bytes between rows kept.
+        EXPECT_EQ(expected[0], static_cast<uint8_t>(symbols[0] + reference[0] - offset));
+        const auto first_sum = static_cast<uint16_t>(symbols[0] + reference[0] - offset);
+        EXPECT_EQ(expected_seen & first_sum, first_sum) << "the OR misses element 0";
+        EXPECT_EQ(expected[n], 0x11);
+      }
+    }
+  }
+}
+
 // Builds an ans payload by hand for one layer of two tokens and 4-wide rows. Both blocks have
 // `bits`, lo 0 and step 1 in every channel, and one channel group in `mode` (0 direct, 1 delta).
 // The group's raw run contains `symbols`: token 0's four, then token 1's.

@@ -298,32 +298,32 @@ class AnsCodecImpl final : public Codec {
                               const std::string& label) {
     const int64_t n_tokens = static_cast<int64_t>(run.size()) / group_width;
     const std::vector<uint8_t> zeros(static_cast<size_t>(group_width), 0);  // token 0's reference
-    const int offset = is_delta ? n_levels - 1 : 0;
+    const auto offset = static_cast<uint16_t>(is_delta ? n_levels - 1 : 0);
     // n_levels is a power of two, so a level is in range exactly when it has no bit at or above
-    // n_levels. OR-ing the levels of a token and testing once is one branch per token and keeps
-    // the loop in 16-bit lanes, without a compare per element.
+    // n_levels. In 16 bits a level below 0 wraps past n_levels, so it sets such a bit too.
     const auto outside = static_cast<uint16_t>(~(n_levels - 1));
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      // The reference row: this token's anchor, or for an anchor the previous anchor.
-      const int64_t anchor = t - t % kTokenGroup;
-      const uint8_t* reference = zeros.data();
-      if (is_delta && t != anchor) reference = out + anchor * stride;
-      if (is_delta && t == anchor && anchor > 0) reference = out + (anchor - kTokenGroup) * stride;
 
-      const uint8_t* symbols = run.data() + t * group_width;
-      uint8_t* levels = out + t * stride;
-      // In 16 bits, which vectorize twice as wide as int: a level below 0 wraps past n_levels.
-      const auto offset16 = static_cast<uint16_t>(offset);
-      uint16_t seen = 0;  // OR of the token's levels
-      for (int64_t c = 0; c < group_width; ++c) {
-        const auto q = static_cast<uint16_t>(symbols[c] + reference[c] - offset16);
-        seen |= q;
-        levels[c] = static_cast<uint8_t>(q);
-      }
-      if ((seen & outside) != 0) {
-        return CorruptionError(label + ": token " + std::to_string(t) +
-                               " decodes to a level outside [0, " + std::to_string(n_levels) + ")");
-      }
+    // Resolves tokens [begin, end) against one reference row, and on a level out of range
+    // names the first token that has one.
+    const auto resolve = [&](int64_t begin, int64_t end, const uint8_t* reference) -> Status {
+      const auto rows = [&](int64_t first, int64_t count) {
+        return internal::AddLevelRows(run.data() + first * group_width, group_width, count,
+                                      reference, offset, out + first * stride, stride);
+      };
+      if ((rows(begin, end - begin) & outside) == 0) return Status::Ok();
+      int64_t t = begin;
+      while (t + 1 < end && (rows(t, 1) & outside) == 0) ++t;
+      return CorruptionError(label + ": token " + std::to_string(t) +
+                             " decodes to a level outside [0, " + std::to_string(n_levels) + ")");
+    };
+
+    if (!is_delta) return resolve(0, n_tokens, zeros.data());
+    // An anchor is relative to the previous anchor, and the other tokens of its group to it.
+    for (int64_t anchor = 0; anchor < n_tokens; anchor += kTokenGroup) {
+      const uint8_t* previous = anchor == 0 ? zeros.data() : out + (anchor - kTokenGroup) * stride;
+      SPARKV_RETURN_IF_ERROR(resolve(anchor, anchor + 1, previous));
+      SPARKV_RETURN_IF_ERROR(
+          resolve(anchor + 1, std::min(anchor + kTokenGroup, n_tokens), out + anchor * stride));
     }
     return Status::Ok();
   }

@@ -11,6 +11,10 @@ void ConvertF32ToF16F16c(const uint8_t* f32, int64_t n, uint8_t* f16);
 // Likewise, with lo and step already in f32 ([width] each). Call only when HasAvx2().
 void DequantizeRowsAvx2(const uint8_t* levels, const float* lo, const float* step, int64_t width,
                         int64_t n_tokens, KvElemType elem, uint8_t* out, int64_t row_bytes);
+// Likewise, for AddLevelRows. Call only when HasAvx2().
+uint16_t AddLevelRowsAvx2(const uint8_t* symbols, int64_t n, int64_t n_rows,
+                          const uint8_t* reference, uint16_t offset, uint8_t* out,
+                          int64_t out_stride);
 // Likewise, for JoinF16Planes. Call only when HasAvx2().
 void JoinF16PlanesAvx2(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,
                        uint8_t* row);
@@ -97,6 +101,27 @@ void DequantizeRows(const uint8_t* levels, const uint8_t* params, int64_t width,
   std::vector<float> lo(width), step(width);  // [width] f32
   ParamsToF32(params, width, lo.data(), step.data());
   DequantizeRowsAvx2(levels, lo.data(), step.data(), width, n_tokens, elem, out, row_bytes);
+}
+
+uint16_t AddLevelRowsScalar(const uint8_t* symbols, int64_t n, int64_t n_rows,
+                            const uint8_t* reference, uint16_t offset, uint8_t* out,
+                            int64_t out_stride) {
+  // In 16 bits, which vectorize twice as wide as int.
+  uint16_t seen = 0;
+  for (int64_t t = 0; t < n_rows; ++t) {
+    for (int64_t c = 0; c < n; ++c) {
+      const auto q = static_cast<uint16_t>(symbols[t * n + c] + reference[c] - offset);
+      seen |= q;
+      out[t * out_stride + c] = static_cast<uint8_t>(q);
+    }
+  }
+  return seen;
+}
+
+uint16_t AddLevelRows(const uint8_t* symbols, int64_t n, int64_t n_rows, const uint8_t* reference,
+                      uint16_t offset, uint8_t* out, int64_t out_stride) {
+  if (HasAvx2()) return AddLevelRowsAvx2(symbols, n, n_rows, reference, offset, out, out_stride);
+  return AddLevelRowsScalar(symbols, n, n_rows, reference, offset, out, out_stride);
 }
 
 void JoinF16PlanesScalar(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,

@@ -74,6 +74,17 @@ void JoinF16Planes(const uint8_t* low, const uint8_t* high, int64_t n, KvElemTyp
 void JoinF16PlanesScalar(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,
                          uint8_t* row);
 
+// Turns rows of ans symbols into levels against one reference row: out[t * out_stride + c] is
+// the low byte of the 16-bit sum symbols[t * n + c] + reference[c] - offset. Returns the OR of
+// all sums, so the caller checks the range of every row at once. symbols: [n_rows][n] bytes.
+// reference: [n] bytes, possibly a row of `out` that this call does not write. Uses AVX2 when
+// the CPU has it; the scalar reference gives the same bytes and result.
+uint16_t AddLevelRows(const uint8_t* symbols, int64_t n, int64_t n_rows, const uint8_t* reference,
+                      uint16_t offset, uint8_t* out, int64_t out_stride);
+uint16_t AddLevelRowsScalar(const uint8_t* symbols, int64_t n, int64_t n_rows,
+                            const uint8_t* reference, uint16_t offset, uint8_t* out,
+                            int64_t out_stride);
+
 // values: [n] f32; row: [n] elements of `elem` (f16 rounds to nearest even).
 inline void F32ToRow(const float* values, int64_t n, KvElemType elem, uint8_t* row) {
   const auto* value_bytes = reinterpret_cast<const uint8_t*>(values);

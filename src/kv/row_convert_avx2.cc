@@ -75,6 +75,50 @@ void DequantizeRowsAvx2(const uint8_t* levels, const float* lo, const float* ste
   }
 }
 
+uint16_t AddLevelRowsAvx2(const uint8_t* symbols, int64_t n, int64_t n_rows,
+                          const uint8_t* reference, uint16_t offset, uint8_t* out,
+                          int64_t out_stride) {
+  const __m256i offset16 = _mm256_set1_epi16(static_cast<int16_t>(offset));
+  const __m256i low_byte = _mm256_set1_epi16(0xff);
+  const int64_t full = n - n % 32;
+  __m256i seen = _mm256_setzero_si256();
+  uint16_t tail_seen = 0;
+  for (int64_t t = 0; t < n_rows; ++t) {
+    const uint8_t* row = symbols + t * n;
+    uint8_t* levels = out + t * out_stride;
+    for (int64_t c = 0; c < full; c += 32) {
+      const __m256i symbol_bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c));
+      const __m256i reference_bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reference + c));
+      // Sums of bytes [0, 16) and [16, 32) in 16 bits.
+      const __m256i first = _mm256_sub_epi16(
+          _mm256_add_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(symbol_bytes)),
+                           _mm256_cvtepu8_epi16(_mm256_castsi256_si128(reference_bytes))),
+          offset16);
+      const __m256i second = _mm256_sub_epi16(
+          _mm256_add_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(symbol_bytes, 1)),
+                           _mm256_cvtepu8_epi16(_mm256_extracti128_si256(reference_bytes, 1))),
+          offset16);
+      seen = _mm256_or_si256(seen, _mm256_or_si256(first, second));
+      // Keeping the low bytes makes the saturating pack exact. It packs within 128-bit halves,
+      // so the quadwords come out in the order 0, 2, 1, 3.
+      const __m256i packed = _mm256_packus_epi16(_mm256_and_si256(first, low_byte),
+                                                 _mm256_and_si256(second, low_byte));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(levels + c),
+                          _mm256_permute4x64_epi64(packed, 0xd8));
+    }
+    if (full < n) {
+      tail_seen |= AddLevelRowsScalar(row + full, n - full, 1, reference + full, offset,
+                                      levels + full, out_stride);
+    }
+  }
+  // The OR of the sixteen 16-bit lanes.
+  __m128i folded = _mm_or_si128(_mm256_castsi256_si128(seen), _mm256_extracti128_si256(seen, 1));
+  folded = _mm_or_si128(folded, _mm_srli_si128(folded, 8));
+  folded = _mm_or_si128(folded, _mm_srli_si128(folded, 4));
+  folded = _mm_or_si128(folded, _mm_srli_si128(folded, 2));
+  return static_cast<uint16_t>(_mm_cvtsi128_si32(folded)) | tail_seen;
+}
+
 void JoinF16PlanesAvx2(const uint8_t* low, const uint8_t* high, int64_t n, KvElemType elem,
                        uint8_t* row) {
   const size_t elem_bytes = elem == KvElemType::kF16 ? 2 : 4;
