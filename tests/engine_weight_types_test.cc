@@ -41,12 +41,12 @@ RunResult RunEngine(const Model& model, const kernels::KernelTable& table, const
 
 class EngineWeightTypesTest : public ::testing::TestWithParam<gguf::TensorType> {};
 
-TEST_P(EngineWeightTypesTest, Avx2ForwardPassMatchesScalar) {
-  if (kernels::Avx2Kernels() == nullptr) GTEST_SKIP() << "CPU lacks AVX2/FMA/F16C";
+// The forward pass of one SIMD table against the scalar one on the "tiny" shape in `type`.
+void CheckForwardPass(const kernels::KernelTable& table, gguf::TensorType type) {
   testing::TempDir dir;
   SyntheticModelOptions synth;
   synth.shape = "tiny";
-  synth.type = GetParam();
+  synth.type = type;
   ASSERT_TRUE(WriteSyntheticModel(synth, dir.File("tiny.gguf")).ok());
   auto model = Model::Load(dir.File("tiny.gguf"));
   ASSERT_TRUE(model.ok()) << model.status().ToString();
@@ -57,7 +57,7 @@ TEST_P(EngineWeightTypesTest, Avx2ForwardPassMatchesScalar) {
   for (TokenId& t : prompt) t = dist(rng);
 
   const RunResult ref = RunEngine(**model, kernels::ScalarKernels(), prompt);
-  const RunResult fast = RunEngine(**model, *kernels::Avx2Kernels(), prompt);
+  const RunResult fast = RunEngine(**model, table, prompt);
   ASSERT_EQ(ref.logits.size(), fast.logits.size());
   ASSERT_FALSE(ref.logits.empty());
 
@@ -66,15 +66,24 @@ TEST_P(EngineWeightTypesTest, Avx2ForwardPassMatchesScalar) {
   // Q8_0, an activation that lands on the other side of a rounding boundary moves by a whole step
   // (1/127 of its block's max), and a few such flips over 4 layers measured 1.2%, so its bound is
   // 5e-2. A wrong element in any kernel moves logits by about the logit scale itself.
-  const float bound = GetParam() == gguf::TensorType::kQ8_0 ? 5e-2f : 1e-2f;
+  const float bound = type == gguf::TensorType::kQ8_0 ? 5e-2f : 1e-2f;
   float scale = 0.0f;
   for (float v : ref.logits) scale = std::max(scale, std::fabs(v));
   float max_diff = 0.0f;
   for (size_t i = 0; i < ref.logits.size(); ++i) max_diff = std::max(max_diff, std::fabs(ref.logits[i] - fast.logits[i]));
   EXPECT_LT(max_diff, bound * scale) << "logit scale " << scale;
-  RecordProperty("max_abs_diff", std::to_string(max_diff));
-  RecordProperty("logit_scale", std::to_string(scale));
-  std::printf("type %u: max abs diff %.3g of logit scale %.3g\n", static_cast<unsigned>(GetParam()), max_diff, scale);
+  std::printf("%s type %u: max abs diff %.3g of logit scale %.3g\n", std::string(table.name).c_str(),
+              static_cast<unsigned>(type), max_diff, scale);
+}
+
+TEST_P(EngineWeightTypesTest, Avx2ForwardPassMatchesScalar) {
+  if (kernels::Avx2Kernels() == nullptr) GTEST_SKIP() << "CPU lacks AVX2/FMA/F16C";
+  CheckForwardPass(*kernels::Avx2Kernels(), GetParam());
+}
+
+TEST_P(EngineWeightTypesTest, Avx512ForwardPassMatchesScalar) {
+  if (kernels::Avx512Kernels() == nullptr) GTEST_SKIP() << "CPU lacks AVX-512 F/BW/VL/DQ/VNNI";
+  CheckForwardPass(*kernels::Avx512Kernels(), GetParam());
 }
 
 // 4-bit and 6-bit weights on the "tiny-256" shape, whose rows are whole 256-element super-blocks.
@@ -122,22 +131,26 @@ TEST_P(EngineQuantizedWeightsTest, EveryMatrixHasTheRequestedType) {
   }
 }
 
-TEST_P(EngineQuantizedWeightsTest, Avx2ForwardPassMatchesScalar) {
+TEST_P(EngineQuantizedWeightsTest, SimdForwardPassesMatchScalar) {
   if (kernels::Avx2Kernels() == nullptr) GTEST_SKIP() << "CPU lacks AVX2/FMA/F16C";
   testing::TempDir dir;
   const auto model = Make(dir, GetParam());
   ASSERT_NE(model, nullptr);
   const std::vector<TokenId> prompt = Prompt(model->hparams().n_vocab);
   const RunResult ref = RunEngine(*model, kernels::ScalarKernels(), prompt);
-  const RunResult fast = RunEngine(*model, *kernels::Avx2Kernels(), prompt);
-  ASSERT_FALSE(ref.logits.empty());
-  ASSERT_EQ(ref.logits.size(), fast.logits.size());
-  // Both tables quantize activations bit-identically, and the products differ only in the f32
-  // grouping of block scales. As for Q8_0 above, the differences come from activations that round
-  // the other way in a later layer: measured below 1% relative RMS.
-  const float error = RelativeRms(fast.logits, ref.logits);
-  EXPECT_LT(error, 2e-2f);
-  std::printf("%s: avx2 vs scalar relative RMS %.3g\n", gguf::GetTypeTraits(GetParam())->name.data(), error);
+  for (const kernels::KernelTable* table : {kernels::Avx2Kernels(), kernels::Avx512Kernels()}) {
+    if (table == nullptr) continue;  // a CPU without AVX-512
+    const RunResult fast = RunEngine(*model, *table, prompt);
+    ASSERT_FALSE(ref.logits.empty());
+    ASSERT_EQ(ref.logits.size(), fast.logits.size());
+    // Both tables quantize activations bit-identically, and the products differ only in the f32
+    // grouping of block scales. As for Q8_0 above, the differences come from activations that round
+    // the other way in a later layer: measured below 1% relative RMS.
+    const float error = RelativeRms(fast.logits, ref.logits);
+    EXPECT_LT(error, 2e-2f);
+    std::printf("%s: %s vs scalar relative RMS %.3g\n", gguf::GetTypeTraits(GetParam())->name.data(),
+                std::string(table->name).c_str(), error);
+  }
 }
 
 // The same synthetic weights (one seed) as F32 and quantized: logits stay close to the F32 model's,

@@ -149,6 +149,27 @@ TEST(ModelTest, SyntheticModelIsDeterministicPerSeed) {
   EXPECT_EQ(a->vocab().size(), 1024);
 }
 
+TEST(ModelTest, Q4KMMixGivesSomeMatricesSixBits) {
+  testing::TempDir dir;
+  SyntheticModelOptions options;
+  options.shape = "tiny-256";  // 2 layers: layer 1 is in the last eighth
+  options.type = gguf::TensorType::kQ4_K;
+  options.q4_k_m_mix = true;
+  ASSERT_TRUE(WriteSyntheticModel(options, dir.File("m.gguf")).ok());
+  std::unique_ptr<Model> model = std::move(Model::Load(dir.File("m.gguf"))).value();
+  EXPECT_EQ(model->output().type(), gguf::TensorType::kQ6_K);
+  EXPECT_EQ(model->layers()[0].wv.type(), gguf::TensorType::kQ4_K);
+  EXPECT_EQ(model->layers()[0].w_down.type(), gguf::TensorType::kQ4_K);
+  EXPECT_EQ(model->layers()[1].wv.type(), gguf::TensorType::kQ6_K);
+  EXPECT_EQ(model->layers()[1].w_down.type(), gguf::TensorType::kQ6_K);
+  EXPECT_EQ(model->layers()[1].wq.type(), gguf::TensorType::kQ4_K);
+
+  options.type = gguf::TensorType::kQ8_0;
+  const Status status = WriteSyntheticModel(options, dir.File("bad.gguf"));
+  EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("q4_k"), std::string::npos) << status.message();
+}
+
 TEST(ModelTest, SyntheticShapesMatchPublishedConfigurations) {
   const ModelShape* tinyllama = FindModelShape("tinyllama-1.1b");
   ASSERT_NE(tinyllama, nullptr);

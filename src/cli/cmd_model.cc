@@ -41,10 +41,11 @@ void AddMakeModelCommand(CLI::App& app, int* exit_code) {
   CLI::App* command = app.add_subcommand(
       "make-model", "Write a deterministic random-weight GGUF with the shape of a real model");
   command->add_option("--shape", flags->shape, "Model shape: " + shapes)->capture_default_str();
-  command->add_option("--type", flags->type, "Weight type of the matrices: f32, f16, bf16, q8_0, q4_0, q4_k or q6_k "
-                      "(k-quants fall back to q8_0 for matrices whose rows are not a multiple of 256)")
+  command->add_option("--type", flags->type, "Weight type of the matrices: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, "
+                      "or q4_k_m (q4_k with q6_k for the classifier and some attn_v and ffn_down matrices). "
+                      "K-quants fall back to q8_0 for matrices whose rows are not a multiple of 256")
       ->capture_default_str()
-      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k"}));
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"}));
   command->add_option("--seed", flags->seed, "Random seed; the same seed gives the same file")->capture_default_str();
   command->add_option("--vocab-from", flags->vocab_from,
                       "GGUF whose vocabulary to use instead of the built-in byte-level one")
@@ -59,9 +60,10 @@ void AddMakeModelCommand(CLI::App& app, int* exit_code) {
                    : flags->type == "f16"  ? gguf::TensorType::kF16
                    : flags->type == "bf16" ? gguf::TensorType::kBF16
                    : flags->type == "q4_0" ? gguf::TensorType::kQ4_0
-                   : flags->type == "q4_k" ? gguf::TensorType::kQ4_K
+                   : flags->type == "q4_k" || flags->type == "q4_k_m" ? gguf::TensorType::kQ4_K
                    : flags->type == "q6_k" ? gguf::TensorType::kQ6_K
                                            : gguf::TensorType::kQ8_0;
+    options.q4_k_m_mix = flags->type == "q4_k_m";
     *exit_code = ReportError(WriteSyntheticModel(options, flags->out));
     if (*exit_code == 0) std::printf("wrote %s\n", flags->out.c_str());
   });

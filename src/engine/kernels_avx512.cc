@@ -2,8 +2,8 @@
 // -mavx512dq -mavx512vnni on top of the AVX2 set, so the rule of kernels_avx2.cc applies here
 // too. Nothing in it may be shared with another file (no inline functions from headers, no std
 // templates), or the linker could keep this file's copy for a CPU without AVX-512. Everything is
-// in an anonymous namespace or an intrinsic. The matrix products differ from the AVX2 table; the
-// other kernels are its.
+// in an anonymous namespace or an intrinsic. The matrix products replace the AVX2 table's, and
+// the other kernels are the AVX2 ones.
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12's AVX-512 intrinsics (casts, inserts, conversions) start from an undefined vector that
 // the instruction overwrites, and warn at their header lines that it may be used uninitialized.

@@ -272,6 +272,9 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
       options.type != TensorType::kQ8_0 && options.type != TensorType::kQ4_0 && !k_quant) {
     return InvalidArgumentError("synthetic models support weight types f32, f16, bf16, q8_0, q4_0, q4_k and q6_k");
   }
+  if (options.q4_k_m_mix && options.type != TensorType::kQ4_K) {
+    return InvalidArgumentError("the Q4_K_M mix needs weight type q4_k");
+  }
 
 
   Vocab vocab;
@@ -316,8 +319,19 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
   };
   // K-quant super-blocks span 256 inputs; narrower rows fall back to Q8_0, as llama.cpp's
   // quantizer also falls back for them.
+  // Layers whose attn_v and ffn_down get more bits in the Q4_K_M mix.
+  const int32_t n_layer = shape->n_layer;
+  auto more_bits = [&](const std::string& name) {
+    if (!options.q4_k_m_mix) return false;
+    if (name == "output.weight") return true;
+    const bool v_or_down = name.find(".attn_v.") != std::string::npos || name.find(".ffn_down.") != std::string::npos;
+    if (!v_or_down) return false;
+    const int32_t layer = std::stoi(name.substr(4));  // "blk.N."
+    return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
+  };
   auto add_matrix = [&](const std::string& name, int64_t n_in, int64_t n_out, float scale) {
-    const TensorType type = k_quant && n_in % 256 != 0 ? TensorType::kQ8_0 : options.type;
+    TensorType type = more_bits(name) ? TensorType::kQ6_K : options.type;
+    if ((k_quant || type == TensorType::kQ6_K) && n_in % 256 != 0) type = TensorType::kQ8_0;
     const uint64_t seed = tensor_seed(name);
     return writer.AddTensor(name, type, {n_in, n_out}, [=](uint8_t* out, size_t) {
       FillMatrix(seed, n_in, n_out, scale, type, out);
