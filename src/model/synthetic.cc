@@ -16,9 +16,9 @@ namespace {
 
 // Shapes follow the published configurations of TinyLlama-1.1B-Chat v1.0, Qwen2.5-0.5B, Qwen3-0.6B
 // and Llama-3.2-1B. The "qwen2.5-0.5b" shape runs as the llama architecture, without QKV biases and
-// with a 32000-token vocabulary, as the llama.cpp figures of ../shared/data/peers were measured;
-// qwen3-0.6b and llama-3.2-1b keep their own architectures and vocabulary sizes. The "tiny" shapes
-// are small enough for unit tests.
+// with a 32000-token vocabulary, because the llama.cpp figures we compare with used that model.
+// The qwen3-0.6b and llama-3.2-1b shapes keep their own architectures and vocabulary sizes. The
+// "tiny" shapes are small enough for unit tests.
 ModelShape MakeShape(std::string name, int32_t n_vocab, int32_t n_embd, int32_t n_layer, int32_t n_head,
                      int32_t n_head_kv, int32_t n_ff, int32_t n_ctx_train, float rope_theta, float rms_eps,
                      bool tied_output, std::string arch = "llama", int32_t head_dim = 0, float rope_scale_factor = 0,
