@@ -5,11 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "gguf/gguf.h"
 #include "test_support.h"
 
 namespace sparkv {
@@ -117,6 +120,47 @@ TEST(EncodeChat, TurnsTheMarkersIntoControlTokens) {
   EXPECT_EQ(std::count(ids->begin(), ids->end(), 901), 2);
   // SentencePiece adds its space prefix to the text after each special token, as llama.cpp does.
   EXPECT_EQ(tokenizer->Decode(*ids), "user\nHi  \n assistant\n");
+}
+
+// Copies the stories260K GGUF into `dir` with `chat_template` added to its metadata.
+std::string Stories260KWithTemplate(const testing::TempDir& dir, std::string_view chat_template) {
+  auto source = gguf::File::Open(testing::Stories260KGguf());
+  EXPECT_TRUE(source.ok()) << source.status().ToString();
+  if (!source.ok()) return {};
+  gguf::Writer writer;
+  writer.SetAlignment((*source)->alignment());
+  for (const gguf::KeyValue& entry : (*source)->metadata()) writer.Set(entry.key, entry.value);
+  writer.Set("tokenizer.chat_template", gguf::Value::Str(std::string(chat_template)));
+  for (const gguf::TensorInfo& tensor : (*source)->tensors()) {
+    const uint8_t* data = (*source)->TensorData(tensor);
+    std::vector<int64_t> ne(tensor.ne, tensor.ne + tensor.n_dims);
+    EXPECT_TRUE(writer.AddTensor(tensor.name, tensor.type, ne, std::vector<uint8_t>(data, data + tensor.n_bytes)).ok());
+  }
+  const std::string path = dir.File("stories260K-chat.gguf");
+  EXPECT_TRUE(writer.WriteFile(path).ok());
+  return path;
+}
+
+// With --chat, the query is the template's text around it: the run matches one given that text.
+TEST(RunChat, WrapsTheQueryInTheTemplate) {
+  testing::TempDir dir;
+  const std::string model = Stories260KWithTemplate(dir, kLlama2Template);
+  ASSERT_FALSE(model.empty());
+  std::ofstream(dir.File("context.txt")) << "1 403 261 17 29\n";
+  const std::string run = "'" + testing::SparkvBinary() + "' --log-level error run --model '" + model +
+                          "' --tokens '" + dir.File("context.txt") + "' --strategy local -n 4 --json ";
+  const auto [chat_status, chat] = testing::RunShell(run + "--chat --query 'Once upon a time' 2>&1");
+  ASSERT_EQ(chat_status, 0) << chat;
+  const auto [plain_status, plain] = testing::RunShell(run + "--query '[INST] Once upon a time [/INST]' 2>&1");
+  ASSERT_EQ(plain_status, 0) << plain;
+  const nlohmann::json chat_report = nlohmann::json::parse(chat);
+  const nlohmann::json plain_report = nlohmann::json::parse(plain);
+  EXPECT_EQ(chat_report["n_query"], plain_report["n_query"]);
+  EXPECT_EQ(chat_report["tokens"], plain_report["tokens"]);
+
+  const auto [bare_status, bare] = testing::RunShell(run + "--query 'Once upon a time' 2>&1");
+  ASSERT_EQ(bare_status, 0) << bare;
+  EXPECT_LT(nlohmann::json::parse(bare)["n_query"].get<int>(), chat_report["n_query"].get<int>());
 }
 
 TEST(RunChat, FailsClearlyForAModelWithoutTemplate) {
