@@ -11,6 +11,11 @@
 namespace sparkv::kernels {
 namespace {
 
+// Fully unrolls a loop over a tile's rows or tokens. GCC 12 keeps a tile's accumulator array in
+// registers only when every loop over it (zeroing, update, reduction) is unrolled early, and
+// otherwise stores each accumulator to the stack on every step of the inner product.
+#define SPARKV_UNROLL _Pragma("GCC unroll 16")
+
 inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t Max(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -99,24 +104,33 @@ template <typename Load, int RB, int TB>
 inline void TileFloat(const MatMulArgs& a, int64_t r0, int64_t t0) {
   const uint8_t* w[RB];
   const float* x[TB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
+  SPARKV_UNROLL
   for (int t = 0; t < TB; ++t) {
     x[t] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a.x) + (t0 + t) * a.x_row_bytes);
   }
   __m256 acc[RB][TB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) acc[r][t] = _mm256_setzero_ps();
   }
   const int64_t n_vec = a.n_in & ~int64_t{7};
   for (int64_t i = 0; i < n_vec; i += 8) {
     __m256 xv[TB];
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) xv[t] = _mm256_loadu_ps(x[t] + i);
+    SPARKV_UNROLL
     for (int r = 0; r < RB; ++r) {
       const __m256 wv = Load::Vec(w[r], i);
+      SPARKV_UNROLL
       for (int t = 0; t < TB; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) {
       float sum = HorizontalSum(acc[r][t]);
       for (int64_t i = n_vec; i < a.n_in; ++i) sum += Load::One(w[r], i) * x[t][i];
@@ -185,12 +199,16 @@ struct TileQ8 {
   static void Run(const MatMulArgs& a, int64_t r0, int64_t t0) {
     const uint8_t* w[RB];
     const BlockQ8Act* x[TB];
+    SPARKV_UNROLL
     for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) {
       x[t] = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + (t0 + t) * a.x_row_bytes);
     }
     __m256 acc[RB][TB];
+    SPARKV_UNROLL
     for (int r = 0; r < RB; ++r) {
+      SPARKV_UNROLL
       for (int t = 0; t < TB; ++t) acc[r][t] = _mm256_setzero_ps();
     }
     const __m256i ones = _mm256_set1_epi16(1);
@@ -198,10 +216,12 @@ struct TileQ8 {
     for (int64_t b = 0; b < n_blocks; ++b) {
       __m256i xq[TB];
       float xd[TB];
+      SPARKV_UNROLL
       for (int t = 0; t < TB; ++t) {
         xq[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].qs));
         xd[t] = x[t][b].d;
       }
+      SPARKV_UNROLL
       for (int r = 0; r < RB; ++r) {
         const uint8_t* block = w[r] + b * kQ8_0BlockBytes;
         uint16_t d_bits;
@@ -209,6 +229,7 @@ struct TileQ8 {
         const float wd = HalfToFloat(d_bits);
         const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
         const __m256i w_abs = _mm256_sign_epi8(wq, wq);
+        SPARKV_UNROLL
         for (int t = 0; t < TB; ++t) {
           const __m256i pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(xq[t], wq));
           const __m256i quads = _mm256_madd_epi16(pairs, ones);
@@ -216,7 +237,9 @@ struct TileQ8 {
         }
       }
     }
+    SPARKV_UNROLL
     for (int r = 0; r < RB; ++r) {
+      SPARKV_UNROLL
       for (int t = 0; t < TB; ++t) a.y[(t0 + t) * a.ldy + r0 + r] = HorizontalSum(acc[r][t]);
     }
   }
@@ -235,10 +258,12 @@ inline void TileQ8Rows4(const MatMulArgs& a, int64_t r0, int64_t t0) {
   const uint8_t* w2 = w1 + a.w_row_bytes;
   const uint8_t* w3 = w2 + a.w_row_bytes;
   const BlockQ8Act* x[TB];
+  SPARKV_UNROLL
   for (int t = 0; t < TB; ++t) {
     x[t] = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + (t0 + t) * a.x_row_bytes);
   }
   __m256 acc[TB];
+  SPARKV_UNROLL
   for (int t = 0; t < TB; ++t) acc[t] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   const int64_t n_blocks = a.n_in / kQ8BlockSize;
@@ -262,6 +287,7 @@ inline void TileQ8Rows4(const MatMulArgs& a, int64_t r0, int64_t t0) {
     const __m256i abs2 = _mm256_sign_epi8(q2, q2);
     const __m256i abs3 = _mm256_sign_epi8(q3, q3);
 
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) {
       const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].qs));
       const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(abs0, _mm256_sign_epi8(xq, q0)), ones);
@@ -273,6 +299,7 @@ inline void TileQ8Rows4(const MatMulArgs& a, int64_t r0, int64_t t0) {
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rows), scale, acc[t]);
     }
   }
+  SPARKV_UNROLL
   for (int t = 0; t < TB; ++t) {
     const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc[t]), _mm256_extractf128_ps(acc[t], 1));
     _mm_storeu_ps(a.y + (t0 + t) * a.ldy + r0, sum);
@@ -392,12 +419,16 @@ template <typename Decode, int RB, int TB>
 inline void TileQuant(const MatMulArgs& a, int64_t r0, int64_t t0) {
   const uint8_t* w[RB];
   const BlockQ8Act* x[TB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
+  SPARKV_UNROLL
   for (int t = 0; t < TB; ++t) {
     x[t] = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + (t0 + t) * a.x_row_bytes);
   }
   __m256 acc[RB][TB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) acc[r][t] = _mm256_setzero_ps();
   }
   const __m256i ones16 = _mm256_set1_epi16(1);
@@ -406,15 +437,18 @@ inline void TileQuant(const MatMulArgs& a, int64_t r0, int64_t t0) {
   for (int64_t b = 0; b < n_blocks; ++b) {
     __m256i xq[TB];
     __m256 xsum[TB];
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) {
       xq[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].qs));
       if constexpr (Decode::kHasMin) {
         xsum[t] = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xq[t]), ones16));
       }
     }
+    SPARKV_UNROLL
     for (int r = 0; r < RB; ++r) {
       const DecodedBlock d = Decode::Run(w[r], b);
       const __m256i w_abs = Decode::kUnsigned ? d.q : _mm256_sign_epi8(d.q, d.q);
+      SPARKV_UNROLL
       for (int t = 0; t < TB; ++t) {
         const __m256i x_signed = Decode::kUnsigned ? xq[t] : _mm256_sign_epi8(xq[t], d.q);
         const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(w_abs, x_signed), d.mult16);
@@ -425,7 +459,9 @@ inline void TileQuant(const MatMulArgs& a, int64_t r0, int64_t t0) {
       }
     }
   }
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) a.y[(t0 + t) * a.ldy + r0 + r] = HorizontalSum(acc[r][t]);
   }
 }

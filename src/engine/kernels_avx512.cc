@@ -20,6 +20,11 @@
 namespace sparkv::kernels {
 namespace {
 
+// Fully unrolls a loop over a tile's rows or tokens. GCC 12 keeps a tile's accumulator array in
+// registers only when every loop over it (zeroing, update, reduction) is unrolled early, and
+// otherwise stores each accumulator to the stack on every step of the inner product.
+#define SPARKV_UNROLL _Pragma("GCC unroll 16")
+
 inline int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t Max(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -96,9 +101,12 @@ template <int RB, int TB>
 inline void TileQ8(const MatMulArgs& a, int64_t r0, const ActPair* pairs, int64_t n_pairs, int64_t panel_t0,
                    int64_t t0) {
   const uint8_t* w[RB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
   __m512 acc[RB][TB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -107,6 +115,7 @@ inline void TileQ8(const MatMulArgs& a, int64_t r0, const ActPair* pairs, int64_
     const bool has_second = 2 * p + 1 < n_blocks;
     __m512i wq[RB];
     __m512 wd[RB];
+    SPARKV_UNROLL
     for (int r = 0; r < RB; ++r) {
       const uint8_t* block = w[r] + 2 * p * static_cast<int64_t>(kQ8_0BlockBytes);
       const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
@@ -123,18 +132,22 @@ inline void TileQ8(const MatMulArgs& a, int64_t r0, const ActPair* pairs, int64_
           1);
       wd[r] = _mm512_cvtph_ps(halves);
     }
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) {
       const ActPair& x = pairs[(panel_t0 + t) * n_pairs + p];
       const __m512i xq = _mm512_load_si512(x.qs);
       const __m512i fix = _mm512_load_si512(x.bias_fix);
       const __m512 xd = _mm512_load_ps(x.d);
+      SPARKV_UNROLL
       for (int r = 0; r < RB; ++r) {
         const __m512i dot = _mm512_dpbusd_epi32(fix, wq[r], xq);
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd[r], xd), acc[r][t]);
       }
     }
   }
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) a.y[(t0 + t) * a.ldy + r0 + r] = _mm512_reduce_add_ps(acc[r][t]);
   }
 }
@@ -348,20 +361,26 @@ template <typename Codes, int RB, int TB>
 inline void TileCodes(const MatMulArgs& a, int64_t r0, const ActPairSums* pairs, int64_t n_pairs, int64_t panel_t0,
                       int64_t t0) {
   const uint8_t* w[RB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
   __m512 acc[RB][TB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   const int64_t n_blocks = a.n_in / kQ8BlockSize;
   for (int64_t p = 0; p < n_pairs; ++p) {
     CodePair codes[RB];
+    SPARKV_UNROLL
     for (int r = 0; r < RB; ++r) codes[r] = Codes::Run(w[r], p, n_blocks);
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) {
       const ActPairSums& x = pairs[(panel_t0 + t) * n_pairs + p];
       const __m512i xq = _mm512_load_si512(x.qs);
       const __m512 xd = _mm512_load_ps(x.d);
       const __m512 xd_sum = _mm512_load_ps(x.d_sum);
+      SPARKV_UNROLL
       for (int r = 0; r < RB; ++r) {
         const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[r].code, xq);
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(codes[r].scale, xd), acc[r][t]);
@@ -369,7 +388,9 @@ inline void TileCodes(const MatMulArgs& a, int64_t r0, const ActPairSums* pairs,
       }
     }
   }
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) a.y[(t0 + t) * a.ldy + r0 + r] = _mm512_reduce_add_ps(acc[r][t]);
   }
 }
@@ -445,25 +466,34 @@ template <typename Load, int RB, int TB>
 inline void TileWide(const MatMulArgs& a, int64_t r0, int64_t t0) {
   const uint8_t* w[RB];
   const float* x[TB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) w[r] = a.w + (r0 + r) * a.w_row_bytes;
+  SPARKV_UNROLL
   for (int t = 0; t < TB; ++t) {
     x[t] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(a.x) + (t0 + t) * a.x_row_bytes);
   }
   __m512 acc[RB][TB];
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   for (int64_t i = 0; i < a.n_in; i += 16) {
     const int64_t left = a.n_in - i;
     const __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
     __m512 xv[TB];
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) xv[t] = _mm512_maskz_loadu_ps(mask, x[t] + i);
+    SPARKV_UNROLL
     for (int r = 0; r < RB; ++r) {
       const __m512 wv = Load::Vec(w[r], i, mask);
+      SPARKV_UNROLL
       for (int t = 0; t < TB; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
+  SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) a.y[(t0 + t) * a.ldy + r0 + r] = _mm512_reduce_add_ps(acc[r][t]);
   }
 }
