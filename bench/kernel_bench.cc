@@ -1,0 +1,133 @@
+// Matrix products of every weight type with each kernel table the CPU runs, on one thread.
+//
+// A 2048 x 2048 weight matrix (the TinyLlama shape's attention projections) times 64 activation
+// rows, one micro-batch of a prefill. The counter GMAC/s is multiply-adds per CPU second / 1e9.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/f16.h"
+#include "engine/kernels.h"
+#include "model/synthetic.h"
+
+namespace sparkv {
+namespace {
+
+using kernels::KernelTable;
+
+constexpr int64_t kInputs = 2048;
+constexpr int64_t kOutputs = 2048;
+constexpr int64_t kTokens = 64;
+
+enum class Type { kF32, kF16, kBf16, kQ8_0, kQ4_0, kQ4_K, kQ6_K };
+
+size_t RowBytes(Type type) {
+  switch (type) {
+    case Type::kF32: return kInputs * 4;
+    case Type::kF16:
+    case Type::kBf16: return kInputs * 2;
+    case Type::kQ8_0: return kInputs / 32 * kernels::kQ8_0BlockBytes;
+    case Type::kQ4_0: return kInputs / 32 * kernels::kQ4_0BlockBytes;
+    case Type::kQ4_K: return kInputs / 256 * kernels::kQ4_KBlockBytes;
+    case Type::kQ6_K: return kInputs / 256 * kernels::kQ6_KBlockBytes;
+  }
+  return 0;
+}
+
+std::vector<uint8_t> MakeWeights(Type type, const std::vector<float>& values) {
+  const size_t row_bytes = RowBytes(type);
+  std::vector<uint8_t> out(row_bytes * kOutputs);
+  for (int64_t r = 0; r < kOutputs; ++r) {
+    const float* row = values.data() + r * kInputs;
+    uint8_t* destination = out.data() + r * row_bytes;
+    switch (type) {
+      case Type::kF32: std::memcpy(destination, row, row_bytes); break;
+      case Type::kF16:
+      case Type::kBf16:
+        for (int64_t i = 0; i < kInputs; ++i) {
+          const uint16_t h = type == Type::kF16 ? F32ToF16(row[i]) : F32ToBf16(row[i]);
+          std::memcpy(destination + 2 * i, &h, 2);
+        }
+        break;
+      case Type::kQ8_0: QuantizeRowQ8_0(row, kInputs, destination); break;
+      case Type::kQ4_0: QuantizeRowQ4_0(row, kInputs, destination); break;
+      case Type::kQ4_K: QuantizeRowQ4_K(row, kInputs, destination); break;
+      case Type::kQ6_K: QuantizeRowQ6_K(row, kInputs, destination); break;
+    }
+  }
+  return out;
+}
+
+auto KernelOf(const KernelTable& table, Type type) {
+  switch (type) {
+    case Type::kF32: return table.matmul_f32;
+    case Type::kF16: return table.matmul_f16;
+    case Type::kBf16: return table.matmul_bf16;
+    case Type::kQ8_0: return table.matmul_q8_0;
+    case Type::kQ4_0: return table.matmul_q4_0;
+    case Type::kQ4_K: return table.matmul_q4_k;
+    case Type::kQ6_K: return table.matmul_q6_k;
+  }
+  return table.matmul_f32;
+}
+
+void BM_MatMul(benchmark::State& state, const KernelTable* table, Type type) {
+  if (table == nullptr) {
+    state.SkipWithError("this CPU does not run the table");
+    return;
+  }
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  std::vector<float> values(kInputs * kOutputs);
+  for (float& v : values) v = normal(rng);
+  std::vector<float> x(kTokens * kInputs);
+  for (float& v : x) v = normal(rng);
+  std::vector<kernels::BlockQ8Act> xq(kTokens * kInputs / 32);
+  kernels::ScalarKernels().quantize_q8_act(x.data(), kTokens * kInputs, xq.data());
+  const std::vector<uint8_t> w = MakeWeights(type, values);
+  std::vector<float> y(kTokens * kOutputs);
+
+  kernels::MatMulArgs args;
+  args.w = w.data();
+  args.w_row_bytes = RowBytes(type);
+  args.n_in = kInputs;
+  const bool float_weights = type == Type::kF32 || type == Type::kF16 || type == Type::kBf16;
+  args.x = float_weights ? static_cast<const void*>(x.data()) : static_cast<const void*>(xq.data());
+  args.x_row_bytes = float_weights ? kInputs * 4 : kInputs / 32 * sizeof(kernels::BlockQ8Act);
+  args.n_tokens = kTokens;
+  args.y = y.data();
+  args.ldy = kOutputs;
+  args.row_begin = 0;
+  args.row_end = kOutputs;
+  const auto kernel = KernelOf(*table, type);
+  for (auto _ : state) {
+    kernel(args);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(kInputs * kOutputs * kTokens) * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void RegisterAll() {
+  const std::pair<const char*, Type> types[] = {{"f32", Type::kF32},   {"f16", Type::kF16},   {"bf16", Type::kBf16},
+                                                {"q8_0", Type::kQ8_0}, {"q4_0", Type::kQ4_0}, {"q4_k", Type::kQ4_K},
+                                                {"q6_k", Type::kQ6_K}};
+  const std::pair<const char*, const KernelTable*> tables[] = {{"avx2", kernels::Avx2Kernels()},
+                                                               {"avx512", kernels::Avx512Kernels()}};
+  for (const auto& [type_name, type] : types) {
+    for (const auto& [table_name, table] : tables) {
+      benchmark::RegisterBenchmark((std::string("BM_MatMul/") + type_name + "/" + table_name).c_str(), BM_MatMul,
+                                   table, type)
+          ->Unit(benchmark::kMillisecond)
+          ->MeasureProcessCPUTime();
+    }
+  }
+}
+
+const int kRegistered = (RegisterAll(), 0);
+
+}  // namespace
+}  // namespace sparkv
