@@ -109,6 +109,31 @@ TEST(ReadVocab, AppliesLlamaDefaultsForOptionalKeys) {
   EXPECT_TRUE(vocab->add_space_prefix);
 }
 
+TEST(ReadVocab, FindsEndOfTurnTokens) {
+  // A chatml-style vocabulary: <|im_end|> is a control token that closes a turn, the end-of-turn
+  // key names another id, and a normal token with the same text as a marker does not count.
+  Vocab original = MakeByteLevelVocab(400);
+  original.pieces[300] = "<|im_end|>";
+  original.types[300] = TokenType::kControl;
+  original.pieces[301] = "<|eot_id|>";  // a normal token here
+  gguf::Writer writer;
+  WriteVocab(original, &writer);
+  writer.Set("tokenizer.ggml.eot_token_id", gguf::Value::U32(350));
+  testing::TempDir dir;
+  const auto vocab = WriteAndRead(writer, dir);
+  ASSERT_TRUE(vocab.ok()) << vocab.status().ToString();
+  EXPECT_TRUE(vocab->EndsGeneration(vocab->eos_id));
+  EXPECT_TRUE(vocab->EndsGeneration(300));
+  EXPECT_TRUE(vocab->EndsGeneration(350));
+  EXPECT_FALSE(vocab->EndsGeneration(301));
+  EXPECT_FALSE(vocab->EndsGeneration(299));
+
+  writer.Set("tokenizer.ggml.eot_token_id", gguf::Value::U32(400));
+  const auto broken = WriteAndRead(writer, dir);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("eot_token_id = 400"), std::string::npos) << broken.status().message();
+}
+
 TEST(ReadVocab, DropsDefaultIdsOutOfRange) {
   gguf::Writer writer;
   writer.Set("tokenizer.ggml.model", gguf::Value::Str("llama"));

@@ -94,14 +94,14 @@ Result<std::vector<TokenId>> ReadContext(const Model& model, const std::string& 
 Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::string& path) {
   SPARKV_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model.vocab()));
-  std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_bos=*/true);
+  std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_special=*/true);
   if (tokens.size() <= 1) return InvalidArgumentError("text file '" + path + "' is empty");
   return tokens;
 }
 
 Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string& text) {
   SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model.vocab()));
-  std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_bos=*/false);
+  std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_special=*/false);
   if (tokens.empty()) return InvalidArgumentError("the query '" + text + "' tokenizes to nothing; give a non-empty --query");
   return tokens;
 }

@@ -105,7 +105,7 @@ Status RunDemo(const DemoFlags& flags) {
     text = DemoContextText(400);
   }
   SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model->vocab()));
-  std::vector<TokenId> context = tokenizer.Encode(text, /*add_bos=*/true);
+  std::vector<TokenId> context = tokenizer.Encode(text, /*add_special=*/true);
   if (static_cast<int32_t>(context.size()) > flags.context_tokens) context.resize(flags.context_tokens);
   const std::vector<TokenId> query = tokenizer.Encode("\nQuestion: How do I replace the battery?\nAnswer:", false);
   progress.Step("context: %zu tokens in chunks of %d; query: %zu tokens", context.size(), flags.chunk_tokens,

@@ -196,6 +196,20 @@ Result<Vocab> ReadVocab(const gguf::File& file) {
   if (file.Find(kKeyPre) != nullptr) {
     SPARKV_ASSIGN_OR_RETURN(vocab.pre, file.GetString(kKeyPre));
   }
+  // End of generation: the ids the file names, then control tokens that close a chat turn.
+  for (std::string_view key : {std::string_view("tokenizer.ggml.eot_token_id"),
+                               std::string_view("tokenizer.ggml.eom_token_id")}) {
+    SPARKV_ASSIGN_OR_RETURN(const int32_t id, ReadSpecialId(file, key, -1, n_vocab));
+    if (id >= 0) vocab.end_of_generation.push_back(id);
+  }
+  for (size_t i = 0; i < n_vocab; ++i) {
+    if (vocab.types[i] != TokenType::kControl) continue;
+    const std::string& text = vocab.pieces[i];
+    if (text == "<|im_end|>" || text == "<|eot_id|>" || text == "<|eom_id|>" || text == "<|end|>" ||
+        text == "<|endoftext|>") {
+      vocab.end_of_generation.push_back(static_cast<int32_t>(i));
+    }
+  }
   if (file.Find(kKeyChatTemplate) != nullptr) {
     SPARKV_ASSIGN_OR_RETURN(vocab.chat_template, file.GetString(kKeyChatTemplate));
   }
@@ -328,6 +342,14 @@ Vocab MakeByteLevelVocab(int32_t n_vocab) {
     vocab.types.push_back(TokenType::kUnused);
   }
   return vocab;
+}
+
+bool Vocab::EndsGeneration(int32_t id) const {
+  if (id == eos_id) return true;
+  for (int32_t end : end_of_generation) {
+    if (end == id) return true;
+  }
+  return false;
 }
 
 }  // namespace sparkv

@@ -38,7 +38,14 @@ struct Vocab {
   std::string pre;                     // tokenizer.ggml.pre, the pre-tokenizer; empty when absent
   std::string chat_template;           // tokenizer.chat_template (Jinja text), empty when absent
 
+  // Tokens after which generation stops: eos_id, tokenizer.ggml.eot_token_id and eom_token_id,
+  // and control tokens that end a turn in common chat formats (<|im_end|>, <|eot_id|>,
+  // <|eom_id|>, <|end|>, <|endoftext|>). Filled by ReadVocab; empty means only eos_id.
+  std::vector<int32_t> end_of_generation;
+
   int32_t size() const { return static_cast<int32_t>(pieces.size()); }
+  // True for eos_id and every id in end_of_generation.
+  bool EndsGeneration(int32_t id) const;
 };
 
 // Reads the vocabulary from GGUF metadata; checks that the arrays agree in length and that the

@@ -335,7 +335,7 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
   // Generation after the first token is outside TTFT.
   const Clock::time_point decode_start = Clock::now();
   Position position = report.n_context + report.n_query;
-  for (int32_t i = 1; i < options.n_generate && token != model.vocab().eos_id; ++i) {
+  for (int32_t i = 1; i < options.n_generate && !model.vocab().EndsGeneration(token); ++i) {
     SPARKV_RETURN_IF_ERROR(engine.Decode(token, position++, &logits));
     token = sampler.Sample(logits);
     report.tokens.push_back(token);
