@@ -537,6 +537,18 @@ TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {
   EXPECT_EQ(controller->stats().n_abandoned, 1);
 }
 
+TEST(ControllerTest, PieceSizeFollowsPerCallCost) {
+  // Chunks of 256 tokens at 1/256 s per token. A fixed cost per prefill call above 15% of a
+  // piece's time makes the pieces larger: 32 tokens take 0.125 s, 64 take 0.25 s, 128 take 0.5 s.
+  for (const auto& [d, expected] : {std::pair{0.0, 32}, std::pair{0.04, 64}, std::pair{0.07, 128},
+                                    std::pair{0.5, 128}}) {
+    PlanInput in = UniformInput(4, 1'000'000, 1e6);
+    in.compute.d = d;
+    std::unique_ptr<LoadController> controller = std::move(LoadController::Create(in, Get("sparkv-adaptive"))).value();
+    EXPECT_EQ(controller->PrefillPieceTokens(0), expected) << "d = " << d;
+  }
+}
+
 TEST(ControllerTest, OnlyReplanningStrategiesPrefillInPieces) {
   const PlanInput in = UniformInput(2, 1000, 1e3);
   auto adaptive = LoadController::Create(in, Get("sparkv-adaptive")).value();

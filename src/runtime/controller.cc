@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "common/log.h"
 
@@ -36,7 +37,12 @@ constexpr double kStallSeconds = 0.5;
 // piece ends. A 64-token piece takes about 2.6 s in the demo's Qwen2.5-0.5B profile. Across the
 // trace sweep the adaptive strategy ended 4.2% above the hindsight optimum with 64-token pieces
 // and 2.8% with 32. 16-token pieces slowed the real prefill in some runs on a loaded machine.
-constexpr int32_t kPrefillPieceTokens = 32;
+// The piece is the smallest of these whose fixed cost per prefill call (the profile's d) is at
+// most kMaxPieceOverhead of its time: on the Xeon the Qwen2.5-0.5B shape pays d = 62 ms per
+// call, 23% of a 32-token piece, and a 256-token chunk in 32-token pieces took 21% longer than
+// in 64-token ones.
+constexpr int32_t kPieceTokenChoices[] = {32, 64, 128};
+constexpr double kMaxPieceOverhead = 0.15;
 // A path that would idle races the other for a chunk when its predicted time is at most this
 // many times the other's. A race costs energy, and when the stream path wins, up to one piece of
 // prefill before the decode. It wins back a whole chunk when the link dips or recovers against
@@ -86,6 +92,13 @@ LoadController::LoadController(PlanInput input, const Strategy& strategy, const 
       chunks_(input_.chunks.size()),
       estimator_(EstimatorOptions(input_.bandwidth.RateAt(0.0))),
       sampler_(&estimator_, kSampleMinBytes, kSampleMinSeconds) {
+  piece_tokens_ = kPieceTokenChoices[std::size(kPieceTokenChoices) - 1];
+  for (int32_t tokens : kPieceTokenChoices) {
+    if (input_.compute.d <= kMaxPieceOverhead * input_.compute.ChunkSeconds(0, tokens)) {
+      piece_tokens_ = tokens;
+      break;
+    }
+  }
   initial_plan_ = planner_->Solve(input_);
   initial_plan_.strategy = strategy_.name;
   ApplyDecisions(initial_plan_.decisions, /*count_moves=*/false);
@@ -121,7 +134,7 @@ double LoadController::ComputeSeconds(size_t j, int32_t from) const {
 }
 
 double LoadController::PieceSeconds(size_t j, int32_t from) const {
-  return ComputeSeconds(j, from) - ComputeSeconds(j, std::min(input_.chunks[j].end, from + kPrefillPieceTokens));
+  return ComputeSeconds(j, from) - ComputeSeconds(j, std::min(input_.chunks[j].end, from + piece_tokens_));
 }
 
 double LoadController::PrefillSecondsLeft(size_t j, double now_s) const {
@@ -418,7 +431,7 @@ void LoadController::OnTransferArrived(int32_t chunk, double now_s) {
   if (!c.racing || c.abandon_requested) return;
   // The piece in progress runs to its end either way: stop after it when decoding the blob then
   // ends sooner than the pieces after it.
-  const int32_t piece_end = std::min(input_.chunks[j].end, c.prefill_done + kPrefillPieceTokens);
+  const int32_t piece_end = std::min(input_.chunks[j].end, c.prefill_done + piece_tokens_);
   const double after_piece_s = piece_end < input_.chunks[j].end ? ComputeSeconds(j, piece_end) : 0.0;
   SPARKV_LOG_DEBUG("%.2f s: chunk %zu: blob arrived, %.2f s of prefill after the current piece", now_s, j,
                    after_piece_s);
@@ -778,7 +791,7 @@ int32_t LoadController::PrefillPieceTokens(int32_t chunk) const {
   // Before the stream path's offer no chunk can stream yet, but the first plan may still move the
   // chunk in prefill to the stream path, whatever the strategy. Later only re-plans can.
   const bool pieces = awaiting_offer_ || (strategy_.replan && CanStream(static_cast<size_t>(chunk)));
-  return pieces ? std::min(n_tokens, kPrefillPieceTokens) : n_tokens;
+  return pieces ? std::min(n_tokens, piece_tokens_) : n_tokens;
 }
 
 bool LoadController::PrefillsInPieces(size_t j) const {
@@ -825,7 +838,7 @@ std::optional<PlanInput> LoadController::AbandonInput(double now_s, int32_t* chu
     in.progress[j] = ChunkProgress{};
     // The prefill stops at a piece boundary, at the latest one piece from now. The CPU stays busy
     // until then, and the rows computed so far are lost.
-    const double piece_s = input_.compute.ChunkSeconds(spec.begin, spec.begin + kPrefillPieceTokens) * device_factor_;
+    const double piece_s = input_.compute.ChunkSeconds(spec.begin, spec.begin + piece_tokens_) * device_factor_;
     in.cpu_busy_until_s = now_s + piece_s;
     *chunk = static_cast<int32_t>(j);
     return in;

@@ -290,6 +290,8 @@ class LoadController {
   int32_t n_compute_samples_ = 0;
   double planned_bytes_per_s_ = 0.0;  // predictions the last plan used
   double planned_device_factor_ = 1.0;
+  // Tokens per prefill piece, chosen from the compute profile in the constructor.
+  int32_t piece_tokens_ = 32;
   bool dirty_ = false;
   bool awaiting_offer_ = false;  // deferred start: no levels yet, so nothing to plan
   uint64_t version_ = 0;  // bumped on every state change
