@@ -2,10 +2,13 @@
 // mahimahi trace links, their parser, and what it rejects.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
+#include <thread>
 #include <string>
 
 #include "net/link.h"
+#include "net/pacer.h"
 #include "test_support.h"
 
 namespace sparkv {
@@ -154,6 +157,33 @@ TEST(TraceLink, WindowsLineEndingsAndTrailingSpacesAreAccepted) {
   const Link link = MustParse("0\r\n2 \r\n4\r\n");
   EXPECT_EQ(link.period_ms(), 4u);
   EXPECT_EQ(link.n_opportunities_per_loop(), 3u);
+}
+
+}  // namespace
+}  // namespace sparkv
+
+namespace sparkv {
+namespace {
+
+// The schedule a Pacer computes, not elapsed time: Reserve returns when the bytes cross the link.
+TEST(PacerSchedule, NewResponseAfterPauseGetsNoBurst) {
+  Pacer pacer(std::move(Link::Constant(8.0)).value());  // 1 MB/s
+  // Idle for longer than the pacer's slack, so the next bytes start now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  const Pacer::Clock::time_point before = Pacer::Clock::now();
+  const Pacer::Clock::time_point first = pacer.Reserve(100'000);
+  EXPECT_GE(std::chrono::duration<double>(first - before).count(), 0.1 - 1e-6);
+  // A sender that comes straight back continues where the link became free.
+  const Pacer::Clock::time_point second = pacer.Reserve(100'000);
+  EXPECT_NEAR(std::chrono::duration<double>(second - first).count(), 0.1, 1e-6);
+}
+
+TEST(ConstantLink, FreeAtFollowsTheCursor) {
+  const Link link = std::move(Link::Constant(8.0)).value();
+  LinkCursor cursor;
+  EXPECT_DOUBLE_EQ(link.FreeAt(cursor), 0.0);
+  link.Send(&cursor, 2.0, 500'000);
+  EXPECT_DOUBLE_EQ(link.FreeAt(cursor), 2.5);
 }
 
 }  // namespace

@@ -60,6 +60,12 @@ class Link {
   // as whole when its millisecond lies in the interval.
   double Capacity(double begin_s, double end_s) const;
 
+  // The time from which the link is free after the bytes already sent through `cursor`: for a
+  // trace link, the time of its next unused delivery opportunity.
+  double FreeAt(const LinkCursor& cursor) const {
+    return is_trace() ? OpportunityTime(cursor.opportunity) : cursor.time_s;
+  }
+
  private:
   Link() = default;
 

@@ -17,7 +17,11 @@ Pacer::Clock::time_point Pacer::Reserve(size_t n_bytes) {
   double finish_s = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    finish_s = link_.Send(&cursor_, now_s - kIdleSlackS, n_bytes);
+    // A sender back within the slack continues where the link became free. After a longer
+    // pause the bytes start now: otherwise the slack would let the first bytes of every new
+    // response through at once, and a short transfer would measure up to twice the rate.
+    const bool continuing = link_.FreeAt(cursor_) >= now_s - kIdleSlackS;
+    finish_s = link_.Send(&cursor_, continuing ? now_s - kIdleSlackS : now_s, n_bytes);
   }
   return origin_ + std::chrono::duration_cast<Clock::duration>(
                        std::chrono::duration<double>(finish_s));

@@ -33,8 +33,8 @@ class Pacer {
   // A sender that comes back within this long after its last bytes crossed still counts as
   // keeping the link busy. Waking from a sleep takes up to several milliseconds on a loaded
   // machine, and counting that as idle time would lose capacity on every write: with 2 ms a
-  // 16 Mbit/s fetch measured 15.0 Mbit/s under load, with 10 ms 16.0. It also bounds the burst
-  // a sender may send after a pause, like a token bucket's depth.
+  // 16 Mbit/s fetch measured 15.0 Mbit/s under load, with 10 ms 16.0. A sender back after a
+  // longer pause gets no such credit, so a new response does not start with a burst.
   static constexpr double kIdleSlackS = 0.010;
 
   Link link_;
