@@ -334,6 +334,20 @@ TEST(BenchCrossoverTest, NoCrossoverNamesThePoint) {
   ASSERT_FALSE(rate.ok());
   EXPECT_NE(rate.status().message().find("bandwidth.crossover"), std::string::npos) << rate.status().message();
   EXPECT_NE(rate.status().message().find(point.LabelWithoutRate(*s)), std::string::npos) << rate.status().message();
+
+  // Blobs of almost nothing on a slow device: streaming wins even at the lowest rate searched.
+  scenario["rtt_ms"] = 0;
+  scenario["synthetic"] = {{"chunk_tokens", 256}, {"bytes_per_token", {{"f16", 0.001}, {"q8", 0.001}}}};
+  scenario["slowdown"] = 100;
+  ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), scenario.dump()).ok());
+  Result<Scenario> tiny = LoadScenario(dir.File("s.json"));
+  ASSERT_TRUE(tiny.ok()) << tiny.status().ToString();
+  Result<BenchContext> tiny_context = LoadBenchContext(*tiny);
+  ASSERT_TRUE(tiny_context.ok()) << tiny_context.status().ToString();
+  Result<double> none = CrossoverRate(*tiny, *tiny_context, ExpandScenario(*tiny).front());
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("faster than computing even at 1e-3"), std::string::npos)
+      << none.status().message();
 }
 
 }  // namespace

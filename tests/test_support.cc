@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 
@@ -56,12 +57,13 @@ std::vector<int32_t> GoldenContextTokens() {
 
 std::string Stories260KGguf() {
   static std::mutex mutex;
-  static TempDir* dir = nullptr;
+  // Removed when the process exits, so a ctest run (one process per test) leaves nothing behind.
+  static std::unique_ptr<TempDir> dir;
   static std::string path;
   std::lock_guard<std::mutex> lock(mutex);
   if (!path.empty()) return path;
 
-  dir = new TempDir();  // lives until the process exits, like the cached file
+  dir = std::make_unique<TempDir>();
   path = dir->File("stories260K.gguf");
   const Status status = ConvertLlama2c(DataPath("models/stories260K.bin"), "", path);
   if (!status.ok()) {

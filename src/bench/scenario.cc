@@ -122,7 +122,9 @@ Status ParseBandwidth(const json& value, const std::string& folder, BandwidthSpe
   if (constant) {
     out->kind = BandwidthSpec::Kind::kConstant;
     if (value.contains("crossover")) {
-      if (!value["crossover"].is_boolean()) return FieldError("bandwidth.crossover", "must be true or false");
+      if (!value["crossover"].is_boolean()) {
+        return FieldError("bandwidth.crossover", "is " + value["crossover"].dump() + "; it must be true or false");
+      }
       out->crossover = value["crossover"].get<bool>();
     }
     if (value.contains("rate_mbit")) {
@@ -554,7 +556,11 @@ Result<double> CrossoverRate(const Scenario& s, const BenchContext& context, con
                                                  "check levels, quality_floor, rtt_ms and timeout_s");
   }
   SPARKV_ASSIGN_OR_RETURN(const double gap_lo, gap(lo));
-  if (gap_lo <= 0) return lo;
+  if (gap_lo <= 0) {
+    return FieldError("bandwidth.crossover", "found none at " + point.LabelWithoutRate(s) +
+                                                 ": streaming is faster than computing even at 1e-3 Mbit/s; "
+                                                 "check the profile and bytes_per_token");
+  }
   // 40 halvings of the 1e8 ratio between the bounds leave a relative width of 1.7e-5.
   for (int i = 0; i < 40; ++i) {
     const double mid = std::sqrt(lo * hi);

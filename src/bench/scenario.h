@@ -115,8 +115,8 @@ Result<SimScenario> MakeSimScenario(const Scenario& scenario, const BenchContext
 // The constant rate in Mbit/s at which the simulated `stream` strategy reaches the TTFT of `local`
 // at `point` (its own rate ignored): where a device gains the most from running both paths.
 // Stream TTFT falls as the rate grows, so a bisection on the logarithm of the rate finds it.
-// InvalidArgument if stream never catches up within 1e-3 to 1e5 Mbit/s (no level allowed, every
-// request slower than the whole prefill).
+// InvalidArgument if the two do not cross between 1e-3 and 1e5 Mbit/s: stream never catches up
+// (no level allowed, every request slower than the whole prefill) or is faster throughout.
 Result<double> CrossoverRate(const Scenario& scenario, const BenchContext& context, const ScenarioPoint& point);
 
 // The bandwidth the link delivers at one point, for the pictures.

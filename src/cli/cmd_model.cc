@@ -40,7 +40,12 @@ void AddMakeModelCommand(CLI::App& app, int* exit_code) {
   for (const std::string& name : ModelShapeNames()) shapes += (shapes.empty() ? "" : ", ") + name;
   CLI::App* command = app.add_subcommand(
       "make-model", "Write a deterministic random-weight GGUF with the shape of a real model");
-  command->add_option("--shape", flags->shape, "Model shape: " + shapes)->capture_default_str();
+  command->add_option("--shape", flags->shape,
+                      "Model shape: " + shapes +
+                          ". qwen2.5-0.5b runs as the llama architecture (no QKV biases, 32000-token "
+                          "vocabulary), as our llama.cpp comparison does; qwen3-0.6b and llama-3.2-1b "
+                          "keep their own architectures and vocabularies")
+      ->capture_default_str();
   command->add_option("--type", flags->type, "Weight type of the matrices: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, "
                       "or q4_k_m (q4_k with q6_k for the classifier and some attn_v and ffn_down matrices). "
                       "K-quants fall back to q8_0 for matrices whose rows are not a multiple of 256")

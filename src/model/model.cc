@@ -21,8 +21,10 @@ Status BindTensor(const gguf::File& file, const std::string& name, std::initiali
   const gguf::TensorInfo* info = file.FindTensor(name);
   if (info == nullptr) {
     if (!required) return Status::Ok();
-    return NotFoundError("model '" + file.path() + "' has no tensor '" + name +
-                         "', which its architecture needs (is the file truncated or mislabelled?)");
+    std::string arch = "its architecture";
+    if (Result<std::string> value = file.GetString("general.architecture"); value.ok()) arch = "a " + *value + " model";
+    return NotFoundError("model '" + file.path() + "' has no tensor '" + name + "', which " + arch +
+                         " needs (is the file truncated or mislabelled?)");
   }
 
   int d = 0;

@@ -323,7 +323,8 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
   const int32_t n_layer = shape->n_layer;
   auto more_bits = [&](const std::string& name) {
     if (!options.q4_k_m_mix) return false;
-    if (name == "output.weight") return true;
+    // The classifier, which a tied model shares with the token embedding.
+    if (name == "output.weight" || (name == "token_embd.weight" && shape->tied_output)) return true;
     const bool v_or_down = name.find(".attn_v.") != std::string::npos || name.find(".ffn_down.") != std::string::npos;
     if (!v_or_down) return false;
     const int32_t layer = std::stoi(name.substr(4));  // "blk.N."
@@ -384,7 +385,7 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
 
   SPARKV_RETURN_IF_ERROR(writer.WriteFile(out_path));
   SPARKV_LOG_INFO("wrote synthetic %s (%s, seed %llu) to %s", shape->name.c_str(),
-                  std::string(gguf::GetTypeTraits(options.type)->name).c_str(),
+                  options.q4_k_m_mix ? "q4_k_m mix" : std::string(gguf::GetTypeTraits(options.type)->name).c_str(),
                   static_cast<unsigned long long>(options.seed), out_path.c_str());
   return Status::Ok();
 }

@@ -48,8 +48,9 @@ struct SyntheticModelOptions {
   gguf::TensorType type = gguf::TensorType::kQ8_0;  // matrices; norms stay f32
   uint64_t seed = 1;
   std::string vocab_from;  // optional GGUF whose vocabulary replaces the byte-level one
-  // Our approximation of a Q4_K_M file (with type Q4_K): Q6_K for the classifier and for attn_v
-  // and ffn_down in the first and last eighth of the layers and every third layer between them.
+  // Our approximation of a Q4_K_M file (with type Q4_K): Q6_K for the classifier (the token
+  // embedding when tied) and for attn_v and ffn_down in the first and last eighth of the layers
+  // and every third layer between them.
   bool q4_k_m_mix = false;
 };
 
