@@ -11,6 +11,9 @@ cmake --build --preset fuzz -j "$(nproc)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# Inputs that crash a target outlive the run, so a failure can be replayed and kept as a seed.
+artifacts="build/fuzz/artifacts"
+mkdir -p "$artifacts"
 status=0
 for target in build/fuzz/tests/fuzz/*_fuzz; do
   name="$(basename "$target" _fuzz)"
@@ -18,8 +21,8 @@ for target in build/fuzz/tests/fuzz/*_fuzz; do
   if [ -d "tests/fuzz/corpus/$name" ]; then cp -r "tests/fuzz/corpus/$name/." "$work/$name/"; fi
   echo "fuzz: $name for ${seconds}s"
   if ! "$target" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=0 \
-      -artifact_prefix="$work/$name-" "$work/$name" >"$work/$name.log" 2>&1; then
-    echo "fuzz: $name found a failure:" >&2
+      -artifact_prefix="$artifacts/$name-" "$work/$name" >"$work/$name.log" 2>&1; then
+    echo "fuzz: $name found a failure (input saved under $artifacts/; replay with $target FILE):" >&2
     tail -n 40 "$work/$name.log" >&2
     status=1
   fi

@@ -621,7 +621,10 @@ void F32ToF16Row(const float* in, int64_t n, uint16_t* out) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
                      _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
-  for (; i < n; ++i) out[i] = _cvtss_sh(in[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  for (; i < n; ++i) {
+    const __m128i half = _mm_cvtps_ph(_mm_set_ss(in[i]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    out[i] = static_cast<uint16_t>(_mm_extract_epi16(half, 0));
+  }
 }
 
 float DotF32(const float* a, const float* b, int64_t n) {
