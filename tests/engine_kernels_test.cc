@@ -342,56 +342,48 @@ void CheckQuantMatMul(const KernelTable& fast, const QuantType& qt, int64_t n_in
   }
 }
 
-TEST_F(Avx2KernelTest, MatMulQ4AndQ6KMatchReference) {
+// Every quantized type over block counts, token counts up to `max_tokens` and misalignments.
+void CheckQuantTypes(const KernelTable& fast, int64_t max_tokens, std::mt19937& rng) {
   for (const QuantType& qt : kQuantTypes) {
     for (int64_t n_blocks : {1, 2, 3, 7}) {
-      for (int64_t n_tokens : {1, 2, 3, 4, 5, 7}) {
+      for (int64_t n_tokens = 1; n_tokens <= max_tokens; ++n_tokens) {
         for (int misalign : {0, 1, 5}) {
-          CheckQuantMatMul(*avx2_, qt, n_blocks * qt.block_elems, 9, n_tokens, 0, 9, misalign, rng_);
+          CheckQuantMatMul(fast, qt, n_blocks * qt.block_elems, 9, n_tokens, 0, 9, misalign, rng);
         }
       }
     }
   }
 }
 
-TEST_F(Avx2KernelTest, MatMulQ4AndQ6KRangesMatchReference) {
+// Every quantized type over row ranges, and `seam_tokens` tokens of 4096 inputs, which cross
+// the kernel's token panels.
+void CheckQuantRanges(const KernelTable& fast, int64_t seam_tokens, std::mt19937& rng) {
   for (const QuantType& qt : kQuantTypes) {
     for (int64_t row_begin : {1, 3, 5}) {
       for (int64_t row_end : {row_begin + 1, row_begin + 6, int64_t{14}}) {
-        CheckQuantMatMul(*avx2_, qt, 256, 14, 5, row_begin, row_end, 3, rng_);
+        CheckQuantMatMul(fast, qt, 256, 14, 5, row_begin, row_end, 3, rng);
       }
     }
-    // 4096 inputs make 4608 bytes of activations per token, so a 160 KiB panel takes 33 tokens and
-    // 37 tokens cross its seam.
-    CheckQuantMatMul(*avx2_, qt, 4096, 5, 37, 0, 5, 2, rng_);
+    CheckQuantMatMul(fast, qt, 4096, 5, seam_tokens, 0, 5, 2, rng);
   }
+}
+
+TEST_F(Avx2KernelTest, MatMulQ4AndQ6KMatchReference) { CheckQuantTypes(*avx2_, 7, rng_); }
+
+TEST_F(Avx2KernelTest, MatMulQ4AndQ6KRangesMatchReference) {
+  // 4096 inputs make 4608 bytes of activations per token, so a 160 KiB panel takes 33 tokens and
+  // 37 tokens cross its seam.
+  CheckQuantRanges(*avx2_, 37, rng_);
 }
 
 // The AVX-512 products of the unsigned-code formats: odd Q4_0 block counts pair their last block
 // with zeros, and 4 x 4 tiles leave row and token tails.
-TEST_F(Avx512KernelTest, MatMulQ4AndQ6KMatchReference) {
-  for (const QuantType& qt : kQuantTypes) {
-    for (int64_t n_blocks : {1, 2, 3, 7}) {
-      for (int64_t n_tokens : {1, 2, 3, 4, 5, 7, 9}) {
-        for (int misalign : {0, 1, 5}) {
-          CheckQuantMatMul(*avx512_, qt, n_blocks * qt.block_elems, 9, n_tokens, 0, 9, misalign, rng_);
-        }
-      }
-    }
-  }
-}
+TEST_F(Avx512KernelTest, MatMulQ4AndQ6KMatchReference) { CheckQuantTypes(*avx512_, 9, rng_); }
 
 TEST_F(Avx512KernelTest, MatMulQ4AndQ6KRangesMatchReference) {
-  for (const QuantType& qt : kQuantTypes) {
-    for (int64_t row_begin : {1, 3, 5}) {
-      for (int64_t row_end : {row_begin + 1, row_begin + 6, int64_t{14}}) {
-        CheckQuantMatMul(*avx512_, qt, 256, 14, 5, row_begin, row_end, 3, rng_);
-      }
-    }
-    // 4096 inputs make 64 pairs of 192 bytes per token, so a 512 KiB panel takes 40 tokens and
-    // 97 tokens cross two seams.
-    CheckQuantMatMul(*avx512_, qt, 4096, 5, 97, 0, 5, 2, rng_);
-  }
+  // 4096 inputs make 64 pairs of 192 bytes per token, so a 512 KiB panel takes 40 tokens and
+  // 97 tokens cross two seams.
+  CheckQuantRanges(*avx512_, 97, rng_);
 }
 
 // The scalar references against a plain f32 product of the dequantized weights and activations,

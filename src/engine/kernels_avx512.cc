@@ -41,6 +41,7 @@ struct alignas(64) ActPair {
 static_assert(sizeof(ActPair) == 192, "one pair is three cache lines");
 
 // The repacked activations of one token panel, per thread, grown as needed.
+template <typename Pair>
 class PairBuffer {
  public:
   PairBuffer() = default;
@@ -48,10 +49,10 @@ class PairBuffer {
   PairBuffer& operator=(const PairBuffer&) = delete;
   ~PairBuffer() { Release(); }
 
-  ActPair* Get(int64_t n) {
+  Pair* Get(int64_t n) {
     if (n > capacity_) {
       Release();
-      data_ = static_cast<ActPair*>(::operator new[](static_cast<size_t>(n) * sizeof(ActPair), std::align_val_t{64}));
+      data_ = static_cast<Pair*>(::operator new[](static_cast<size_t>(n) * sizeof(Pair), std::align_val_t{64}));
       capacity_ = n;
     }
     return data_;
@@ -64,11 +65,11 @@ class PairBuffer {
     capacity_ = 0;
   }
 
-  ActPair* data_ = nullptr;
+  Pair* data_ = nullptr;
   int64_t capacity_ = 0;
 };
 
-thread_local PairBuffer t_pairs;
+thread_local PairBuffer<ActPair> t_pairs;
 
 // Bytes of repacked activations per token panel: a panel stays in L2 while every row block of
 // the range passes over it, as kPanelBytes does in kernels_avx2.cc.
@@ -169,7 +170,11 @@ void RowsOverPanel(const MatMulArgs& a, int64_t r, const ActPair* pairs, int64_t
   }
 }
 
-void MatMulQ8_0(const MatMulArgs& a) {
+// Drives a product over repacked activation pairs: token panels of at most kPanelPairBytes,
+// each repacked once by Kernel::Repack, then rows in blocks of kRows and the rest one by one.
+template <typename Kernel>
+void MatMulPairs(const MatMulArgs& a, PairBuffer<typename Kernel::Pair>& buffer) {
+  using Pair = typename Kernel::Pair;
   const int64_t n_blocks = a.n_in / kQ8BlockSize;
   const int64_t n_pairs = (n_blocks + 1) / 2;
   if (n_pairs == 0 || a.n_tokens == 0 || a.row_begin >= a.row_end) {
@@ -178,24 +183,39 @@ void MatMulQ8_0(const MatMulArgs& a) {
     }
     return;
   }
-  const int64_t token_bytes = n_pairs * static_cast<int64_t>(sizeof(ActPair));
+  const int64_t token_bytes = n_pairs * static_cast<int64_t>(sizeof(Pair));
   const int64_t panel = Max(8, kPanelPairBytes / token_bytes / 8 * 8);
-  ActPair* pairs = t_pairs.Get(Min(panel, a.n_tokens) * n_pairs);
-  // 4 rows x 6 tokens: 24 accumulators, 4 weight pairs and their scales fill the 32 ZMM
-  // registers. Measured on one core of a Xeon (family 6, model 207), 896 x 4864 x 256 tokens: 58
-  // GMAC/s, against 50 with 2 x 8, 52 with 5 x 4 and 38 for the AVX2 kernel.
-  constexpr int kRows = 4;
+  Pair* pairs = buffer.Get(Min(panel, a.n_tokens) * n_pairs);
+  constexpr int kRows = Kernel::kRows;
   const int64_t rows_end = a.row_begin + (a.row_end - a.row_begin) / kRows * kRows;
   for (int64_t p0 = 0; p0 < a.n_tokens; p0 += panel) {
     const int64_t n_panel = Min(a.n_tokens, p0 + panel) - p0;
     for (int64_t t = 0; t < n_panel; ++t) {
       const auto* x = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + (p0 + t) * a.x_row_bytes);
-      RepackToken(x, n_blocks, pairs + t * n_pairs);
+      Kernel::Repack(x, n_blocks, pairs + t * n_pairs);
     }
-    for (int64_t r = a.row_begin; r < rows_end; r += kRows) RowsOverPanel<kRows>(a, r, pairs, n_pairs, n_panel, p0);
-    for (int64_t r = rows_end; r < a.row_end; ++r) RowsOverPanel<1>(a, r, pairs, n_pairs, n_panel, p0);
+    for (int64_t r = a.row_begin; r < rows_end; r += kRows) {
+      Kernel::template Rows<kRows>(a, r, pairs, n_pairs, n_panel, p0);
+    }
+    for (int64_t r = rows_end; r < a.row_end; ++r) Kernel::template Rows<1>(a, r, pairs, n_pairs, n_panel, p0);
   }
 }
+
+// 4 rows x 6 tokens: 24 accumulators, 4 weight pairs and their scales fill the 32 ZMM registers.
+// Measured on one core of a Xeon (family 6, model 207), 896 x 4864 x 256 tokens: 58 GMAC/s,
+// against 50 with 2 x 8, 52 with 5 x 4 and 38 for the AVX2 kernel.
+struct Q8Kernel {
+  using Pair = ActPair;
+  static constexpr int kRows = 4;
+  static void Repack(const BlockQ8Act* x, int64_t n_blocks, ActPair* out) { RepackToken(x, n_blocks, out); }
+  template <int RB>
+  static void Rows(const MatMulArgs& a, int64_t r, const ActPair* pairs, int64_t n_pairs, int64_t n_panel,
+                   int64_t p0) {
+    RowsOverPanel<RB>(a, r, pairs, n_pairs, n_panel, p0);
+  }
+};
+
+void MatMulQ8_0(const MatMulArgs& a) { MatMulPairs<Q8Kernel>(a, t_pairs); }
 
 // ---- Q4_0, Q4_K and Q6_K weights: unsigned codes ----
 //
@@ -215,33 +235,7 @@ struct alignas(64) ActPairSums {
 };
 static_assert(sizeof(ActPairSums) == 192, "one pair is three cache lines");
 
-thread_local class SumPairBuffer {
- public:
-  SumPairBuffer() = default;
-  SumPairBuffer(const SumPairBuffer&) = delete;
-  SumPairBuffer& operator=(const SumPairBuffer&) = delete;
-  ~SumPairBuffer() { Release(); }
-
-  ActPairSums* Get(int64_t n) {
-    if (n > capacity_) {
-      Release();
-      data_ = static_cast<ActPairSums*>(
-          ::operator new[](static_cast<size_t>(n) * sizeof(ActPairSums), std::align_val_t{64}));
-      capacity_ = n;
-    }
-    return data_;
-  }
-
- private:
-  void Release() {
-    if (data_ != nullptr) ::operator delete[](data_, std::align_val_t{64});
-    data_ = nullptr;
-    capacity_ = 0;
-  }
-
-  ActPairSums* data_ = nullptr;
-  int64_t capacity_ = 0;
-} t_sum_pairs;
+thread_local PairBuffer<ActPairSums> t_sum_pairs;
 
 // Repacks the n_blocks activation blocks of one token into (n_blocks + 1) / 2 pairs. An odd last
 // block is paired with zeros, which add nothing to any product.
@@ -409,34 +403,22 @@ void CodeRowsOverPanel(const MatMulArgs& a, int64_t r, const ActPairSums* pairs,
   }
 }
 
+// 4 rows x 4 tokens: 16 accumulators and 4 rows of codes, scales and mins in the 32 ZMM registers.
+template <typename Codes>
+struct CodesKernel {
+  using Pair = ActPairSums;
+  static constexpr int kRows = 4;
+  static void Repack(const BlockQ8Act* x, int64_t n_blocks, ActPairSums* out) { RepackTokenSums(x, n_blocks, out); }
+  template <int RB>
+  static void Rows(const MatMulArgs& a, int64_t r, const ActPairSums* pairs, int64_t n_pairs, int64_t n_panel,
+                   int64_t p0) {
+    CodeRowsOverPanel<Codes, RB>(a, r, pairs, n_pairs, n_panel, p0);
+  }
+};
+
 template <typename Codes>
 void MatMulCodes(const MatMulArgs& a) {
-  const int64_t n_blocks = a.n_in / kQ8BlockSize;
-  const int64_t n_pairs = (n_blocks + 1) / 2;
-  if (n_pairs == 0 || a.n_tokens == 0 || a.row_begin >= a.row_end) {
-    for (int64_t t = 0; t < a.n_tokens; ++t) {
-      for (int64_t r = a.row_begin; r < a.row_end; ++r) a.y[t * a.ldy + r] = 0.0f;
-    }
-    return;
-  }
-  const int64_t token_bytes = n_pairs * static_cast<int64_t>(sizeof(ActPairSums));
-  const int64_t panel = Max(8, kPanelPairBytes / token_bytes / 8 * 8);
-  ActPairSums* pairs = t_sum_pairs.Get(Min(panel, a.n_tokens) * n_pairs);
-  // 4 rows x 4 tokens: 16 accumulators and 4 rows of codes, scales and mins in the 32 ZMM
-  // registers.
-  constexpr int kRows = 4;
-  const int64_t rows_end = a.row_begin + (a.row_end - a.row_begin) / kRows * kRows;
-  for (int64_t p0 = 0; p0 < a.n_tokens; p0 += panel) {
-    const int64_t n_panel = Min(a.n_tokens, p0 + panel) - p0;
-    for (int64_t t = 0; t < n_panel; ++t) {
-      const auto* x = reinterpret_cast<const BlockQ8Act*>(static_cast<const uint8_t*>(a.x) + (p0 + t) * a.x_row_bytes);
-      RepackTokenSums(x, n_blocks, pairs + t * n_pairs);
-    }
-    for (int64_t r = a.row_begin; r < rows_end; r += kRows) {
-      CodeRowsOverPanel<Codes, kRows>(a, r, pairs, n_pairs, n_panel, p0);
-    }
-    for (int64_t r = rows_end; r < a.row_end; ++r) CodeRowsOverPanel<Codes, 1>(a, r, pairs, n_pairs, n_panel, p0);
-  }
+  MatMulPairs<CodesKernel<Codes>>(a, t_sum_pairs);
 }
 
 // ---- F32, F16 and BF16 weights x f32 activations ----
