@@ -163,6 +163,26 @@ TEST(RunChat, WrapsTheQueryInTheTemplate) {
   EXPECT_LT(nlohmann::json::parse(bare)["n_query"].get<int>(), chat_report["n_query"].get<int>());
 }
 
+TEST(RunChat, WarnsWhenMarkersAreNotTokens) {
+  // stories260K's vocabulary has no <|im_end|>: a chatml template spells its markers as text.
+  testing::TempDir dir;
+  const std::string model = Stories260KWithTemplate(dir, "{% for m in messages %}<|im_start|>{{ m.role }}\n{% endfor %}");
+  ASSERT_FALSE(model.empty());
+  std::ofstream(dir.File("context.txt")) << "1 403 261 17 29\n";
+  const std::string run = "'" + testing::SparkvBinary() + "' run --model '" + model + "' --tokens '" +
+                          dir.File("context.txt") + "' --strategy local -n 2 --chat --query hi 2>&1";
+  const auto [status, output] = testing::RunShell(run);
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_NE(output.find("<|im_end|> is not a special token"), std::string::npos) << output;
+
+  const std::string llama2 = Stories260KWithTemplate(dir, kLlama2Template);
+  const auto [llama2_status, llama2_output] =
+      testing::RunShell("'" + testing::SparkvBinary() + "' run --model '" + llama2 + "' --tokens '" +
+                        dir.File("context.txt") + "' --strategy local -n 2 --chat --query hi 2>&1");
+  ASSERT_EQ(llama2_status, 0) << llama2_output;
+  EXPECT_EQ(llama2_output.find("is not a special token"), std::string::npos) << llama2_output;
+}
+
 TEST(RunChat, FailsClearlyForAModelWithoutTemplate) {
   testing::TempDir dir;
   std::ofstream(dir.File("context.txt")) << "1 403 261\n";

@@ -23,6 +23,26 @@ Result<std::vector<TokenId>> ChatQueryTokens(const Model& model, const std::stri
   const ChatMessage message{"user", query};
   Result<std::vector<TokenId>> ids = EncodeChat(tokenizer, std::span(&message, 1), /*add_generation_prompt=*/true);
   if (!ids.ok()) return ids.status().WithContext("--chat");
+  // The chatml and Llama 3 markers are special tokens of the models that use them. A vocabulary
+  // without the end-of-turn one spells every marker as text, and generation cannot stop there.
+  const Vocab& vocab = model.vocab();
+  Result<ChatFamily> family = DetectChatFamily(vocab.chat_template);
+  const char* end_of_turn = !family.ok()                     ? nullptr
+                            : *family == ChatFamily::kChatml ? "<|im_end|>"
+                            : *family == ChatFamily::kLlama3 ? "<|eot_id|>"
+                                                             : nullptr;
+  if (end_of_turn != nullptr) {
+    bool found = false;
+    for (int32_t i = 0; i < vocab.size() && !found; ++i) {
+      found = vocab.pieces[i] == end_of_turn &&
+              (vocab.types[i] == TokenType::kControl || vocab.types[i] == TokenType::kUserDefined);
+    }
+    if (!found) {
+      SPARKV_LOG_WARN("--chat: the %s template's %s is not a special token of this vocabulary, so the turn markers "
+                      "are spelled as text and generation will not stop at the end of the turn",
+                      ChatFamilyName(*family), end_of_turn);
+    }
+  }
   return ids;
 }
 
