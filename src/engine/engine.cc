@@ -118,9 +118,9 @@ Status CheckModel(const Model& model) {
     SPARKV_RETURN_IF_ERROR(CheckVector(w.bk, "bk", l, n_kv, true));
     SPARKV_RETURN_IF_ERROR(CheckVector(w.bv, "bv", l, n_kv, true));
     SPARKV_RETURN_IF_ERROR(CheckVector(w.q_norm, "q_norm", l, hp.head_dim, true));
-    SPARKV_RETURN_IF_ERROR(CheckVector(w.k_norm, "k_norm", l, hp.head_dim, !w.q_norm.present()));
-    if (w.k_norm.present() && !w.q_norm.present()) {
-      return InvalidArgumentError("layer " + std::to_string(l) + " has k_norm but no q_norm; both or neither");
+    SPARKV_RETURN_IF_ERROR(CheckVector(w.k_norm, "k_norm", l, hp.head_dim, true));
+    if (w.q_norm.present() != w.k_norm.present()) {
+      return InvalidArgumentError("layer " + std::to_string(l) + " has only one of q_norm and k_norm; give both or neither");
     }
     SPARKV_RETURN_IF_ERROR(CheckMatrix(w.wq, "wq", l, hp.n_embd, n_q));
     SPARKV_RETURN_IF_ERROR(CheckMatrix(w.wk, "wk", l, hp.n_embd, n_kv));

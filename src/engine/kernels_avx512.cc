@@ -77,20 +77,32 @@ constexpr int64_t kPanelPairBytes = 512 * 1024;
 
 // Repacks the n_blocks activation blocks of one token into (n_blocks + 1) / 2 pairs. An odd last
 // block is paired with zeros, which add nothing to any product.
+// Eight lanes of a, then eight of b.
+inline __m512 Halves(float a, float b) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a)), _mm256_set1_ps(b), 1);
+}
+
+// Loads blocks 2p and 2p + 1 of one token: their quants, and each block's scale in the eight
+// lanes of that block. A missing second block reads as zeros.
+inline void LoadBlockPair(const BlockQ8Act* x, int64_t n_blocks, int64_t p, __m512i* q, __m512* d) {
+  const BlockQ8Act& first = x[2 * p];
+  const bool has_second = 2 * p + 1 < n_blocks;
+  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first.qs));
+  const __m256i hi =
+      has_second ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[2 * p + 1].qs)) : _mm256_setzero_si256();
+  *q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  *d = Halves(first.d, has_second ? x[2 * p + 1].d : 0.0f);
+}
+
 void RepackToken(const BlockQ8Act* x, int64_t n_blocks, ActPair* out) {
   const __m512i ones = _mm512_set1_epi8(1);
   for (int64_t p = 0; 2 * p < n_blocks; ++p) {
-    const BlockQ8Act& first = x[2 * p];
-    const bool has_second = 2 * p + 1 < n_blocks;
-    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first.qs));
-    const __m256i hi =
-        has_second ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[2 * p + 1].qs)) : _mm256_setzero_si256();
-    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    __m512i q;
+    __m512 d;
+    LoadBlockPair(x, n_blocks, p, &q, &d);
     _mm512_store_si512(out[p].qs, q);
     const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q);
     _mm512_store_si512(out[p].bias_fix, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, 7)));
-    const __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(first.d)),
-                                        _mm256_set1_ps(has_second ? x[2 * p + 1].d : 0.0f), 1);
     _mm512_store_ps(out[p].d, d);
   }
 }
@@ -242,15 +254,10 @@ thread_local PairBuffer<ActPairSums> t_sum_pairs;
 void RepackTokenSums(const BlockQ8Act* x, int64_t n_blocks, ActPairSums* out) {
   const __m512i ones = _mm512_set1_epi8(1);
   for (int64_t p = 0; 2 * p < n_blocks; ++p) {
-    const BlockQ8Act& first = x[2 * p];
-    const bool has_second = 2 * p + 1 < n_blocks;
-    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first.qs));
-    const __m256i hi =
-        has_second ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[2 * p + 1].qs)) : _mm256_setzero_si256();
-    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    __m512i q;
+    __m512 d;
+    LoadBlockPair(x, n_blocks, p, &q, &d);
     _mm512_store_si512(out[p].qs, q);
-    const __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(first.d)),
-                                        _mm256_set1_ps(has_second ? x[2 * p + 1].d : 0.0f), 1);
     _mm512_store_ps(out[p].d, d);
     const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q);
     _mm512_store_ps(out[p].d_sum, _mm512_mul_ps(_mm512_cvtepi32_ps(sums), d));
@@ -268,11 +275,6 @@ inline float Half(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
   return _cvtsh_ss(h);
-}
-
-// Eight lanes of a, then eight of b.
-inline __m512 Halves(float a, float b) {
-  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a)), _mm256_set1_ps(b), 1);
 }
 
 struct CodesQ4_0 {
@@ -460,6 +462,7 @@ inline void TileWide(const MatMulArgs& a, int64_t r0, int64_t t0) {
     SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) acc[r][t] = _mm512_setzero_ps();
   }
+
   for (int64_t i = 0; i < a.n_in; i += 16) {
     const int64_t left = a.n_in - i;
     const __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
@@ -473,6 +476,7 @@ inline void TileWide(const MatMulArgs& a, int64_t r0, int64_t t0) {
       for (int t = 0; t < TB; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
+
   SPARKV_UNROLL
   for (int r = 0; r < RB; ++r) {
     SPARKV_UNROLL

@@ -332,7 +332,7 @@ Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::stri
   };
   auto add_matrix = [&](const std::string& name, int64_t n_in, int64_t n_out, float scale) {
     TensorType type = more_bits(name) ? TensorType::kQ6_K : options.type;
-    if ((k_quant || type == TensorType::kQ6_K) && n_in % 256 != 0) type = TensorType::kQ8_0;
+    if (k_quant && n_in % 256 != 0) type = TensorType::kQ8_0;  // the mix needs type q4_k
     const uint64_t seed = tensor_seed(name);
     return writer.AddTensor(name, type, {n_in, n_out}, [=](uint8_t* out, size_t) {
       FillMatrix(seed, n_in, n_out, scale, type, out);

@@ -58,6 +58,16 @@ BandwidthEstimatorOptions EstimatorOptions(double initial_bytes_per_s) {
   return options;
 }
 
+// Returns when the link of snapshot `in` is free if only the transfers it marks as streaming
+// occupy it: now, or the latest of their arrivals.
+double LinkFreeAfterStreams(const PlanInput& in, double now_s) {
+  double free_s = now_s;
+  for (const ChunkProgress& progress : in.progress) {
+    if (progress.state == ChunkProgress::State::kStreaming) free_s = std::max(free_s, progress.arrival_s);
+  }
+  return free_s;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LoadController>> LoadController::Create(PlanInput input, const Strategy& strategy,
@@ -706,12 +716,7 @@ bool LoadController::TakingLowersTtft(size_t j, double now_s) const {
   std::vector<Decision> take = wait;
   take[j] = Decision{};
   in.progress[j] = ChunkProgress{};
-  in.network_busy_until_s = now_s;
-  for (size_t i = 0; i < chunks_.size(); ++i) {
-    if (in.progress[i].state == ChunkProgress::State::kStreaming) {
-      in.network_busy_until_s = std::max(in.network_busy_until_s, in.progress[i].arrival_s);
-    }
-  }
+  in.network_busy_until_s = LinkFreeAfterStreams(in, now_s);
   const double ttft_take = Simulate(in, take).ttft_s;
   return ttft_take + kTakeMargin * ComputeSeconds(j) < ttft_wait;
 }
@@ -853,14 +858,7 @@ std::optional<PlanInput> LoadController::RestartInput(double now_s, int32_t* chu
     if (c.state != State::kFetching || c.cancel_requested || !CanStream(j)) continue;
     PlanInput in = Snapshot(now_s, PredictedBytesPerSecond());
     in.progress[j] = ChunkProgress{};
-    // The link is free once the other transfers in flight (none, while one stream runs at a
-    // time) have arrived.
-    in.network_busy_until_s = now_s;
-    for (size_t i = 0; i < chunks_.size(); ++i) {
-      if (in.progress[i].state == ChunkProgress::State::kStreaming) {
-        in.network_busy_until_s = std::max(in.network_busy_until_s, in.progress[i].arrival_s);
-      }
-    }
+    in.network_busy_until_s = LinkFreeAfterStreams(in, now_s);
     *chunk = static_cast<int32_t>(j);
     return in;
   }
