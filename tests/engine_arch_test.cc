@@ -1,6 +1,6 @@
-// The qwen2, qwen3 and Llama 3 variants of the forward pass against a plain double-precision
-// reference written from the architectures' definitions, on small random-weight models; and the
-// GGUF checks that reject incomplete or unsupported variants.
+// Tests the qwen2, qwen3 and Llama 3 variants of the forward pass against a plain double-precision
+// reference written from the architectures' definitions, on small random-weight models. Also
+// tests the GGUF checks that reject incomplete or unsupported variants.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,7 +24,7 @@ struct Features {
   bool biases = true;
   bool qk_norm = true;
   bool freq_factors = true;
-  bool neox = true;  // NeoX layout where the model asks for it
+  bool neox = true;  // NeoX layout for models whose rope_layout is kNeox
 };
 
 const float* F32(const WeightView& w) { return reinterpret_cast<const float*>(w.data); }
