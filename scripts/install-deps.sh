@@ -12,6 +12,7 @@ packages=(
   libzstd-dev libxxhash-dev                       # compression, chunk keys and checksums
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and microbenchmarks
   clang                                           # the libFuzzer targets
+  g++-aarch64-linux-gnu qemu-user                 # NEON kernels, cross-built and run under qemu
 )
 
 missing=()

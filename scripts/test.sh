@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds SparKV (Release, preset "release", or "ci" with warnings as errors when CI=true) and runs
-# every test with ctest. Needs the shared data folder beside the checkout (or SPARKV_DATA).
+# every test with ctest, then cross-builds the NEON kernels for aarch64 and tests them under
+# qemu-aarch64 (scripts/test-aarch64.sh). Needs the shared data folder beside the checkout (or
+# SPARKV_DATA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,3 +19,4 @@ scripts/install-deps.sh
 cmake --preset "$preset"
 cmake --build --preset "$preset" -j "$(nproc)"
 ctest --preset "$preset" -j 2 --timeout 900
+scripts/test-aarch64.sh

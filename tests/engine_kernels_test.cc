@@ -1,10 +1,19 @@
-// Every AVX2 kernel against the scalar reference, over lengths around the vector width and
-// misaligned starting addresses.
+// Every SIMD kernel against the scalar reference, over lengths around the vector width and
+// misaligned starting addresses: the AVX2 and AVX-512 tables on x86-64, the NEON ones on aarch64
+// (cross-built and run under qemu-aarch64 by scripts/test-aarch64.sh).
 #include <gtest/gtest.h>
 
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
+
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/f16.h"
@@ -36,15 +45,34 @@ void ExpectCloseToSum(float got, float want, float abs_terms, const std::string&
   EXPECT_NEAR(got, want, 1e-5f * abs_terms + 1e-6f) << what;
 }
 
-class Avx2KernelTest : public ::testing::Test {
+// The tables that SimdKernelTest checks entry by entry. Each runs only where it is built and the
+// CPU has it: "avx2" on x86-64, "neon" on aarch64, and "neon-dotprod" on aarch64 CPUs with SDOT
+// (it differs from "neon" in its quantized products only).
+const KernelTable* TableNamed(std::string_view name) {
+  if (name == "avx2") return Avx2Kernels();
+  if (name == "neon") return NeonBaseKernels();
+  const KernelTable* neon = NeonKernels();
+  return neon != nullptr && neon->name == name ? neon : nullptr;
+}
+
+class SimdKernelTest : public ::testing::TestWithParam<std::string_view> {
  protected:
   void SetUp() override {
-    avx2_ = Avx2Kernels();
-    if (avx2_ == nullptr) GTEST_SKIP() << "CPU lacks AVX2/FMA/F16C";
+    table_ = TableNamed(GetParam());
+    if (table_ == nullptr) GTEST_SKIP() << "table " << GetParam() << " is not built for or run by this CPU";
   }
-  const KernelTable* avx2_ = nullptr;
+  const KernelTable* table_ = nullptr;
   std::mt19937 rng_{12345};
 };
+
+// Test names take the table's name with '_' for '-', e.g. Tables/SimdKernelTest.RmsNorm.../neon_dotprod.
+std::string TableTestName(const ::testing::TestParamInfo<std::string_view>& param) {
+  std::string name(param.param);
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Tables, SimdKernelTest, ::testing::Values("avx2", "neon", "neon-dotprod"), TableTestName);
 
 enum class Weights { kF32, kF16, kBf16, kQ8_0 };
 
@@ -142,58 +170,59 @@ void CheckMatMul(const KernelTable& fast, Weights type, int64_t n_in, int64_t n_
   }
 }
 
-TEST_F(Avx2KernelTest, MatMulFloatWeightsMatchReference) {
+TEST_P(SimdKernelTest, MatMulFloatWeightsMatchReference) {
   for (Weights type : {Weights::kF32, Weights::kF16, Weights::kBf16}) {
     for (int64_t n_in : {1, 7, 8, 9, 17, 64, 172}) {
       for (int64_t n_tokens : {1, 2, 3, 5}) {
-        for (int misalign : {0, 1, 3}) CheckMatMul(*avx2_, type, n_in, 11, n_tokens, 0, 11, misalign, rng_);
+        for (int misalign : {0, 1, 3}) CheckMatMul(*table_, type, n_in, 11, n_tokens, 0, 11, misalign, rng_);
       }
     }
   }
 }
 
-TEST_F(Avx2KernelTest, MatMulQ8_0MatchesReference) {
+TEST_P(SimdKernelTest, MatMulQ8_0MatchesReference) {
   for (int64_t n_in : {32, 64, 96, 256}) {
     for (int64_t n_tokens : {1, 2, 3, 5}) {
-      for (int misalign : {0, 1, 5}) CheckMatMul(*avx2_, Weights::kQ8_0, n_in, 9, n_tokens, 0, 9, misalign, rng_);
+      for (int misalign : {0, 1, 5}) CheckMatMul(*table_, Weights::kQ8_0, n_in, 9, n_tokens, 0, 9, misalign, rng_);
     }
   }
 }
 
-// The GEMM micro-kernels take 4 rows x 3 (float) or 4 (Q8_0) tokens. Token counts from 1 to 9
-// cover full tiles followed by every tail, and 13 rows cover 4-row blocks plus a 1-row tail.
-TEST_F(Avx2KernelTest, MatMulTilesAndTailsMatchReference) {
+// The GEMM micro-kernels take 4 rows x 3 (AVX2 float), 4 (AVX2 Q8_0, NEON float) or 3 (NEON
+// quantized) tokens. Token counts from 1 to 9 cover full tiles followed by every tail, and 13
+// rows cover 4-row blocks plus a 1-row tail.
+TEST_P(SimdKernelTest, MatMulTilesAndTailsMatchReference) {
   for (int64_t n_tokens = 1; n_tokens <= 9; ++n_tokens) {
     for (Weights type : {Weights::kF32, Weights::kF16, Weights::kBf16}) {
-      CheckMatMul(*avx2_, type, 40, 13, n_tokens, 0, 13, static_cast<int>(n_tokens % 4), rng_);
+      CheckMatMul(*table_, type, 40, 13, n_tokens, 0, 13, static_cast<int>(n_tokens % 4), rng_);
     }
-    CheckMatMul(*avx2_, Weights::kQ8_0, 96, 13, n_tokens, 0, 13, static_cast<int>(n_tokens % 6), rng_);
+    CheckMatMul(*table_, Weights::kQ8_0, 96, 13, n_tokens, 0, 13, static_cast<int>(n_tokens % 6), rng_);
   }
 }
 
 // Row ranges that start and end inside a 4-row block, as the thread pool may hand out.
-TEST_F(Avx2KernelTest, MatMulUnalignedRowRangesMatchReference) {
+TEST_P(SimdKernelTest, MatMulUnalignedRowRangesMatchReference) {
   for (int64_t row_begin : {1, 2, 3, 5}) {
     for (int64_t row_end : {row_begin + 1, row_begin + 4, row_begin + 6, int64_t{14}}) {
-      CheckMatMul(*avx2_, Weights::kF16, 24, 14, 5, row_begin, row_end, 1, rng_);
-      CheckMatMul(*avx2_, Weights::kQ8_0, 64, 14, 6, row_begin, row_end, 3, rng_);
+      CheckMatMul(*table_, Weights::kF16, 24, 14, 5, row_begin, row_end, 1, rng_);
+      CheckMatMul(*table_, Weights::kQ8_0, 64, 14, 6, row_begin, row_end, 3, rng_);
     }
   }
 }
 
-// Activation rows this wide make the kernels split the tokens into several L2-sized panels
-// (160 KiB: 18 f32 tokens of 2048 inputs, 32 Q8 tokens of 4096 inputs), so these check the
-// panel seams.
-TEST_F(Avx2KernelTest, MatMulAcrossTokenPanelsMatchesReference) {
-  CheckMatMul(*avx2_, Weights::kF32, 2048, 5, 23, 0, 5, 1, rng_);
-  CheckMatMul(*avx2_, Weights::kF16, 2048, 6, 41, 0, 6, 0, rng_);
-  CheckMatMul(*avx2_, Weights::kQ8_0, 4096, 5, 37, 0, 5, 2, rng_);
-  CheckMatMul(*avx2_, Weights::kQ8_0, 4096, 8, 70, 0, 8, 0, rng_);
+// Activation rows this wide make the kernels split the tokens into several L2-sized panels, so
+// these check the panel seams. AVX2 panels hold 160 KiB (18 f32 tokens of 2048 inputs, 32 Q8
+// tokens of 4096 inputs), NEON panels 128 KiB (16 and 27 tokens).
+TEST_P(SimdKernelTest, MatMulAcrossTokenPanelsMatchesReference) {
+  CheckMatMul(*table_, Weights::kF32, 2048, 5, 23, 0, 5, 1, rng_);
+  CheckMatMul(*table_, Weights::kF16, 2048, 6, 41, 0, 6, 0, rng_);
+  CheckMatMul(*table_, Weights::kQ8_0, 4096, 5, 37, 0, 5, 2, rng_);
+  CheckMatMul(*table_, Weights::kQ8_0, 4096, 8, 70, 0, 8, 0, rng_);
 }
 
-TEST_F(Avx2KernelTest, MatMulWritesOnlyItsRowRange) {
-  CheckMatMul(*avx2_, Weights::kF32, 40, 13, 3, 3, 10, 0, rng_);
-  CheckMatMul(*avx2_, Weights::kQ8_0, 64, 13, 3, 5, 6, 0, rng_);
+TEST_P(SimdKernelTest, MatMulWritesOnlyItsRowRange) {
+  CheckMatMul(*table_, Weights::kF32, 40, 13, 3, 3, 10, 0, rng_);
+  CheckMatMul(*table_, Weights::kQ8_0, 64, 13, 3, 5, 6, 0, rng_);
 }
 
 // The AVX-512 VNNI table differs from the AVX2 one in its Q8_0 product. It takes 4 rows x 6
@@ -368,12 +397,12 @@ void CheckQuantRanges(const KernelTable& fast, int64_t seam_tokens, std::mt19937
   }
 }
 
-TEST_F(Avx2KernelTest, MatMulQ4AndQ6KMatchReference) { CheckQuantTypes(*avx2_, 7, rng_); }
+TEST_P(SimdKernelTest, MatMulQ4AndQ6KMatchReference) { CheckQuantTypes(*table_, 7, rng_); }
 
-TEST_F(Avx2KernelTest, MatMulQ4AndQ6KRangesMatchReference) {
-  // 4096 inputs make 4608 bytes of activations per token, so a 160 KiB panel takes 33 tokens and
-  // 37 tokens cross its seam.
-  CheckQuantRanges(*avx2_, 37, rng_);
+TEST_P(SimdKernelTest, MatMulQ4AndQ6KRangesMatchReference) {
+  // 4096 inputs make 4608 bytes of activations per token, so a 160 KiB AVX2 panel takes 33 tokens
+  // and a 128 KiB NEON panel 27, and 37 tokens cross the seam of either.
+  CheckQuantRanges(*table_, 37, rng_);
 }
 
 // The AVX-512 products of the unsigned-code formats: odd Q4_0 block counts pair their last block
@@ -449,7 +478,7 @@ TEST(KernelsTest, QuantizersRoundTripThroughDequantizeRow) {
       << "300 is not a whole number of 256-element super-blocks";
 }
 
-TEST_F(Avx2KernelTest, QuantizeQ8ActIsBitIdentical) {
+TEST_P(SimdKernelTest, QuantizeQ8ActIsBitIdentical) {
   for (int64_t n : {32, 64, 320}) {
     for (int misalign : kMisalignments) {
       std::vector<float> x = RandomFloats(rng_, static_cast<size_t>(n) + 8, 3.0f);
@@ -459,7 +488,7 @@ TEST_F(Avx2KernelTest, QuantizeQ8ActIsBitIdentical) {
       x[misalign + 1] = 2.5f;
       std::vector<BlockQ8Act> ref(static_cast<size_t>(n / 32)), fast(ref.size());
       Scalar().quantize_q8_act(x.data() + misalign, n, ref.data());
-      avx2_->quantize_q8_act(x.data() + misalign, n, fast.data());
+      table_->quantize_q8_act(x.data() + misalign, n, fast.data());
       for (size_t b = 0; b < ref.size(); ++b) {
         EXPECT_EQ(ref[b].d, fast[b].d) << "block " << b;
         EXPECT_EQ(0, std::memcmp(ref[b].qs, fast[b].qs, 32)) << "block " << b;
@@ -469,20 +498,20 @@ TEST_F(Avx2KernelTest, QuantizeQ8ActIsBitIdentical) {
   }
 }
 
-TEST_F(Avx2KernelTest, RmsNormMatchesReference) {
+TEST_P(SimdKernelTest, RmsNormMatchesReference) {
   for (int64_t n : kLengths) {
     for (int misalign : kMisalignments) {
       const std::vector<float> x = RandomFloats(rng_, n + 8), w = RandomFloats(rng_, n + 8);
       std::vector<float> ref(n), fast(n);
       Scalar().rms_norm(x.data() + misalign, w.data() + misalign, n, 1e-5f, ref.data());
-      avx2_->rms_norm(x.data() + misalign, w.data() + misalign, n, 1e-5f, fast.data());
+      table_->rms_norm(x.data() + misalign, w.data() + misalign, n, 1e-5f, fast.data());
       // Only the sum of squares is reordered: relative error of a few ulp in the scale.
       for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(fast[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-7f) << n << " " << i;
     }
   }
 }
 
-TEST_F(Avx2KernelTest, RopeMatchesReferenceForBothLayouts) {
+TEST_P(SimdKernelTest, RopeMatchesReferenceForBothLayouts) {
   for (bool neox : {false, true}) {
     for (int head_dim : {2, 8, 16, 24, 64, 128}) {
       for (int misalign : kMisalignments) {
@@ -496,9 +525,10 @@ TEST_F(Avx2KernelTest, RopeMatchesReferenceForBothLayouts) {
         }
         std::vector<float> ref(x), fast(x);
         Scalar().rope(ref.data() + misalign, n_head, head_dim, head_dim, cos.data() + misalign, sin.data() + misalign, neox);
-        avx2_->rope(fast.data() + misalign, n_head, head_dim, head_dim, cos.data() + misalign, sin.data() + misalign, neox);
-        // The vector body rounds like the reference; the compiler may fuse a*c - b*s into one FMA
-        // in the AVX2 file's scalar tail, which skips one product rounding: 1 ulp of |a| + |b|.
+        table_->rope(fast.data() + misalign, n_head, head_dim, head_dim, cos.data() + misalign, sin.data() + misalign, neox);
+        // The vector body rounds like the reference, but the compiler may fuse a*c - b*s into one
+        // FMA in a SIMD file's scalar tail (and on aarch64 anywhere, in the reference too), which
+        // skips one product rounding: 1 ulp of |a| + |b|.
         for (int h = 0; h < n_head; ++h) {
           for (int i = 0; i < head_dim; ++i) {
             const int at = misalign + h * head_dim + i;
@@ -513,7 +543,7 @@ TEST_F(Avx2KernelTest, RopeMatchesReferenceForBothLayouts) {
   }
 }
 
-TEST_F(Avx2KernelTest, SoftmaxAndExpMatchReference) {
+TEST_P(SimdKernelTest, SoftmaxAndExpMatchReference) {
   for (int64_t n : kLengths) {
     for (int misalign : kMisalignments) {
       std::vector<float> x = RandomFloats(rng_, n + 8, 8.0f);
@@ -522,13 +552,13 @@ TEST_F(Avx2KernelTest, SoftmaxAndExpMatchReference) {
       // The vector exp is a degree-7 polynomial with ~2 ulp error; probabilities in [0, 1] then
       // agree to 1e-6 absolute, and each to 1e-5 relative when not tiny.
       Scalar().softmax(ref.data() + misalign, n);
-      avx2_->softmax(fast.data() + misalign, n);
+      table_->softmax(fast.data() + misalign, n);
       for (int64_t i = 0; i < n; ++i) {
         EXPECT_NEAR(fast[misalign + i], ref[misalign + i], 1e-5f * ref[misalign + i] + 1e-6f) << n << " " << i;
       }
       std::vector<float> e_ref(x), e_fast(x);
       const float s_ref = Scalar().exp_shift_sum(e_ref.data() + misalign, n, 1.5f);
-      const float s_fast = avx2_->exp_shift_sum(e_fast.data() + misalign, n, 1.5f);
+      const float s_fast = table_->exp_shift_sum(e_fast.data() + misalign, n, 1.5f);
       EXPECT_NEAR(s_fast, s_ref, 1e-5f * s_ref + 1e-30f);  // clamp: exp(-101.5) gives 4e-38, not 8e-45
       for (int64_t i = 0; i < n; ++i) {
         EXPECT_NEAR(e_fast[misalign + i], e_ref[misalign + i], 1e-5f * e_ref[misalign + i] + 1e-30f);
@@ -537,20 +567,20 @@ TEST_F(Avx2KernelTest, SoftmaxAndExpMatchReference) {
   }
 }
 
-TEST_F(Avx2KernelTest, SiluMulMatchesReference) {
+TEST_P(SimdKernelTest, SiluMulMatchesReference) {
   for (int64_t n : kLengths) {
     for (int misalign : kMisalignments) {
       const std::vector<float> g = RandomFloats(rng_, n + 8, 6.0f), u = RandomFloats(rng_, n + 8);
       std::vector<float> ref(n), fast(n);
       Scalar().silu_mul(g.data() + misalign, u.data() + misalign, n, ref.data());
-      avx2_->silu_mul(g.data() + misalign, u.data() + misalign, n, fast.data());
+      table_->silu_mul(g.data() + misalign, u.data() + misalign, n, fast.data());
       // exp error of ~2 ulp passes through 1/(1+e) with no growth: 1e-5 relative.
       for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(fast[i], ref[i], 1e-5f * std::fabs(ref[i]) + 1e-7f);
     }
   }
 }
 
-TEST_F(Avx2KernelTest, HalfConversionsAreBitIdentical) {
+TEST_P(SimdKernelTest, HalfConversionsAreBitIdentical) {
   std::vector<float> special = {0.0f, -0.0f, 1.0f, 65504.0f, 65520.0f, 1e-8f, 5.96e-8f, 6.1e-5f, -3.0e-6f,
                                 INFINITY, -INFINITY, 0.333333f, 1.0009766f, 2049.0f};
   for (int64_t n : kLengths) {
@@ -559,11 +589,11 @@ TEST_F(Avx2KernelTest, HalfConversionsAreBitIdentical) {
       for (size_t i = 0; i < special.size() && i < static_cast<size_t>(n); ++i) x[misalign + i] = special[i];
       std::vector<uint16_t> h_ref(n + 8), h_fast(n + 8);
       Scalar().f32_to_f16(x.data() + misalign, n, h_ref.data() + misalign);
-      avx2_->f32_to_f16(x.data() + misalign, n, h_fast.data() + misalign);
+      table_->f32_to_f16(x.data() + misalign, n, h_fast.data() + misalign);
       EXPECT_EQ(h_ref, h_fast) << "n " << n;
       std::vector<float> f_ref(n), f_fast(n);
       Scalar().f16_to_f32(h_ref.data() + misalign, n, f_ref.data());
-      avx2_->f16_to_f32(h_ref.data() + misalign, n, f_fast.data());
+      table_->f16_to_f32(h_ref.data() + misalign, n, f_fast.data());
       EXPECT_EQ(0, std::memcmp(f_ref.data(), f_fast.data(), n * 4)) << "n " << n;
     }
   }
@@ -572,7 +602,7 @@ TEST_F(Avx2KernelTest, HalfConversionsAreBitIdentical) {
   for (int i = 0; i < 65536; ++i) all[i] = static_cast<uint16_t>(i);
   std::vector<float> ref(65536), fast(65536);
   Scalar().f16_to_f32(all.data(), 65536, ref.data());
-  avx2_->f16_to_f32(all.data(), 65536, fast.data());
+  table_->f16_to_f32(all.data(), 65536, fast.data());
   for (int i = 0; i < 65536; ++i) {
     if (std::isnan(ref[i])) {
       EXPECT_TRUE(std::isnan(fast[i])) << i;
@@ -582,7 +612,7 @@ TEST_F(Avx2KernelTest, HalfConversionsAreBitIdentical) {
   }
 }
 
-TEST_F(Avx2KernelTest, AttentionHelpersMatchReference) {
+TEST_P(SimdKernelTest, AttentionHelpersMatchReference) {
   for (int64_t n : kLengths) {
     for (int misalign : kMisalignments) {
       const std::vector<float> a = RandomFloats(rng_, n + 8), b = RandomFloats(rng_, n + 8);
@@ -593,25 +623,25 @@ TEST_F(Avx2KernelTest, AttentionHelpersMatchReference) {
         abs_terms += std::fabs(a[misalign + i] * b[misalign + i]);
         abs_terms_h += std::fabs(a[misalign + i] * F16ToF32(bh[misalign + i]));
       }
-      ExpectCloseToSum(avx2_->dot_f32(a.data() + misalign, b.data() + misalign, n),
+      ExpectCloseToSum(table_->dot_f32(a.data() + misalign, b.data() + misalign, n),
                        Scalar().dot_f32(a.data() + misalign, b.data() + misalign, n), abs_terms, "dot_f32");
-      ExpectCloseToSum(avx2_->dot_f32_f16(a.data() + misalign, bh.data() + misalign, n),
+      ExpectCloseToSum(table_->dot_f32_f16(a.data() + misalign, bh.data() + misalign, n),
                        Scalar().dot_f32_f16(a.data() + misalign, bh.data() + misalign, n), abs_terms_h, "dot_f32_f16");
 
       // axpy: one FMA per element instead of multiply then add: at most 1 ulp apart.
       std::vector<float> y_ref(b.begin(), b.begin() + n), y_fast(y_ref);
       Scalar().axpy_f32(0.7f, a.data() + misalign, n, y_ref.data());
-      avx2_->axpy_f32(0.7f, a.data() + misalign, n, y_fast.data());
+      table_->axpy_f32(0.7f, a.data() + misalign, n, y_fast.data());
       Scalar().axpy_f16(-1.3f, bh.data() + misalign, n, y_ref.data());
-      avx2_->axpy_f16(-1.3f, bh.data() + misalign, n, y_fast.data());
+      table_->axpy_f16(-1.3f, bh.data() + misalign, n, y_fast.data());
       Scalar().scale(y_ref.data(), n, 0.25f);
-      avx2_->scale(y_fast.data(), n, 0.25f);
+      table_->scale(y_fast.data(), n, 0.25f);
       for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y_fast[i], y_ref[i], 1e-6f * (std::fabs(y_ref[i]) + 1.0f));
     }
   }
 }
 
-TEST_F(Avx2KernelTest, AttentionTilesMatchReference) {
+TEST_P(SimdKernelTest, AttentionTilesMatchReference) {
   // One tile of keys for a group of query heads, with rows strided as in the cache (other KV
   // heads in between). Same reordered-sum bound as the products: 1e-5 of the sum of |terms|.
   for (int head_dim : {4, 8, 12, 64, 128}) {
@@ -627,10 +657,10 @@ TEST_F(Avx2KernelTest, AttentionTilesMatchReference) {
           std::vector<float> ref(n_q * ld, 0.0f), fast(n_q * ld, 0.0f);
           if (f16) {
             Scalar().attn_scores_f16(q.data(), n_q, head_dim, kh.data(), stride, n_keys, 0.125f, ref.data(), ld);
-            avx2_->attn_scores_f16(q.data(), n_q, head_dim, kh.data(), stride, n_keys, 0.125f, fast.data(), ld);
+            table_->attn_scores_f16(q.data(), n_q, head_dim, kh.data(), stride, n_keys, 0.125f, fast.data(), ld);
           } else {
             Scalar().attn_scores_f32(q.data(), n_q, head_dim, kf.data(), stride, n_keys, 0.125f, ref.data(), ld);
-            avx2_->attn_scores_f32(q.data(), n_q, head_dim, kf.data(), stride, n_keys, 0.125f, fast.data(), ld);
+            table_->attn_scores_f32(q.data(), n_q, head_dim, kf.data(), stride, n_keys, 0.125f, fast.data(), ld);
           }
           for (int r = 0; r < n_q; ++r) {
             for (int j = 0; j < n_keys; ++j) {
@@ -646,10 +676,10 @@ TEST_F(Avx2KernelTest, AttentionTilesMatchReference) {
           std::vector<float> acc_ref = RandomFloats(rng_, n_q * head_dim), acc_fast(acc_ref);
           if (f16) {
             Scalar().attn_values_f16(p.data(), n_q, ld, kh.data(), stride, n_keys, head_dim, acc_ref.data());
-            avx2_->attn_values_f16(p.data(), n_q, ld, kh.data(), stride, n_keys, head_dim, acc_fast.data());
+            table_->attn_values_f16(p.data(), n_q, ld, kh.data(), stride, n_keys, head_dim, acc_fast.data());
           } else {
             Scalar().attn_values_f32(p.data(), n_q, ld, kf.data(), stride, n_keys, head_dim, acc_ref.data());
-            avx2_->attn_values_f32(p.data(), n_q, ld, kf.data(), stride, n_keys, head_dim, acc_fast.data());
+            table_->attn_values_f32(p.data(), n_q, ld, kf.data(), stride, n_keys, head_dim, acc_fast.data());
           }
           for (int r = 0; r < n_q; ++r) {
             for (int d = 0; d < head_dim; ++d) {
@@ -706,10 +736,48 @@ TEST(KernelsTest, BestKernelsIsTheWidestTheCpuRuns) {
     EXPECT_EQ(BestKernels().name, "avx512-vnni");
   } else if (Avx2Kernels() != nullptr) {
     EXPECT_EQ(BestKernels().name, "avx2");
+  } else if (NeonKernels() != nullptr) {
+    EXPECT_EQ(BestKernels().name, NeonKernels()->name);
   } else {
     EXPECT_EQ(BestKernels().name, "scalar");
   }
 }
+
+#if defined(__aarch64__)
+// On aarch64 the dispatch picks NEON, with SDOT exactly when the kernel reports it. The x86 tables
+// are not even built. scripts/test-aarch64.sh runs this under emulated CPUs with and without
+// dotprod and names the table each must pick in SPARKV_EXPECT_KERNELS, so a detection that always
+// returns the same result fails one of the runs.
+TEST(KernelsTest, Aarch64DispatchPicksNeon) {
+  EXPECT_EQ(Avx2Kernels(), nullptr);
+  EXPECT_EQ(Avx512Kernels(), nullptr);
+  ASSERT_NE(NeonKernels(), nullptr);
+  ASSERT_NE(NeonBaseKernels(), nullptr);
+  const bool dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  EXPECT_EQ(NeonKernels()->name, dotprod ? "neon-dotprod" : "neon");
+  EXPECT_EQ(NeonBaseKernels()->name, "neon");
+  const char* forced = std::getenv("SPARKV_KERNELS");
+  if (forced == nullptr) {
+    EXPECT_EQ(BestKernels().name, NeonKernels()->name);
+  }
+  if (const char* expected = std::getenv("SPARKV_EXPECT_KERNELS")) {
+    EXPECT_EQ(BestKernels().name, expected);
+  }
+}
+
+TEST(KernelsTest, NeonTablesDifferOnlyInQuantizedProducts) {
+  const KernelTable* base = NeonBaseKernels();
+  const KernelTable* dot = TableNamed("neon-dotprod");
+  if (dot == nullptr) GTEST_SKIP() << "CPU lacks SDOT";
+  EXPECT_NE(dot->matmul_q8_0, base->matmul_q8_0);
+  EXPECT_NE(dot->matmul_q4_0, base->matmul_q4_0);
+  EXPECT_NE(dot->matmul_q4_k, base->matmul_q4_k);
+  EXPECT_NE(dot->matmul_q6_k, base->matmul_q6_k);
+  EXPECT_EQ(dot->matmul_f16, base->matmul_f16);
+  EXPECT_EQ(dot->attn_scores_f16, base->attn_scores_f16);
+  EXPECT_EQ(dot->rms_norm, base->rms_norm);
+}
+#endif
 
 }  // namespace
 }  // namespace sparkv::kernels

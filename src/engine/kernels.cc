@@ -311,14 +311,41 @@ void Q4KScaleMin(const uint8_t* scales, int j, uint8_t* scale, uint8_t* min) {
   }
 }
 
+// Each target compiles only its own SIMD files (cmake/Module.cmake), so the tables of the others
+// are absent rather than refused at run time.
 const KernelTable* Avx2Kernels() {
+#if defined(__x86_64__)
   static const bool supported = sparkv::CpuHasAvx2();
   return supported ? &internal::Avx2Table() : nullptr;
+#else
+  return nullptr;
+#endif
 }
 
 const KernelTable* Avx512Kernels() {
+#if defined(__x86_64__)
   static const bool supported = sparkv::CpuHasAvx512Vnni();
   return supported ? &internal::Avx512Table() : nullptr;
+#else
+  return nullptr;
+#endif
+}
+
+const KernelTable* NeonKernels() {
+#if defined(__aarch64__)
+  static const bool dotprod = internal::CpuHasDotprod();
+  return &internal::NeonTable(dotprod);
+#else
+  return nullptr;
+#endif
+}
+
+const KernelTable* NeonBaseKernels() {
+#if defined(__aarch64__)
+  return &internal::NeonTable(false);
+#else
+  return nullptr;
+#endif
 }
 
 const KernelTable& BestKernels() {
@@ -326,8 +353,10 @@ const KernelTable& BestKernels() {
     const char* forced = std::getenv("SPARKV_KERNELS");
     const bool scalar_only = forced != nullptr && std::strcmp(forced, "scalar") == 0;
     const bool avx2_only = forced != nullptr && std::strcmp(forced, "avx2") == 0;
+    const bool neon_only = forced != nullptr && std::strcmp(forced, "neon") == 0;
     const KernelTable* table = &kScalarTable;
     if (!scalar_only) {
+      if (const KernelTable* neon = neon_only ? NeonBaseKernels() : NeonKernels()) table = neon;
       if (const KernelTable* avx2 = Avx2Kernels()) table = avx2;
       if (!avx2_only) {
         if (const KernelTable* avx512 = Avx512Kernels()) table = avx512;

@@ -52,7 +52,7 @@ struct MatMulArgs {
 };
 
 struct KernelTable {
-  std::string_view name;  // "scalar", "avx2", "avx512-vnni"
+  std::string_view name;  // "scalar", "avx2", "avx512-vnni", "neon", "neon-dotprod"
 
   void (*matmul_f32)(const MatMulArgs& args);
   void (*matmul_f16)(const MatMulArgs& args);
@@ -116,8 +116,16 @@ const KernelTable* Avx2Kernels();
 // AVX-512 F, BW, VL, DQ or VNNI.
 const KernelTable* Avx512Kernels();
 
-// The fastest table this CPU runs, chosen once. SPARKV_KERNELS=scalar or avx2 in the environment
-// forces that table (scalar for debugging numerics, avx2 to compare with it).
+// NEON kernels for aarch64, or nullptr on other targets. "neon-dotprod" when the CPU has the
+// ARMv8.2 dot product instructions (SDOT, AT_HWCAP bit HWCAP_ASIMDDP), else "neon", whose
+// quantized products multiply int8 values by widening them to int16.
+const KernelTable* NeonKernels();
+
+// The "neon" table even on a CPU with SDOT, or nullptr on other targets.
+const KernelTable* NeonBaseKernels();
+
+// The fastest table this CPU runs, chosen once. SPARKV_KERNELS=scalar, avx2 or neon in the
+// environment forces that table (scalar for debugging numerics, the others to compare with it).
 const KernelTable& BestKernels();
 
 // Dequantizes one row of a GGUF weight of type `type` (a gguf::TensorType number: F32, F16, BF16,
@@ -129,9 +137,13 @@ bool DequantizeRow(uint32_t type, const uint8_t* row, int64_t n, float* out);
 void Q4KScaleMin(const uint8_t* scales, int j, uint8_t* scale, uint8_t* min);
 
 namespace internal {
-// Defined in kernels_avx2.cc and kernels_avx512.cc; callers must check the CPU first.
+// Defined in kernels_avx2.cc and kernels_avx512.cc (x86-64 builds only). Callers must check the
+// CPU first.
 const KernelTable& Avx2Table();
 const KernelTable& Avx512Table();
+// Defined in kernels_neon.cc (aarch64 builds only). The dotprod table needs a CPU with SDOT.
+const KernelTable& NeonTable(bool dotprod);
+bool CpuHasDotprod();
 }  // namespace internal
 
 }  // namespace sparkv::kernels
