@@ -2,11 +2,16 @@
 //
 // A 2048 x 2048 weight matrix (the TinyLlama shape's attention projections) times 64 activation
 // rows, one micro-batch of a prefill. The counter GMAC/s is multiply-adds per CPU second / 1e9.
+//
+// Attention kernels on one work item of the engine: the query rows of 4 tokens for one KV head
+// (scores, then probabilities times values) over 2048 cached f16 keys in tiles of 64, for the
+// head shapes of Qwen2.5-0.5B (7 query heads per KV head, 64 wide) and Qwen3-0.6B (2 of 128).
 #include <benchmark/benchmark.h>
 
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/f16.h"
@@ -111,6 +116,36 @@ void BM_MatMul(benchmark::State& state, const KernelTable* table, Type type) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
+void BM_Attention(benchmark::State& state, const KernelTable* table, int n_rep, int head_dim) {
+  if (table == nullptr) {
+    state.SkipWithError("this CPU does not run the table");
+    return;
+  }
+  constexpr int kKeys = 2048, kTile = 64, kBlockTokens = 4, kHeadsKv = 2;
+  const int rows = kBlockTokens * n_rep;
+  const int64_t stride = int64_t{kHeadsKv} * head_dim;  // elements per cache row (one position)
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  std::vector<uint16_t> k(kKeys * stride), v(kKeys * stride);
+  for (uint16_t& h : k) h = F32ToF16(normal(rng));
+  for (uint16_t& h : v) h = F32ToF16(normal(rng));
+  std::vector<float> q(rows * head_dim);
+  for (float& x : q) x = normal(rng);
+  std::vector<float> scores(rows * kTile), acc(rows * head_dim);
+  for (auto _ : state) {
+    for (int j0 = 0; j0 < kKeys; j0 += kTile) {
+      table->attn_scores_f16(q.data(), rows, head_dim, k.data() + j0 * stride, stride, kTile, 0.125f, scores.data(),
+                             kTile);
+      // Scaled scores replace the probabilities, because the kernels' cost does not depend on them.
+      table->scale(scores.data(), rows * kTile, 1.0f / 64);
+      table->attn_values_f16(scores.data(), rows, kTile, v.data() + j0 * stride, stride, kTile, head_dim, acc.data());
+    }
+    benchmark::DoNotOptimize(acc.data());
+  }
+  state.counters["GMAC/s"] = benchmark::Counter(2.0 * rows * head_dim * kKeys * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void RegisterAll() {
   const std::pair<const char*, Type> types[] = {{"f32", Type::kF32},   {"f16", Type::kF16},   {"bf16", Type::kBf16},
                                                 {"q8_0", Type::kQ8_0}, {"q4_0", Type::kQ4_0}, {"q4_k", Type::kQ4_K},
@@ -122,6 +157,15 @@ void RegisterAll() {
       benchmark::RegisterBenchmark((std::string("BM_MatMul/") + type_name + "/" + table_name).c_str(), BM_MatMul,
                                    table, type)
           ->Unit(benchmark::kMillisecond)
+          ->MeasureProcessCPUTime();
+    }
+  }
+  const std::tuple<const char*, int, int> heads[] = {{"qwen2.5", 7, 64}, {"qwen3", 2, 128}};
+  for (const auto& [shape, n_rep, head_dim] : heads) {
+    for (const auto& [table_name, table] : tables) {
+      benchmark::RegisterBenchmark((std::string("BM_Attention/") + shape + "/" + table_name).c_str(), BM_Attention,
+                                   table, n_rep, head_dim)
+          ->Unit(benchmark::kMicrosecond)
           ->MeasureProcessCPUTime();
     }
   }

@@ -641,15 +641,18 @@ TEST_P(SimdKernelTest, AttentionHelpersMatchReference) {
   }
 }
 
-TEST_P(SimdKernelTest, AttentionTilesMatchReference) {
-  // One tile of keys for a group of query heads, with rows strided as in the cache (other KV
-  // heads in between). Same reordered-sum bound as the products: 1e-5 of the sum of |terms|.
-  for (int head_dim : {4, 8, 12, 64, 128}) {
-    for (int n_q : {1, 2, 7}) {
-      for (int n_keys : {1, 5, 64}) {
+// One tile of keys for a group of query heads, with rows strided as in the cache (other KV
+// heads in between), through `table` and the scalar kernels. Same reordered-sum bound as the
+// products: 1e-5 of the sum of |terms|. The sizes cover the tiles' tails: heads of 1 to 3
+// blocks beyond a tile's width, 1 to 7 rows beyond a multiple of 8 (scores) and of 4 (values),
+// and groups of 8 or 16 keys cut anywhere.
+void CheckAttentionTiles(const KernelTable& table, std::mt19937& rng) {
+  for (int head_dim : {4, 8, 12, 16, 48, 64, 80, 96, 128}) {
+    for (int n_q : {1, 2, 7, 9, 28}) {
+      for (int n_keys : {1, 5, 16, 33, 64}) {
         const int64_t stride = 3 * head_dim + 4;
-        const std::vector<float> q = RandomFloats(rng_, n_q * head_dim);
-        const std::vector<float> kf = RandomFloats(rng_, n_keys * stride);
+        const std::vector<float> q = RandomFloats(rng, n_q * head_dim);
+        const std::vector<float> kf = RandomFloats(rng, n_keys * stride);
         std::vector<uint16_t> kh(kf.size());
         for (size_t i = 0; i < kf.size(); ++i) kh[i] = F32ToF16(kf[i]);
         const int ld = 70;
@@ -657,10 +660,10 @@ TEST_P(SimdKernelTest, AttentionTilesMatchReference) {
           std::vector<float> ref(n_q * ld, 0.0f), fast(n_q * ld, 0.0f);
           if (f16) {
             Scalar().attn_scores_f16(q.data(), n_q, head_dim, kh.data(), stride, n_keys, 0.125f, ref.data(), ld);
-            table_->attn_scores_f16(q.data(), n_q, head_dim, kh.data(), stride, n_keys, 0.125f, fast.data(), ld);
+            table.attn_scores_f16(q.data(), n_q, head_dim, kh.data(), stride, n_keys, 0.125f, fast.data(), ld);
           } else {
             Scalar().attn_scores_f32(q.data(), n_q, head_dim, kf.data(), stride, n_keys, 0.125f, ref.data(), ld);
-            table_->attn_scores_f32(q.data(), n_q, head_dim, kf.data(), stride, n_keys, 0.125f, fast.data(), ld);
+            table.attn_scores_f32(q.data(), n_q, head_dim, kf.data(), stride, n_keys, 0.125f, fast.data(), ld);
           }
           for (int r = 0; r < n_q; ++r) {
             for (int j = 0; j < n_keys; ++j) {
@@ -672,14 +675,14 @@ TEST_P(SimdKernelTest, AttentionTilesMatchReference) {
 
           // Values: probabilities in [0, 1] times V rows into existing accumulators.
           std::vector<float> p(n_q * ld);
-          for (float& x : p) x = std::uniform_real_distribution<float>(0.0f, 1.0f)(rng_);
-          std::vector<float> acc_ref = RandomFloats(rng_, n_q * head_dim), acc_fast(acc_ref);
+          for (float& x : p) x = std::uniform_real_distribution<float>(0.0f, 1.0f)(rng);
+          std::vector<float> acc_ref = RandomFloats(rng, n_q * head_dim), acc_fast(acc_ref);
           if (f16) {
             Scalar().attn_values_f16(p.data(), n_q, ld, kh.data(), stride, n_keys, head_dim, acc_ref.data());
-            table_->attn_values_f16(p.data(), n_q, ld, kh.data(), stride, n_keys, head_dim, acc_fast.data());
+            table.attn_values_f16(p.data(), n_q, ld, kh.data(), stride, n_keys, head_dim, acc_fast.data());
           } else {
             Scalar().attn_values_f32(p.data(), n_q, ld, kf.data(), stride, n_keys, head_dim, acc_ref.data());
-            table_->attn_values_f32(p.data(), n_q, ld, kf.data(), stride, n_keys, head_dim, acc_fast.data());
+            table.attn_values_f32(p.data(), n_q, ld, kf.data(), stride, n_keys, head_dim, acc_fast.data());
           }
           for (int r = 0; r < n_q; ++r) {
             for (int d = 0; d < head_dim; ++d) {
@@ -693,6 +696,10 @@ TEST_P(SimdKernelTest, AttentionTilesMatchReference) {
     }
   }
 }
+
+TEST_P(SimdKernelTest, AttentionTilesMatchReference) { CheckAttentionTiles(*table_, rng_); }
+
+TEST_F(Avx512KernelTest, AttentionTilesMatchReference) { CheckAttentionTiles(*avx512_, rng_); }
 
 TEST(KernelsTest, ScalarQ8ProductEqualsDequantizedProduct) {
   // The reference itself against a plain f32 product of dequantized values.

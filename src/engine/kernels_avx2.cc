@@ -682,88 +682,179 @@ inline const float* RowAsFloat(const uint16_t* row, int head_dim, float* buffer)
   return buffer;
 }
 
-// The 8 horizontal sums of a[0..7] as one vector: lane i = sum of a[i]'s lanes.
-inline __m256 Reduce8(const __m256* a) {
-  const __m256 s01 = _mm256_hadd_ps(a[0], a[1]);
-  const __m256 s23 = _mm256_hadd_ps(a[2], a[3]);
-  const __m256 s45 = _mm256_hadd_ps(a[4], a[5]);
-  const __m256 s67 = _mm256_hadd_ps(a[6], a[7]);
-  const __m256 s0123 = _mm256_hadd_ps(s01, s23);  // low half: a0..a3 of lanes 0-3, high: lanes 4-7
-  const __m256 s4567 = _mm256_hadd_ps(s45, s67);
-  const __m256 low = _mm256_permute2f128_ps(s0123, s4567, 0x20);
-  const __m256 high = _mm256_permute2f128_ps(s0123, s4567, 0x31);
-  return _mm256_add_ps(low, high);
+// Attention kernels take keys in groups of 8 or 16. For scores, one transpose per group puts the
+// 8 keys in the lanes (kt[d][8]), and every query row of the call then multiplies broadcast q[d]
+// by kt[d], with no horizontal sums. Each lane adds its key's terms in the order of d, so a key's
+// score does not depend on which group it falls in.
+inline __m256 Load8(const float* x) { return _mm256_loadu_ps(x); }
+inline __m256 Load8(const uint16_t* x) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
 }
 
-// Scores for 8 keys at a time: the 8 rows are converted once, then each query head keeps 8
-// accumulators and one Reduce8 gives its 8 scores, instead of 8 separate horizontal sums. A last
-// group of fewer than 8 keys repeats its first row in the missing slots and keeps only the real
-// scores, so each key's score is computed the same way wherever the tile ends.
+// Transposes one 8 x 8 block: kt[(d0 + c) * 8 + i] = element d0 + c of row i. Rows at or beyond
+// n_rows read as zeros.
+template <typename T>
+void TransposeBlock(const T* rows, int64_t stride, int n_rows, int d0, float* kt) {
+  __m256 r[8];
+  SPARKV_UNROLL
+  for (int i = 0; i < 8; ++i) r[i] = i < n_rows ? Load8(rows + i * stride + d0) : _mm256_setzero_ps();
+  // After two steps u[4g + e] contains, in 128-bit lane L, element 4L + e of rows 4g to 4g + 3.
+  // Column 4L + e then joins lane L of u[e] and of u[4 + e].
+  __m256 t[8], u[8];
+  SPARKV_UNROLL
+  for (int g = 0; g < 4; ++g) {
+    t[2 * g] = _mm256_unpacklo_ps(r[2 * g], r[2 * g + 1]);
+    t[2 * g + 1] = _mm256_unpackhi_ps(r[2 * g], r[2 * g + 1]);
+  }
+  SPARKV_UNROLL
+  for (int g = 0; g < 2; ++g) {
+    u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  SPARKV_UNROLL
+  for (int e = 0; e < 4; ++e) {
+    _mm256_store_ps(kt + (d0 + e) * 8, _mm256_permute2f128_ps(u[e], u[4 + e], 0x20));
+    _mm256_store_ps(kt + (d0 + 4 + e) * 8, _mm256_permute2f128_ps(u[e], u[4 + e], 0x31));
+  }
+}
+
+// Computes the scores of RB query rows against the 8 keys of kt and stores the first n_keys.
+template <int RB>
+void ScoreRows(const float* q, int head_dim, const float* kt, float scale, float* out, int ld, int n_keys) {
+  __m256 acc[RB];
+  SPARKV_UNROLL
+  for (int r = 0; r < RB; ++r) acc[r] = _mm256_setzero_ps();
+  for (int d = 0; d < head_dim; ++d) {
+    const __m256 column = _mm256_load_ps(kt + d * 8);
+    SPARKV_UNROLL
+    for (int r = 0; r < RB; ++r) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(q + r * head_dim + d), column, acc[r]);
+  }
+  const __m256 s = _mm256_set1_ps(scale);
+  SPARKV_UNROLL
+  for (int r = 0; r < RB; ++r) {
+    const __m256 row = _mm256_mul_ps(acc[r], s);
+    if (n_keys == 8) {
+      _mm256_storeu_ps(out + r * ld, row);
+    } else {
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, row);
+      for (int j = 0; j < n_keys; ++j) out[r * ld + j] = lanes[j];
+    }
+  }
+}
+
 template <typename T>
 void AttnScores(const float* q, int n_q, int head_dim, const T* k, int64_t k_stride, int n_keys, float scale,
                 float* scores, int ld) {
-  alignas(32) float buffer[8 * kMaxHeadDim];
-  int j = 0;
-  if (head_dim % 8 == 0) {
-    const __m256 s = _mm256_set1_ps(scale);
-    for (; j < n_keys; j += 8) {
-      const int n_group = n_keys - j < 8 ? n_keys - j : 8;
-      const float* rows[8];
-      for (int jj = 0; jj < n_group; ++jj) rows[jj] = RowAsFloat(k + (j + jj) * k_stride, head_dim, buffer + jj * head_dim);
-      for (int jj = n_group; jj < 8; ++jj) rows[jj] = rows[0];
-      for (int r = 0; r < n_q; ++r) {
-        const float* qr = q + r * head_dim;
-        __m256 acc[8];
-        for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm256_setzero_ps();
-        for (int d = 0; d < head_dim; d += 8) {
-          const __m256 qv = _mm256_loadu_ps(qr + d);
-          for (int jj = 0; jj < 8; ++jj) acc[jj] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(rows[jj] + d), acc[jj]);
-        }
-        const __m256 group = _mm256_mul_ps(s, Reduce8(acc));
-        if (n_group == 8) {
-          _mm256_storeu_ps(scores + r * ld + j, group);
-        } else {
-          alignas(32) float lanes[8];
-          _mm256_store_ps(lanes, group);
-          for (int jj = 0; jj < n_group; ++jj) scores[r * ld + j + jj] = lanes[jj];
-        }
-      }
+  if (head_dim % 8 != 0) {
+    alignas(32) float buffer[kMaxHeadDim];
+    for (int j = 0; j < n_keys; ++j) {
+      const float* key = RowAsFloat(k + j * k_stride, head_dim, buffer);
+      for (int r = 0; r < n_q; ++r) scores[r * ld + j] = scale * DotF32(q + r * head_dim, key, head_dim);
     }
+    return;
   }
-  for (; j < n_keys; ++j) {
-    const float* key = RowAsFloat(k + j * k_stride, head_dim, buffer);
-    for (int r = 0; r < n_q; ++r) scores[r * ld + j] = scale * DotF32(q + r * head_dim, key, head_dim);
+  alignas(32) float kt[kMaxHeadDim * 8];
+  constexpr int kRows = 8;
+  for (int j = 0; j < n_keys; j += 8) {
+    const int n_group = n_keys - j < 8 ? n_keys - j : 8;
+    for (int d0 = 0; d0 < head_dim; d0 += 8) TransposeBlock(k + j * k_stride, k_stride, n_group, d0, kt);
+    int r = 0;
+    for (; r + kRows <= n_q; r += kRows) {
+      ScoreRows<kRows>(q + r * head_dim, head_dim, kt, scale, scores + r * ld + j, ld, n_group);
+    }
+    const float* qr = q + r * head_dim;
+    float* out = scores + r * ld + j;
+    switch (n_q - r) {
+      case 7: ScoreRows<7>(qr, head_dim, kt, scale, out, ld, n_group); break;
+      case 6: ScoreRows<6>(qr, head_dim, kt, scale, out, ld, n_group); break;
+      case 5: ScoreRows<5>(qr, head_dim, kt, scale, out, ld, n_group); break;
+      case 4: ScoreRows<4>(qr, head_dim, kt, scale, out, ld, n_group); break;
+      case 3: ScoreRows<3>(qr, head_dim, kt, scale, out, ld, n_group); break;
+      case 2: ScoreRows<2>(qr, head_dim, kt, scale, out, ld, n_group); break;
+      case 1: ScoreRows<1>(qr, head_dim, kt, scale, out, ld, n_group); break;
+      default: break;
+    }
   }
 }
 
-// For each 8-wide column block of the head: the block of every key's row is converted once, then
-// each query head accumulates over the keys in registers (two chains to hide FMA latency).
+// Adds p[r * ld + j] * row j, over the n_keys rows, to columns [0, 8 CB) of acc for RB query rows.
+// The accumulators stay in registers across the keys, which are added in order, as in the scalar
+// kernel.
+template <int RB, int CB>
+void ValueTile(const float* p, int ld, const float* rows, int64_t stride, int n_keys, float* acc, int head_dim) {
+  __m256 a[RB][CB];
+  SPARKV_UNROLL
+  for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
+    for (int c = 0; c < CB; ++c) a[r][c] = _mm256_loadu_ps(acc + r * head_dim + 8 * c);
+  }
+  for (int j = 0; j < n_keys; ++j) {
+    __m256 v[CB];
+    SPARKV_UNROLL
+    for (int c = 0; c < CB; ++c) v[c] = _mm256_loadu_ps(rows + j * stride + 8 * c);
+    SPARKV_UNROLL
+    for (int r = 0; r < RB; ++r) {
+      const __m256 pr = _mm256_broadcast_ss(p + r * ld + j);
+      SPARKV_UNROLL
+      for (int c = 0; c < CB; ++c) a[r][c] = _mm256_fmadd_ps(pr, v[c], a[r][c]);
+    }
+  }
+  SPARKV_UNROLL
+  for (int r = 0; r < RB; ++r) {
+    SPARKV_UNROLL
+    for (int c = 0; c < CB; ++c) _mm256_storeu_ps(acc + r * head_dim + 8 * c, a[r][c]);
+  }
+}
+
+template <int RB>
+void ValueRows(const float* p, int ld, const float* rows, int64_t stride, int n_keys, float* acc, int head_dim) {
+  constexpr int kColumns = 2;  // 4 rows x 2 blocks: 8 accumulators of the 16 registers
+  int c = 0;
+  for (; c + 8 * kColumns <= head_dim; c += 8 * kColumns) {
+    ValueTile<RB, kColumns>(p, ld, rows + c, stride, n_keys, acc + c, head_dim);
+  }
+  if (c < head_dim) ValueTile<RB, 1>(p, ld, rows + c, stride, n_keys, acc + c, head_dim);
+}
+
+// Adds probabilities times value rows into acc. F16 rows are converted 16 keys at a time into a
+// buffer that every query row then reads.
 template <typename T>
 void AttnValues(const float* p, int n_q, int ld, const T* v, int64_t v_stride, int n_keys, int head_dim, float* acc) {
-  alignas(32) float buffer[kMaxHeadDim];
-  if (head_dim % 8 != 0 || n_keys > 64) {
+  alignas(32) float buffer[16 * kMaxHeadDim];
+  if (head_dim % 8 != 0) {
     for (int j = 0; j < n_keys; ++j) {
       const float* value = RowAsFloat(v + j * v_stride, head_dim, buffer);
       for (int r = 0; r < n_q; ++r) AxpyF32(p[r * ld + j], value, head_dim, acc + r * head_dim);
     }
     return;
   }
-  __m256 column[64];  // [n_keys] one 8-wide block of each value row
-  for (int d = 0; d < head_dim; d += 8) {
-    for (int j = 0; j < n_keys; ++j) {
-      column[j] = _mm256_loadu_ps(RowAsFloat(v + j * v_stride + d, 8, buffer));
+  constexpr int kRows = 4;
+  for (int j = 0; j < n_keys; j += 16) {
+    const int n_group = n_keys - j < 16 ? n_keys - j : 16;
+    const float* rows;
+    int64_t stride;
+    if constexpr (sizeof(T) == sizeof(float)) {
+      rows = v + j * v_stride;
+      stride = v_stride;
+    } else {
+      for (int jj = 0; jj < n_group; ++jj) F16ToF32Row(v + (j + jj) * v_stride, head_dim, buffer + jj * head_dim);
+      rows = buffer;
+      stride = head_dim;
     }
-    for (int r = 0; r < n_q; ++r) {
-      const float* pr = p + r * ld;
-      __m256 a0 = _mm256_loadu_ps(acc + r * head_dim + d);
-      __m256 a1 = _mm256_setzero_ps();
-      int j = 0;
-      for (; j + 2 <= n_keys; j += 2) {
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(pr[j]), column[j], a0);
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(pr[j + 1]), column[j + 1], a1);
-      }
-      if (j < n_keys) a0 = _mm256_fmadd_ps(_mm256_set1_ps(pr[j]), column[j], a0);
-      _mm256_storeu_ps(acc + r * head_dim + d, _mm256_add_ps(a0, a1));
+    int r = 0;
+    for (; r + kRows <= n_q; r += kRows) {
+      ValueRows<kRows>(p + r * ld + j, ld, rows, stride, n_group, acc + r * head_dim, head_dim);
+    }
+    const float* pr = p + r * ld + j;
+    float* ar = acc + r * head_dim;
+    switch (n_q - r) {
+      case 3: ValueRows<3>(pr, ld, rows, stride, n_group, ar, head_dim); break;
+      case 2: ValueRows<2>(pr, ld, rows, stride, n_group, ar, head_dim); break;
+      case 1: ValueRows<1>(pr, ld, rows, stride, n_group, ar, head_dim); break;
+      default: break;
     }
   }
 }
