@@ -1,6 +1,8 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <array>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -217,48 +219,75 @@ size_t Engine::scratch_bytes() const {
   return n;
 }
 
-void Engine::MatMul(const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
-                    int64_t ldy) {
-  const int64_t n_in = w.n_in();
-  const int64_t n_out = w.n_out();
-  kernels::MatMulArgs args;
-  args.w = w.data;
-  args.w_row_bytes = w.row_bytes();
-  args.n_in = n_in;
-  args.n_tokens = n_tokens;
-  args.y = y;
-  args.ldy = ldy;
-  void (*kernel)(const kernels::MatMulArgs&) = nullptr;
-  switch (w.type()) {
-    case gguf::TensorType::kF32: kernel = k_.matmul_f32; break;
-    case gguf::TensorType::kF16: kernel = k_.matmul_f16; break;
-    case gguf::TensorType::kBF16: kernel = k_.matmul_bf16; break;
-    case gguf::TensorType::kQ4_0: kernel = k_.matmul_q4_0; break;
-    case gguf::TensorType::kQ4_K: kernel = k_.matmul_q4_k; break;
-    case gguf::TensorType::kQ6_K: kernel = k_.matmul_q6_k; break;
-    default: kernel = k_.matmul_q8_0; break;  // Create admitted no other type
+void Engine::MatMuls(std::initializer_list<Product> products, const float* x, int64_t x_stride, int64_t n_tokens) {
+  constexpr size_t kMaxProducts = 3;
+  struct Part {
+    void (*kernel)(const kernels::MatMulArgs&);
+    kernels::MatMulArgs args;
+    int64_t first_block;  // index of its first row block among all the products' blocks
+    int64_t n_blocks;
+  };
+  assert(products.size() >= 1);
+  assert(products.size() <= kMaxProducts);
+  std::array<Part, kMaxProducts> parts;
+  size_t n_parts = 0;
+  const int64_t n_in = products.begin()->w->n_in();
+  const int64_t n_blocks_in = n_in / kernels::kQ8BlockSize;
+  bool quantized = false;
+  int64_t n_row_blocks = 0;
+  for (const Product& product : products) {
+    const WeightView& w = *product.w;
+    assert(w.n_in() == n_in);
+    Part& part = parts[n_parts++];
+    part.args.w = w.data;
+    part.args.w_row_bytes = w.row_bytes();
+    part.args.n_in = n_in;
+    part.args.n_tokens = n_tokens;
+    part.args.y = product.y;
+    part.args.ldy = product.ldy;
+    part.args.row_end = w.n_out();
+    switch (w.type()) {
+      case gguf::TensorType::kF32: part.kernel = k_.matmul_f32; break;
+      case gguf::TensorType::kF16: part.kernel = k_.matmul_f16; break;
+      case gguf::TensorType::kBF16: part.kernel = k_.matmul_bf16; break;
+      case gguf::TensorType::kQ4_0: part.kernel = k_.matmul_q4_0; break;
+      case gguf::TensorType::kQ4_K: part.kernel = k_.matmul_q4_k; break;
+      case gguf::TensorType::kQ6_K: part.kernel = k_.matmul_q6_k; break;
+      default: part.kernel = k_.matmul_q8_0; break;  // Create admitted no other type
+    }
+    const bool float_weights = w.type() == gguf::TensorType::kF32 || w.type() == gguf::TensorType::kF16 ||
+                               w.type() == gguf::TensorType::kBF16;
+    if (float_weights) {
+      part.args.x = x;
+      part.args.x_row_bytes = x_stride * sizeof(float);
+    } else {
+      quantized = true;
+      part.args.x = q8_.data();
+      part.args.x_row_bytes = n_blocks_in * sizeof(kernels::BlockQ8Act);
+    }
+    // Rows go to threads in blocks of 4, the SIMD kernels' row tile, counted from each product's
+    // first row so that every row gets the same tile as in a product of its own.
+    part.first_block = n_row_blocks;
+    part.n_blocks = (w.n_out() + 3) / 4;
+    n_row_blocks += part.n_blocks;
   }
-  const bool float_weights = w.type() == gguf::TensorType::kF32 || w.type() == gguf::TensorType::kF16 ||
-                             w.type() == gguf::TensorType::kBF16;
-  if (!float_weights) {
-    const int64_t n_blocks = n_in / kernels::kQ8BlockSize;
-    for (int64_t t = 0; t < n_tokens; ++t) k_.quantize_q8_act(x + t * x_stride, n_in, &q8_[t * n_blocks]);
-    args.x = q8_.data();
-    args.x_row_bytes = n_blocks * sizeof(kernels::BlockQ8Act);
-  } else {
-    args.x = x;
-    args.x_row_bytes = x_stride * sizeof(float);
+  if (quantized) {
+    for (int64_t t = 0; t < n_tokens; ++t) k_.quantize_q8_act(x + t * x_stride, n_in, &q8_[t * n_blocks_in]);
   }
 
-  // Rows go to threads in blocks of 4, the SIMD kernels' row tile.
-  const int64_t n_row_blocks = (n_out + 3) / 4;
   const int64_t macs_per_block = 4 * n_in * n_tokens;
   const int64_t grain = std::max<int64_t>(1, kMinParallelMacs / std::max<int64_t>(macs_per_block, 1));
   pool_.ParallelFor(n_row_blocks, grain, [&](int64_t begin, int64_t end) {
-    kernels::MatMulArgs part = args;
-    part.row_begin = begin * 4;
-    part.row_end = std::min(n_out, end * 4);
-    kernel(part);
+    for (size_t i = 0; i < n_parts; ++i) {
+      const Part& part = parts[i];
+      const int64_t from = std::max(begin, part.first_block) - part.first_block;
+      const int64_t to = std::min(end, part.first_block + part.n_blocks) - part.first_block;
+      if (from >= to) continue;
+      kernels::MatMulArgs args = part.args;
+      args.row_begin = from * 4;
+      args.row_end = std::min(part.args.row_end, to * 4);
+      part.kernel(args);
+    }
   });
 }
 
@@ -380,9 +409,7 @@ void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
       k_.rms_norm(x_.data() + static_cast<size_t>(t) * n_embd, F32Data(w.attn_norm), n_embd, hp_.rms_eps,
                   xn_.data() + static_cast<size_t>(t) * n_embd);
     }
-    MatMul(w.wq, xn_.data(), n_embd, n, q_.data(), n_q_);
-    MatMul(w.wk, xn_.data(), n_embd, n, k_new, n_kv_);
-    MatMul(w.wv, xn_.data(), n_embd, n, v_new, n_kv_);
+    MatMuls({{&w.wq, q_.data(), n_q_}, {&w.wk, k_new, n_kv_}, {&w.wv, v_new, n_kv_}}, xn_.data(), n_embd, n);
     for (int32_t t = 0; t < n; ++t) {
       float* q = q_.data() + static_cast<size_t>(t) * n_q_;
       float* k = k_new + static_cast<size_t>(t) * n_kv_;
@@ -426,8 +453,7 @@ void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
       k_.rms_norm(x_.data() + static_cast<size_t>(t) * n_embd, F32Data(w.ffn_norm), n_embd, hp_.rms_eps,
                   xn_.data() + static_cast<size_t>(t) * n_embd);
     }
-    MatMul(w.w_gate, xn_.data(), n_embd, n, gate_.data(), n_ff);
-    MatMul(w.w_up, xn_.data(), n_embd, n, up_.data(), n_ff);
+    MatMuls({{&w.w_gate, gate_.data(), n_ff}, {&w.w_up, up_.data(), n_ff}}, xn_.data(), n_embd, n);
     k_.silu_mul(gate_.data(), up_.data(), static_cast<int64_t>(n) * n_ff, gate_.data());
     MatMul(w.w_down, gate_.data(), n_ff, n, xn_.data(), n_embd);
     for (int32_t t = 0; t < n; ++t) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <vector>
@@ -68,9 +69,18 @@ class Engine {
   // One micro-batch of n tokens at positions [pos, pos + n). Without need_outputs the last layer
   // stops after writing its K/V rows, and x_ is not the final hidden state.
   void ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs);
-  // y[t][r] = w[r] . x[t] for every output row r, over the thread pool.
-  void MatMul(const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y,
-              int64_t ldy);
+  // One product of a MatMuls call: y[t * ldy + r] = w[r] . x[t] for every output row r.
+  struct Product {
+    const WeightView* w;
+    float* y;
+    int64_t ldy;
+  };
+  // Runs products that share their input x (n_tokens rows, x_stride floats apart) in one pass
+  // over the thread pool: the input is quantized once, and the threads wait for each other once.
+  void MatMuls(std::initializer_list<Product> products, const float* x, int64_t x_stride, int64_t n_tokens);
+  void MatMul(const WeightView& w, const float* x, int64_t x_stride, int64_t n_tokens, float* y, int64_t ldy) {
+    MatMuls({{&w, y, ldy}}, x, x_stride, n_tokens);
+  }
   void Attention(int32_t layer, int32_t n, Position pos);
   // Logits of rows `rows` of the last micro-batch into out[out_index[i] * n_vocab].
   void Logits(const std::vector<int32_t>& rows, const std::vector<int32_t>& out_index, float* out);
