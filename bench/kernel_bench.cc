@@ -2,10 +2,12 @@
 //
 // A 2048 x 2048 weight matrix (the TinyLlama shape's attention projections) times 64 activation
 // rows, one micro-batch of a prefill. The counter GMAC/s is multiply-adds per CPU second / 1e9.
+// BM_MatVec is a decode step: one token through 32768 x 2048 weights, with weight bytes read per
+// CPU second beside it.
 //
-// Attention kernels on one work item of the engine: the query rows of 4 tokens for one KV head
-// (scores, then probabilities times values) over 2048 cached f16 keys in tiles of 64, for the
-// head shapes of Qwen2.5-0.5B (7 query heads per KV head, 64 wide) and Qwen3-0.6B (2 of 128).
+// BM_Attention runs one work item of the engine: scores, then probabilities times values, for the
+// query rows of 4 tokens and one KV head over 2048 cached f16 keys in tiles of 64. The head
+// shapes are those of Qwen2.5-0.5B (7 query heads per KV head, 64 wide) and Qwen3-0.6B (2 of 128).
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -26,6 +28,7 @@ using kernels::KernelTable;
 constexpr int64_t kInputs = 2048;
 constexpr int64_t kOutputs = 2048;
 constexpr int64_t kTokens = 64;
+constexpr int64_t kDecodeOutputs = 32768;  // 2048 x 32768: 71 MiB of Q8_0, 128 MiB of F16
 
 enum class Type { kF32, kF16, kBf16, kQ8_0, kQ4_0, kQ4_K, kQ6_K };
 
@@ -42,10 +45,10 @@ size_t RowBytes(Type type) {
   return 0;
 }
 
-std::vector<uint8_t> MakeWeights(Type type, const std::vector<float>& values) {
+std::vector<uint8_t> MakeWeights(Type type, const std::vector<float>& values, int64_t n_outputs) {
   const size_t row_bytes = RowBytes(type);
-  std::vector<uint8_t> out(row_bytes * kOutputs);
-  for (int64_t r = 0; r < kOutputs; ++r) {
+  std::vector<uint8_t> out(row_bytes * n_outputs);
+  for (int64_t r = 0; r < n_outputs; ++r) {
     const float* row = values.data() + r * kInputs;
     uint8_t* destination = out.data() + r * row_bytes;
     switch (type) {
@@ -79,21 +82,21 @@ auto KernelOf(const KernelTable& table, Type type) {
   return table.matmul_f32;
 }
 
-void BM_MatMul(benchmark::State& state, const KernelTable* table, Type type) {
+void BM_MatMul(benchmark::State& state, const KernelTable* table, Type type, int64_t n_outputs, int64_t n_tokens) {
   if (table == nullptr) {
     state.SkipWithError("this CPU does not run the table");
     return;
   }
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.5f);
-  std::vector<float> values(kInputs * kOutputs);
+  std::vector<float> values(kInputs * n_outputs);
   for (float& v : values) v = normal(rng);
-  std::vector<float> x(kTokens * kInputs);
+  std::vector<float> x(n_tokens * kInputs);
   for (float& v : x) v = normal(rng);
-  std::vector<kernels::BlockQ8Act> xq(kTokens * kInputs / 32);
-  kernels::ScalarKernels().quantize_q8_act(x.data(), kTokens * kInputs, xq.data());
-  const std::vector<uint8_t> w = MakeWeights(type, values);
-  std::vector<float> y(kTokens * kOutputs);
+  std::vector<kernels::BlockQ8Act> xq(n_tokens * kInputs / 32);
+  kernels::ScalarKernels().quantize_q8_act(x.data(), n_tokens * kInputs, xq.data());
+  const std::vector<uint8_t> w = MakeWeights(type, values, n_outputs);
+  std::vector<float> y(n_tokens * n_outputs);
 
   kernels::MatMulArgs args;
   args.w = w.data();
@@ -102,18 +105,20 @@ void BM_MatMul(benchmark::State& state, const KernelTable* table, Type type) {
   const bool float_weights = type == Type::kF32 || type == Type::kF16 || type == Type::kBf16;
   args.x = float_weights ? static_cast<const void*>(x.data()) : static_cast<const void*>(xq.data());
   args.x_row_bytes = float_weights ? kInputs * 4 : kInputs / 32 * sizeof(kernels::BlockQ8Act);
-  args.n_tokens = kTokens;
+  args.n_tokens = n_tokens;
   args.y = y.data();
-  args.ldy = kOutputs;
+  args.ldy = n_outputs;
   args.row_begin = 0;
-  args.row_end = kOutputs;
+  args.row_end = n_outputs;
   const auto kernel = KernelOf(*table, type);
   for (auto _ : state) {
     kernel(args);
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(kInputs * kOutputs * kTokens) * 1e-9,
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(kInputs * n_outputs * n_tokens) * 1e-9,
                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights GB/s"] = benchmark::Counter(static_cast<double>(w.size()) * 1e-9,
+                                                      benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_Attention(benchmark::State& state, const KernelTable* table, int n_rep, int head_dim) {
@@ -155,7 +160,17 @@ void RegisterAll() {
   for (const auto& [type_name, type] : types) {
     for (const auto& [table_name, table] : tables) {
       benchmark::RegisterBenchmark((std::string("BM_MatMul/") + type_name + "/" + table_name).c_str(), BM_MatMul,
-                                   table, type)
+                                   table, type, kOutputs, kTokens)
+          ->Unit(benchmark::kMillisecond)
+          ->MeasureProcessCPUTime();
+    }
+  }
+  // Decode: one token through a matrix far larger than the last-level cache, so the rate is
+  // bounded by memory, as in a real decode step.
+  for (const auto& [type_name, type] : {std::pair<const char*, Type>{"f16", Type::kF16}, {"q8_0", Type::kQ8_0}}) {
+    for (const auto& [table_name, table] : tables) {
+      benchmark::RegisterBenchmark((std::string("BM_MatVec/") + type_name + "/" + table_name).c_str(), BM_MatMul,
+                                   table, type, kDecodeOutputs, 1)
           ->Unit(benchmark::kMillisecond)
           ->MeasureProcessCPUTime();
     }
