@@ -167,7 +167,7 @@ void RegisterAll() {
   }
   // Decode: one token through a matrix far larger than the last-level cache, so the rate is
   // bounded by memory, as in a real decode step.
-  for (const auto& [type_name, type] : {std::pair<const char*, Type>{"f16", Type::kF16}, {"q8_0", Type::kQ8_0}}) {
+  for (const auto& [type_name, type] : types) {
     for (const auto& [table_name, table] : tables) {
       benchmark::RegisterBenchmark((std::string("BM_MatVec/") + type_name + "/" + table_name).c_str(), BM_MatMul,
                                    table, type, kDecodeOutputs, 1)

@@ -451,7 +451,15 @@ inline void TileQuant(const MatMulArgs& a, int64_t r0, int64_t t0) {
   const __m256i ones16 = _mm256_set1_epi16(1);
   const __m256i ones8 = _mm256_set1_epi8(1);
   const int64_t n_blocks = a.n_in / kQ8BlockSize;
+  const int64_t block_bytes = static_cast<int64_t>(a.w_row_bytes) / Max(n_blocks, 1);  // average, for prefetch
   for (int64_t b = 0; b < n_blocks; ++b) {
+    if constexpr (RB == 4 && TB == 1) {
+      // A decode step reads each weight once, so the next tile's rows are requested early.
+      SPARKV_UNROLL
+      for (int r = 0; r < RB; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(w[r] + 4 * a.w_row_bytes + b * block_bytes), _MM_HINT_T0);
+      }
+    }
     __m256i xq[TB];
     __m256 xsum[TB];
     SPARKV_UNROLL
