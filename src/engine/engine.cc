@@ -253,7 +253,7 @@ void Engine::MatMuls(std::initializer_list<Product> products, const float* x, in
       case gguf::TensorType::kQ4_0: part.kernel = k_.matmul_q4_0; break;
       case gguf::TensorType::kQ4_K: part.kernel = k_.matmul_q4_k; break;
       case gguf::TensorType::kQ6_K: part.kernel = k_.matmul_q6_k; break;
-      default: part.kernel = k_.matmul_q8_0; break;  // Create admitted no other type
+      default: part.kernel = k_.matmul_q8_0; break;  // Create rejects every other type
     }
     const bool float_weights = w.type() == gguf::TensorType::kF32 || w.type() == gguf::TensorType::kF16 ||
                                w.type() == gguf::TensorType::kBF16;

@@ -312,7 +312,7 @@ void Q4KScaleMin(const uint8_t* scales, int j, uint8_t* scale, uint8_t* min) {
 }
 
 // Each target compiles only its own SIMD files (cmake/Module.cmake), so the tables of the others
-// are absent rather than refused at run time.
+// are absent rather than rejected at run time.
 const KernelTable* Avx2Kernels() {
 #if defined(__x86_64__)
   static const bool supported = sparkv::CpuHasAvx2();

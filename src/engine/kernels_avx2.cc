@@ -101,6 +101,17 @@ struct LoadBf16 {
   }
 };
 
+// Requests byte `offset` of each row of the next 4-row tile, the rows that follow the current
+// tile's 4 (its first row at `row`). A decode step reads each weight once, and a tile's rows are
+// too short for the hardware prefetcher to get ahead. The one-token tiles call this, and the
+// Q8_0 tile for any token count, where the 64-token product measured no slower with it.
+inline void PrefetchNextTile(const uint8_t* row, size_t row_bytes, int64_t offset) {
+  SPARKV_UNROLL
+  for (int r = 4; r < 8; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(row + r * static_cast<int64_t>(row_bytes) + offset), _MM_HINT_T0);
+  }
+}
+
 // RB weight rows x TB tokens: each weight vector is loaded (and converted) once for TB tokens and
 // each activation vector once for RB rows.
 template <typename Load, int RB, int TB>
@@ -121,13 +132,7 @@ inline void TileFloat(const MatMulArgs& a, int64_t r0, int64_t t0) {
   }
   const int64_t n_vec = a.n_in & ~int64_t{7};
   for (int64_t i = 0; i < n_vec; i += 8) {
-    if constexpr (RB == 4 && TB == 1) {
-      // A decode step reads each weight once, so the next tile's rows are requested early.
-      SPARKV_UNROLL
-      for (int r = 0; r < RB; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(w[r] + 4 * a.w_row_bytes + i * Load::kBytes), _MM_HINT_T0);
-      }
-    }
+    if constexpr (RB == 4 && TB == 1) PrefetchNextTile(w[0], a.w_row_bytes, i * Load::kBytes);
     __m256 xv[TB];
     SPARKV_UNROLL
     for (int t = 0; t < TB; ++t) xv[t] = _mm256_loadu_ps(x[t] + i);
@@ -279,13 +284,7 @@ inline void TileQ8Rows4(const MatMulArgs& a, int64_t r0, int64_t t0) {
   const int64_t n_blocks = a.n_in / kQ8BlockSize;
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int64_t at = b * static_cast<int64_t>(kQ8_0BlockBytes);
-    // The same block of the next tile's rows is requested now, so that it is in cache when that
-    // tile starts. In a decode step this raises the rate from DRAM by about a third.
-    const int64_t ahead = at + 4 * static_cast<int64_t>(a.w_row_bytes);
-    _mm_prefetch(reinterpret_cast<const char*>(w0 + ahead), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(w1 + ahead), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(w2 + ahead), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(w3 + ahead), _MM_HINT_T0);
+    PrefetchNextTile(w0, a.w_row_bytes, at);
     uint16_t d_bits[4];
     std::memcpy(&d_bits[0], w0 + at, 2);
     std::memcpy(&d_bits[1], w1 + at, 2);
@@ -451,15 +450,10 @@ inline void TileQuant(const MatMulArgs& a, int64_t r0, int64_t t0) {
   const __m256i ones16 = _mm256_set1_epi16(1);
   const __m256i ones8 = _mm256_set1_epi8(1);
   const int64_t n_blocks = a.n_in / kQ8BlockSize;
-  const int64_t block_bytes = static_cast<int64_t>(a.w_row_bytes) / Max(n_blocks, 1);  // average, for prefetch
+  // Average bytes per 32-input block, enough to aim a prefetch (K-quant blocks share a header).
+  const int64_t block_bytes = static_cast<int64_t>(a.w_row_bytes) / Max(n_blocks, 1);
   for (int64_t b = 0; b < n_blocks; ++b) {
-    if constexpr (RB == 4 && TB == 1) {
-      // A decode step reads each weight once, so the next tile's rows are requested early.
-      SPARKV_UNROLL
-      for (int r = 0; r < RB; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(w[r] + 4 * a.w_row_bytes + b * block_bytes), _MM_HINT_T0);
-      }
-    }
+    if constexpr (RB == 4 && TB == 1) PrefetchNextTile(w[0], a.w_row_bytes, b * block_bytes);
     __m256i xq[TB];
     __m256 xsum[TB];
     SPARKV_UNROLL

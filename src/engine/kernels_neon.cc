@@ -193,7 +193,7 @@ void MatMulBf16(const MatMulArgs& a) { MatMulTiled<TileBf16, kFloatTokens>(a); }
 
 // ---- Quantized weight blocks ----
 
-// One 32-input block of a weight row as int8 codes: lo holds inputs 0-15, hi inputs 16-31. Its
+// One 32-input block of a weight row as int8 codes: lo contains inputs 0-15, hi inputs 16-31. Its
 // product with an activation block is scale * sum(code * xq) - min_scale * sum(xq), where for
 // kTwoScales formats each 16-input half's sum is first multiplied by its integer mult_lo/mult_hi.
 // Decoding happens once per row and block and serves every token of a tile.
