@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -212,6 +213,30 @@ TEST_F(EngineParityTest, PrefillWhileAnotherThreadWritesLaterRows) {
 
   std::vector<float> logits;
   ASSERT_TRUE(target->Prefill(std::span(f32_.tokens).subspan(200, 1), 200, &logits).ok());
+  EXPECT_LE(MaxAbsDiff(logits, want[0]), 1e-6f);
+}
+
+TEST_F(EngineParityTest, InterruptedPrefillRerunMatches) {
+  auto reference = MakeEngine(KvElemType::kF16);
+  auto engine = MakeEngine(KvElemType::kF16);
+  ASSERT_NE(reference, nullptr);
+  ASSERT_NE(engine, nullptr);
+  const auto want = ChunkedLogits(*reference, f32_, 201);
+
+  std::atomic<bool> interrupt{false};
+  engine->set_interrupt(&interrupt);
+  ASSERT_TRUE(engine->Prefill(std::span(f32_.tokens).subspan(0, 64), 0, nullptr).ok());
+  interrupt = true;
+  const Status stopped = engine->Prefill(std::span(f32_.tokens).subspan(64, 64), 64, nullptr);
+  EXPECT_EQ(stopped.code(), ErrorCode::kCancelled) << stopped.ToString();
+  EXPECT_NE(stopped.message().find("position 64"), std::string::npos) << stopped.message();
+  EXPECT_TRUE(engine->kv_cache().IsResident(0, 64)) << "rows of an earlier call must stay resident";
+  EXPECT_EQ(engine->kv_cache().FirstNotResident(0, 128), 64);
+
+  // The rows the stopped call wrote in part are computed again once the flag is cleared.
+  interrupt = false;
+  std::vector<float> logits;
+  ASSERT_TRUE(engine->Prefill(std::span(f32_.tokens).subspan(64, 137), 64, &logits).ok());
   EXPECT_LE(MaxAbsDiff(logits, want[0]), 1e-6f);
 }
 

@@ -385,7 +385,7 @@ void Engine::Attention(int32_t layer, int32_t n, Position pos) {
   });
 }
 
-void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs) {
+bool Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs) {
   const int32_t n_embd = hp_.n_embd;
   const int32_t n_ff = hp_.n_ff;
   const int32_t half = hp_.n_rot / 2;
@@ -401,6 +401,7 @@ void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
   }
 
   for (int32_t l = 0; l < hp_.n_layer; ++l) {
+    if (interrupt_ != nullptr && interrupt_->load(std::memory_order_relaxed)) return false;
     const LayerWeights& w = model_.layers()[l];
 
     // Attention block: norm, Q/K/V projections, RoPE, new rows into the cache, attention, output
@@ -460,6 +461,7 @@ void Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
       k_.axpy_f32(1.0f, xn_.data() + static_cast<size_t>(t) * n_embd, n_embd, x_.data() + static_cast<size_t>(t) * n_embd);
     }
   }
+  return true;
 }
 
 void Engine::Logits(const std::vector<int32_t>& rows, const std::vector<int32_t>& out_index, float* out) {
@@ -522,7 +524,10 @@ Status Engine::PrefillWithLogits(std::span<const TokenId> tokens, Position begin
       }
     }
     const bool need_outputs = out != nullptr && !rows.empty();
-    ForwardBatch(tokens.data() + b0, nb, pos, need_outputs);
+    if (!ForwardBatch(tokens.data() + b0, nb, pos, need_outputs)) {
+      return CancelledError("prefill interrupted at position " + std::to_string(pos) + ": positions [" +
+                            std::to_string(pos) + ", " + std::to_string(begin + n) + ") are not resident");
+    }
     cache_->MarkResident(pos, pos + nb);
     if (need_outputs) Logits(rows, out_index, out->data());
   }

@@ -6,6 +6,7 @@
 // allocations are the KV cache and scratch for one micro-batch, both made in Create.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -63,12 +64,20 @@ class Engine {
   // One token at `pos`; logits (nullable) receives its n_vocab logits.
   Status Decode(TokenId token, Position pos, std::vector<float>* logits);
 
+  // A flag that Prefill and Decode read between layers (nullptr: none). Once another thread sets
+  // it, the call returns Cancelled within one layer. The micro-batch in progress and the ones
+  // after it are then not resident, and some of their K/V rows are overwritten. Earlier
+  // micro-batches stay resident. The caller clears the flag before the next call. The two-path loader uses this to stop a prefill that a blob of the same rows has
+  // overtaken, instead of waiting for the prefill call to end.
+  void set_interrupt(const std::atomic<bool>* flag) { interrupt_ = flag; }
+
  private:
   Engine(const Model& model, const EngineOptions& options);
 
   // One micro-batch of n tokens at positions [pos, pos + n). Without need_outputs the last layer
   // stops after writing its K/V rows, and x_ is not the final hidden state.
-  void ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs);
+  // Returns false when the interrupt flag stopped it between layers.
+  bool ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs);
   // One product of a MatMuls call: y[t * ldy + r] = w[r] . x[t] for every output row r.
   struct Product {
     const WeightView* w;
@@ -109,6 +118,7 @@ class Engine {
   std::vector<float> rope_sin_;  // [n_positions][n_rot / 2]
   // Per thread: scores [n_rep][kKeyTile], accumulators [n_rep][head_dim], max and sum [n_rep].
   std::vector<std::vector<float>> attn_scratch_;  // [n_threads]
+  const std::atomic<bool>* interrupt_ = nullptr;  // see set_interrupt
 };
 
 }  // namespace sparkv
