@@ -57,6 +57,13 @@ TEST(BenchScenarioTest, ParsesGoodFileAndResolvesPaths) {
   EXPECT_DOUBLE_EQ(s->rtt_ms, 40);
   EXPECT_EQ(s->repetitions, 2);
   EXPECT_EQ(s->energy_profile, "phone-lte");
+  EXPECT_EQ(s->race_ratio, 0.0) << "without the field, each strategy keeps its own race ratio";
+
+  json with_ratio = GoodScenario();
+  with_ratio["race_ratio"] = 1.5;
+  Result<Scenario> hedged = ParseScenario(with_ratio.dump(), "/tmp");
+  ASSERT_TRUE(hedged.ok()) << hedged.status().ToString();
+  EXPECT_EQ(hedged->race_ratio, 1.5);
 }
 
 TEST(BenchScenarioTest, SweepExpandsToCrossProduct) {
@@ -123,6 +130,7 @@ TEST(BenchScenarioTest, RejectsEachBadFieldByName) {
       {"repetitions", {{"repetitions", 0}}},
       {"query_tokens", {{"query_tokens", 1.5}}},
       {"timeout_s", {{"timeout_s", -1}}},
+      {"race_ratio", {{"race_ratio", 0.5}}},
       {"energy_profile", {{"energy_profile", nullptr}}},
       {"colour", {{"colour", "red"}}},
   };

@@ -193,6 +193,27 @@ TEST_F(SimulateCliTest, LevelWithoutDecodeCostIsRejected) {
   EXPECT_EQ(other_status, 0) << other_out;
 }
 
+// At 1000 Mbit/s the 24 MiB stream in 0.2 s, sooner than chunk 0's 0.39 s of prefill, so the
+// plan streams every chunk and the compute path idles. Within a race ratio of 3 it races the
+// frontier chunk as a hedge. At 1 it does not: the link is steady, so no prediction missed.
+TEST_F(SimulateCliTest, RaceRatioSetsHedge) {
+  int32_t races[2] = {-1, -1};
+  const char* ratios[2] = {"1", "3"};
+  for (int i = 0; i < 2; ++i) {
+    const auto [status, out] =
+        Simulate(std::string("--rate 1000 --strategies sparkv-adaptive --json --race-ratio ") + ratios[i]);
+    ASSERT_EQ(status, 0) << out;
+    const json report = json::parse(out);
+    races[i] = report["strategies"][0]["races"];
+  }
+  EXPECT_EQ(races[0], 0);
+  EXPECT_GT(races[1], 0);
+
+  const auto [low_status, low_out] = Simulate("--rate 10 --race-ratio 0.5");
+  EXPECT_NE(low_status, 0);
+  EXPECT_NE(low_out.find("--race-ratio"), std::string::npos) << low_out;
+}
+
 TEST_F(SimulateCliTest, EmptyListItemIsRejected) {
   const std::pair<std::string, std::string> cases[] = {
       {"--rate 10 --strategies local,,stream", "--strategies 'local,,stream': item 2 is empty"},

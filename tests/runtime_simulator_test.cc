@@ -292,14 +292,30 @@ TEST(ControllerTest, RacedBlobStopsPrefill) {
   // The link recovers: the blob is here during the first piece, with 224 tokens (0.875 s) of
   // prefill after it, far more than its decode.
   ASSERT_TRUE(controller->OnTransferProgress(0, 1'000'000, 30.0, 30.05));
-  controller->OnTransferArrived(0, 30.05);
+  EXPECT_TRUE(controller->OnTransferArrived(0, 30.05)) << "the prefill must stop at once";
   EXPECT_TRUE(controller->AwaitingPrefillStop(0)) << "the compute path still writes the chunk's rows";
+  // The piece ended before the compute path saw the request: it stops at the boundary.
   EXPECT_FALSE(controller->ContinuePrefill(0, 32, 30.125)) << "the prefill must stop at its piece boundary";
   EXPECT_FALSE(controller->AwaitingPrefillStop(0));
   EXPECT_TRUE(controller->OnTransferEnd(0, LoadController::TransferResult::kOk, 1'000'000, 30.0, 30.125));
   controller->OnDecodeEnd(0, true, 30.13);
   EXPECT_TRUE(controller->AllResident());
   EXPECT_EQ(controller->stats().n_raced, 1);
+  EXPECT_EQ(controller->stats().n_abandoned, 1);
+}
+
+TEST(ControllerTest, RacedBlobInterruptsPiece) {
+  std::unique_ptr<LoadController> controller = RacedChunkZero();
+  ASSERT_TRUE(controller->OnTransferProgress(0, 1'000'000, 30.0, 30.05));
+  ASSERT_TRUE(controller->OnTransferArrived(0, 30.05));
+  // The engine stopped inside the first piece: no token of the chunk was computed.
+  controller->OnPrefillInterrupted(0, 0, 30.06);
+  EXPECT_FALSE(controller->AwaitingPrefillStop(0));
+  EXPECT_TRUE(controller->OnTransferEnd(0, LoadController::TransferResult::kOk, 1'000'000, 30.0, 30.06));
+  EXPECT_EQ(controller->NextCompute(30.06).kind, LoadController::ComputeStep::Kind::kWait)
+      << "the chunk decodes; the compute path has nothing to do";
+  controller->OnDecodeEnd(0, true, 30.07);
+  EXPECT_TRUE(controller->AllResident());
   EXPECT_EQ(controller->stats().n_abandoned, 1);
 }
 
@@ -403,9 +419,11 @@ TEST(SimulatorTest, AdaptiveAbandonsPrefillForFastLink) {
   EXPECT_TRUE(adaptive->chunks[0].streamed);
   EXPECT_EQ(adaptive->n_streamed, 4);
   EXPECT_LT(adaptive->ttft_s, 1.0) << "chunk 0's whole prefill would take 1 s";
-  // Its blob is fetched while the first piece (32 tokens, 0.125 s) still runs.
+  // Its blob is fetched while the first piece (32 tokens, 0.125 s) still runs, and stops that
+  // piece when it arrives, 0.05 s later.
   EXPECT_LT(adaptive->chunks[0].transfer_start_s, 0.125);
-  EXPECT_GE(adaptive->chunks[0].resident_s, 0.125) << "the decode must wait for the prefill to stop";
+  EXPECT_NEAR(adaptive->chunks[0].resident_s, adaptive->chunks[0].transfer_end_s, 1e-9);
+  EXPECT_LT(adaptive->chunks[0].resident_s, 0.125) << "the blob must not wait for the piece to end";
 }
 
 TEST(SimulatorTest, SlowDeviceRestartsLargeBlobSmaller) {
@@ -439,14 +457,17 @@ TEST(SimulatorTest, SlowDeviceRestartsLargeBlobSmaller) {
 
 TEST(SimulatorTest, RaceKeepsRecoveringLinkBlob) {
   // Two chunks of 1 s compute and 1 MB, planned to stream at 4 MB/s. The link carries chunk 1,
-  // nearly dies at 0.3 s during chunk 0's transfer, and recovers at 1.5 s.
+  // nearly dies at 0.3 s during chunk 0's transfer, and recovers at 1.5 s. Without a hedge
+  // (race_ratio 1), nothing races before the dip.
   SimScenario scenario;
   scenario.input = UniformInput(2, 1'000'000, 4e6);
   scenario.actual = BandwidthModel::Steps({{0.0, 4e6}, {0.3, 0.01e6}, {1.5, 10e6}}).value();
-  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  Strategy strategy = Get("sparkv-adaptive");
+  strategy.race_ratio = 1.0;
+  Result<SimResult> adaptive = SimulateLoad(strategy, scenario);
   ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
   // The compute path took chunk 0 during the dip, but the transfer went on, and its blob, there
-  // at about 1.55 s, stopped the prefill at the next piece.
+  // at about 1.55 s, stopped the prefill.
   EXPECT_EQ(adaptive->stats.n_raced, 1);
   EXPECT_EQ(adaptive->stats.n_cancelled, 0);
   const SimChunk& chunk = adaptive->chunks[0];
@@ -454,6 +475,41 @@ TEST(SimulatorTest, RaceKeepsRecoveringLinkBlob) {
   EXPECT_TRUE(chunk.prefill_abandoned);
   EXPECT_TRUE(chunk.streamed);
   EXPECT_LT(adaptive->ttft_s, chunk.compute_start_s + 1.0) << "the prefill alone would have ended then";
+}
+
+TEST(StrategyTest, RaceRatioAppliesToReplanningOnly) {
+  EXPECT_EQ(WithRaceRatio(Get("sparkv-adaptive"), 1.5).race_ratio, 1.5);
+  EXPECT_EQ(WithRaceRatio(Get("sparkv-adaptive"), 0.0).race_ratio, Get("sparkv-adaptive").race_ratio);
+  EXPECT_EQ(WithRaceRatio(Get("cake"), 5.0).race_ratio, Get("cake").race_ratio) << "cake does not re-plan";
+}
+
+TEST(SimulatorTest, HedgeRacesFrontierFromTheStart) {
+  // The link of RaceKeepsRecoveringLinkBlob. Streaming both chunks is predicted to take 0.5 s and
+  // computing chunk 0 1 s, within sparkv-adaptive's race ratio. So the compute path races chunk 0
+  // from the start, and its prefill wins at 1 s while the blob waits for the link to recover.
+  SimScenario scenario;
+  scenario.input = UniformInput(2, 1'000'000, 4e6);
+  scenario.actual = BandwidthModel::Steps({{0.0, 4e6}, {0.3, 0.01e6}, {1.5, 10e6}}).value();
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
+  EXPECT_GT(Get("sparkv-adaptive").race_ratio, 2.0);
+  EXPECT_EQ(adaptive->initial_plan.predicted.n_streamed, 2);
+  EXPECT_EQ(adaptive->stats.n_raced, 1);
+  const SimChunk& chunk = adaptive->chunks[0];
+  EXPECT_EQ(chunk.compute_start_s, 0.0);
+  EXPECT_FALSE(chunk.streamed);
+  EXPECT_NEAR(adaptive->all_resident_s, 1.0, 1e-6) << "the blob of chunk 0 arrives after 1.5 s";
+
+  // On a steady link the race is a pure hedge: the blob stops the prefill as it arrives, and the
+  // load ends as streaming alone would.
+  scenario.actual = scenario.input.bandwidth;
+  Result<SimResult> steady = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  Result<SimResult> stream = SimulateLoad(Get("stream"), scenario);
+  ASSERT_TRUE(steady.ok()) << steady.status().ToString();
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  EXPECT_TRUE(steady->chunks[0].streamed);
+  EXPECT_TRUE(steady->chunks[0].prefill_abandoned);
+  EXPECT_NEAR(steady->all_resident_s, stream->all_resident_s, 1e-6);
 }
 
 TEST(ControllerTest, SlowDecodeSkipsLinkProbe) {

@@ -249,7 +249,7 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
   std::vector<Strategy> strategies;
   for (const std::string& name : s.strategies) {
     SPARKV_ASSIGN_OR_RETURN(Strategy strategy, FindStrategy(name));
-    strategies.push_back(std::move(strategy));
+    strategies.push_back(WithRaceRatio(std::move(strategy), s.race_ratio));
   }
   for (size_t p = 0; p < report.points.size(); ++p) {
     const int32_t n_context = report.n_context_tokens[p];

@@ -254,8 +254,8 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   if (!doc.is_object()) return InvalidArgumentError("scenario must be a JSON object with fields such as profile and bandwidth");
   static const char* const kKnown[] = {"name", "mode", "real", "profile", "manifest", "synthetic", "n_chunks", "levels",
                                        "quality_floor", "bandwidth", "initial_rate_mbit", "rtt_ms", "slowdown",
-                                       "strategies", "repetitions", "query_tokens", "timeout_s", "energy_profile",
-                                       "power_profiles"};
+                                       "strategies", "repetitions", "query_tokens", "timeout_s", "race_ratio",
+                                       "energy_profile", "power_profiles"};
   for (const auto& item : doc.items()) {
     const std::string& key = item.key();
     if (std::find_if(std::begin(kKnown), std::end(kKnown), [&key](const char* k) { return key == k; }) ==
@@ -407,6 +407,9 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   }
   if (doc.contains("query_tokens")) {
     SPARKV_ASSIGN_OR_RETURN(s.query_tokens, IntegerIn(doc["query_tokens"], "query_tokens", 1, 1 << 20));
+  }
+  if (doc.contains("race_ratio")) {
+    SPARKV_ASSIGN_OR_RETURN(s.race_ratio, NumberIn(doc["race_ratio"], "race_ratio", 1.0, 100.0));
   }
   if (doc.contains("timeout_s")) {
     SPARKV_ASSIGN_OR_RETURN(s.timeout_s, NumberIn(doc["timeout_s"], "timeout_s", 0.001, 1e6));

@@ -72,6 +72,7 @@ struct Scenario {
   int32_t repetitions = 1;
   int32_t query_tokens = 16;
   double timeout_s = 60.0;
+  double race_ratio = 0.0;          // race ratio of re-planning strategies; 0 = each strategy's own
   std::string energy_profile;       // a name in the power profiles file
   std::string power_profiles_path;  // empty: the checked-in data/power_profiles.json
 };

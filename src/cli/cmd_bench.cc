@@ -252,7 +252,7 @@ int RunBench(const Flags& f) {
   for (const std::string& name : s.strategies) {
     Result<Strategy> strategy = FindStrategy(name);
     if (!strategy.ok()) return ReportError(strategy.status().WithContext("scenario field 'strategies'"));
-    strategies.push_back(*strategy);
+    strategies.push_back(WithRaceRatio(*strategy, s.race_ratio));
   }
   if (!f.svg_dir.empty()) {
     std::error_code error;

@@ -66,6 +66,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     uint64_t seed = 0;
     std::string profile;
     double timeout_s = 60.0;
+    double race_ratio = 0.0;  // 0 = the strategy's own
     double bandwidth_mbit = 0.0;
     bool json = false;
     bool chat = false;
@@ -112,6 +113,10 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(1e-6f, 1.0f));
   command->add_option("--seed", flags->seed, "Sampling seed")->capture_default_str();
   command->add_option("--profile", flags->profile, "Saved device profile (JSON); default: measured once and cached");
+  command->add_option("--race-ratio", flags->race_ratio,
+                      "hybrid races a chunk on the compute path when computing it takes at most this many times as "
+                      "long as streaming it (default 3; 1 saves energy on a steady link)")
+      ->check(CLI::Range(1.0, 100.0));
   command->add_option("--timeout", flags->timeout_s, "Seconds an HTTP request may receive no byte before it is abandoned")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 86400.0));
@@ -169,6 +174,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     options.n_generate = flags->n_generate;
     options.sampling = {flags->temperature, flags->top_p, flags->seed};
     options.timeout_s = flags->timeout_s;
+    options.race_ratio = flags->race_ratio;
     options.bandwidth_hint_mbit = flags->bandwidth_mbit;
     Result<RunReport> report = RunRequest(**model, **engine, *profile, *context, *query_ids, options);
     if (!report.ok()) return void(*exit_code = ReportError(report.status()));

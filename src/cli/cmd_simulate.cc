@@ -33,6 +33,7 @@ struct Flags {
   double overhead_ms = 0.0;
   int32_t query_tokens = 16;
   double timeout_s = 60.0;
+  double race_ratio = 0.0;  // 0 = each strategy's own
   bool json = false;
 };
 
@@ -209,7 +210,7 @@ int RunSimulate(const Flags& f) {
                                                 "' again (hybrid is sparkv-adaptive); list each strategy once"));
       }
     }
-    strategies.push_back(*strategy);
+    strategies.push_back(WithRaceRatio(*strategy, f.race_ratio));
   }
   if (strategies.empty()) {
     return ReportError(InvalidArgumentError("--strategies is empty; give e.g. --strategies local,stream,sparkv-adaptive"));
@@ -352,6 +353,10 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
   command->add_option("--timeout", flags->timeout_s, "Seconds before a transfer counts as failed")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 1e6));
+  command->add_option("--race-ratio", flags->race_ratio,
+                      "sparkv-adaptive races a chunk on the compute path when computing it takes at most this many "
+                      "times as long as streaming it (default 3; 1 saves energy on a steady link)")
+      ->check(CLI::Range(1.0, 100.0));
   command->add_flag("--json", flags->json, "Print JSON instead of a table");
   command->callback([flags, exit_code] { *exit_code = RunSimulate(*flags); });
 }

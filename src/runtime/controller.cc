@@ -43,10 +43,11 @@ constexpr double kStallSeconds = 0.5;
 // in 64-token ones.
 constexpr int32_t kPieceTokenChoices[] = {32, 64, 128};
 constexpr double kMaxPieceOverhead = 0.15;
-// A path that would idle races the other for a chunk when its predicted time is at most this
-// many times the other's. A race costs energy, and when the stream path wins, up to one piece of
-// prefill before the decode. It wins back a whole chunk when the link dips or recovers against
-// the prediction.
+// After the link's rate predictions missed, a path that would idle races the other for a chunk
+// when its predicted time is at most 1 + the recent error times the other's, up to this many
+// times. The compute path also races within the strategy's race_ratio, a hedge set in advance.
+// A race costs energy. It wins back a whole chunk when the link dips or recovers against the
+// prediction.
 constexpr double kRaceRatio = 2.0;
 // Transfers whose prediction errors set how far a race may reach (RaceRatio).
 constexpr size_t kRaceErrorWindow = 3;
@@ -433,23 +434,27 @@ bool LoadController::OnTransferEnd(int32_t chunk, TransferResult result, uint64_
   return false;
 }
 
-void LoadController::OnTransferArrived(int32_t chunk, double now_s) {
+bool LoadController::OnTransferArrived(int32_t chunk, double now_s) {
   const size_t j = static_cast<size_t>(chunk);
   Chunk& c = chunks_[j];
-  if (c.state != State::kComputing || !c.early_fetch) return;
+  if (c.state != State::kComputing || !c.early_fetch) return false;
   c.blob_arrived = true;
-  if (!c.racing || c.abandon_requested) return;
-  // The piece in progress runs to its end either way: stop after it when decoding the blob then
-  // ends sooner than the pieces after it.
-  const int32_t piece_end = std::min(input_.chunks[j].end, c.prefill_done + piece_tokens_);
-  const double after_piece_s = piece_end < input_.chunks[j].end ? ComputeSeconds(j, piece_end) : 0.0;
-  SPARKV_LOG_DEBUG("%.2f s: chunk %zu: blob arrived, %.2f s of prefill after the current piece", now_s, j,
-                   after_piece_s);
-  if (DecodeSeconds(j, c.fetch_level) < after_piece_s) {
-    c.decision = Decision{Decision::Path::kStream, c.fetch_level};
-    c.abandon_requested = true;
-    ++version_;
+  if (c.abandon_requested) {
+    // A plan already stops this prefill at its next piece: the blob makes the rest of the piece
+    // useless.
+    c.interrupted = true;
+    return true;
   }
+  if (!c.racing) return false;
+  // Stop the piece in progress when decoding the blob ends sooner than the prefill would.
+  const double left_s = PrefillSecondsLeft(j, now_s);
+  SPARKV_LOG_DEBUG("%.2f s: chunk %zu: blob arrived, %.2f s of prefill left", now_s, j, left_s);
+  if (!(DecodeSeconds(j, c.fetch_level) < left_s)) return false;
+  c.decision = Decision{Decision::Path::kStream, c.fetch_level};
+  c.abandon_requested = true;
+  c.interrupted = true;
+  ++version_;
+  return true;
 }
 
 bool LoadController::AwaitingPrefillStop(int32_t chunk) const {
@@ -657,7 +662,8 @@ bool LoadController::ComputeRaceWorthwhile(size_t j, double now_s) const {
   // decides when a raced prefill pauses (ContinuePrefill), so a paused race does not restart.
   const int32_t from = ResumeToken(j);
   const double stream_s = PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) - now_s;
-  return stream_s > 2.0 * PieceSeconds(j, from) && ComputeSeconds(j, from) < RaceRatio(now_s) * stream_s;
+  const double ratio = std::max(strategy_.race_ratio, RaceRatio(now_s));
+  return stream_s > 2.0 * PieceSeconds(j, from) && ComputeSeconds(j, from) < ratio * stream_s;
 }
 
 int32_t LoadController::StreamRaceLevel(size_t j, double now_s) const {
@@ -819,7 +825,13 @@ bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now
     }
   }
   if (!c.abandon_requested) return true;
+  StopPrefill(c, done_end);
+  return false;
+}
+
+void LoadController::StopPrefill(Chunk& c, int32_t done_end) {
   c.abandon_requested = false;
+  c.interrupted = false;
   // The rows computed so far stay until a blob is decoded over them: if the compute path takes
   // the chunk back, its prefill resumes here.
   c.kept_rows_end = done_end;
@@ -830,7 +842,14 @@ bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now
   ++stats_.n_abandoned;
   ++version_;
   MarkDirty();
-  return false;
+}
+
+void LoadController::OnPrefillInterrupted(int32_t chunk, int32_t done_end, double now_s) {
+  (void)now_s;
+  Chunk& c = chunks_[static_cast<size_t>(chunk)];
+  if (c.state != State::kComputing || !c.interrupted) return;
+  c.prefill_done = done_end;
+  StopPrefill(c, done_end);
 }
 
 std::optional<PlanInput> LoadController::AbandonInput(double now_s, int32_t* chunk) const {

@@ -93,10 +93,13 @@ class LoadController {
   // went to the compute path meanwhile (the blob is dropped) or the transfer failed.
   bool OnTransferEnd(int32_t chunk, TransferResult result, uint64_t bytes, double elapsed_s, double now_s);
   // Records that every byte of the blob of `chunk` has arrived, before OnTransferEnd. A racing
-  // chunk (in prefill while its blob is fetched) stops its prefill at the next piece when decoding
-  // the blob ends sooner than the rest of the prefill. Otherwise the prefill runs to its end and
-  // the blob is dropped. The stream path waits while AwaitingPrefillStop is true.
-  void OnTransferArrived(int32_t chunk, double now_s);
+  // chunk (in prefill while its blob is fetched) stops its prefill when decoding the blob ends
+  // sooner than the rest of the prefill. Otherwise the prefill runs to its end and the blob is
+  // dropped. Returns true when the prefill should stop at once rather than at the end of its
+  // piece: the compute path then interrupts the engine and calls OnPrefillInterrupted. This also
+  // holds for a prefill that a plan stops at its next piece. The stream path waits while
+  // AwaitingPrefillStop is true.
+  bool OnTransferArrived(int32_t chunk, double now_s);
   // True while the blob of `chunk` is fetched early, during the piece at whose end a plan stops the
   // chunk's prefill (see NextTransfer). A stream path whose transfer of it has ended must wait
   // until this turns false before OnTransferEnd and the decode: until then the compute path still
@@ -132,6 +135,10 @@ class LoadController {
   // Updates the device's speed factor. Returns false when a plan moved the chunk to the stream
   // path. The compute path then stops, and the decoded blob overwrites the rows it wrote.
   bool ContinuePrefill(int32_t chunk, int32_t done_end, double now_s);
+  // The piece that OnTransferArrived asked to stop was interrupted, with tokens [begin, done_end)
+  // computed: the end of the last whole piece. The chunk goes to the stream path, whose blob
+  // waits for this call.
+  void OnPrefillInterrupted(int32_t chunk, int32_t done_end, double now_s);
 
   // --- planning ---
   // True when a re-plan is due (re-planning strategies only).
@@ -192,6 +199,7 @@ class LoadController {
     bool early_fetch = false;        // kComputing: the blob is fetched (or held) while the prefill runs
     bool racing = false;             // kComputing: the first of the prefill and the blob to end wins
     bool blob_arrived = false;       // kComputing with early_fetch: every byte of the blob is here
+    bool interrupted = false;        // kComputing: OnTransferArrived asked to stop the piece at once
     int32_t prefill_from = 0;        // kComputing: the token this prefill started at
     int32_t prefill_done = 0;        // kComputing: the end of its last finished piece
     int32_t kept_rows_end = -1;      // a stopped prefill left tokens [begin, this) in the cache
@@ -233,7 +241,8 @@ class LoadController {
   // strategy allows it, the chunk would be resident sooner by a margin, and TakingLowersTtft.
   bool ComputingWins(size_t j, double now_s) const;
   // True when the compute path, idle, should race chunk j (the frontier) against the stream path.
-  // Computing it must take at most RaceRatio() times as long as the stream path's predicted
+  // Computing it must take at most RaceRatio() or the strategy's race_ratio times as long as the
+  // stream path's predicted
   // delivery, so that a dip of the link could make computing win. That delivery must also be
   // more than two prefill pieces away.
   bool ComputeRaceWorthwhile(size_t j, double now_s) const;
@@ -241,7 +250,8 @@ class LoadController {
   // not predicted to arrive and decode within RaceRatio() times the prefill's time left.
   int32_t StreamRaceLevel(size_t j, double now_s) const;
   // How many times longer than the other path a path racing it may be predicted to take: up to
-  // kRaceRatio as the link's recent rate predictions missed by more.
+  // kRaceRatio as the link's recent rate predictions missed by more. The compute path may also
+  // race within the strategy's race_ratio.
   double RaceRatio(double now_s) const;
   // True when no chunk but j is planned to stream: a transfer of j is all the link would do.
   bool OnlyStreamChunk(size_t j) const;
@@ -264,6 +274,9 @@ class LoadController {
   void InstallAbandonPlan(const Plan& plan, int32_t chunk, uint64_t version, double now_s);
   // Gives `chunk`, in prefill, the path `plan` chose for it and requests the stop at the next piece.
   void RequestPrefillStop(int32_t chunk, const Plan& plan);
+  // Ends the prefill of chunk c after tokens [begin, done_end): the chunk returns to the stream
+  // path (in flight when its blob was fetched early) and keeps those rows until a decode.
+  void StopPrefill(Chunk& c, int32_t done_end);
   // Folds one measured / predicted prefill time into the device's speed factor.
   void MeasureDevice(double predicted_s, double measured_s);
   void MarkDirty() { dirty_ = true; }

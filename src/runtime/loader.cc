@@ -1,5 +1,6 @@
 #include "runtime/loader.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -93,6 +94,14 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
   std::condition_variable changed;
   bool finished = false;  // the compute path saw every chunk resident, or failed
   bool prefilling = false;  // the compute path is inside a chunk's prefill
+  // Set by the stream path when a blob overtakes the prefill of its chunk: the engine stops that
+  // prefill at its next layer instead of finishing the piece. Cleared before every piece.
+  std::atomic<bool> interrupt_prefill{false};
+  engine_->set_interrupt(&interrupt_prefill);
+  struct InterruptReset {
+    Engine* engine;
+    ~InterruptReset() { engine->set_interrupt(nullptr); }
+  } interrupt_reset{engine_};
   const int idle_decode_threads =
       options_.decode_threads > 0 ? options_.decode_threads : engine_->thread_pool().n_threads();
 
@@ -179,7 +188,7 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       // A blob fetched while its chunk's prefill runs on to the piece where it stops waits for
       // that stop: until then the compute path writes the chunk's rows. A raced chunk's prefill
       // may also run to its end, and the blob is dropped.
-      if (fetched.ok()) controller->OnTransferArrived(j, outcome.transfer_end_s);
+      if (fetched.ok() && controller->OnTransferArrived(j, outcome.transfer_end_s)) interrupt_prefill = true;
       while (controller->AwaitingPrefillStop(j) && !finished) changed.wait_for(lock, kWaitSlice);
       const bool decode = controller->OnTransferEnd(j, result, n_bytes, outcome.transfer_end_s - issued,
                                                     outcome.transfer_end_s);
@@ -295,9 +304,18 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       bool abandoned = false;
       while (compute_status.ok() && done < chunk.range.end) {
         const Position piece_end = std::min<Position>(chunk.range.end, done + piece_tokens);
+        interrupt_prefill = false;
         lock.unlock();
         compute_status = engine_->Prefill(tokens.subspan(done, piece_end - done), done, nullptr);
         lock.lock();
+        if (compute_status.code() == ErrorCode::kCancelled && interrupt_prefill) {
+          // A blob of this chunk arrived and decodes sooner: the rows of the stopped piece are
+          // not resident, and the decode overwrites the chunk.
+          compute_status = Status::Ok();
+          controller->OnPrefillInterrupted(step.chunk, done, SecondsSince(start));
+          abandoned = true;
+          break;
+        }
         done = piece_end;
         if (compute_status.ok() && done < chunk.range.end &&
             !controller->ContinuePrefill(step.chunk, done, SecondsSince(start))) {

@@ -176,7 +176,8 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     return InvalidArgumentError("HTTP timeout " + std::to_string(options.timeout_s) +
                                 " s must be positive and finite (--timeout)");
   }
-  SPARKV_ASSIGN_OR_RETURN(const Strategy strategy, FindStrategy(options.strategy));
+  SPARKV_ASSIGN_OR_RETURN(Strategy found, FindStrategy(options.strategy));
+  const Strategy strategy = WithRaceRatio(std::move(found), options.race_ratio);
 
   RunReport report;
   if (needed > hp.n_ctx_train) {
@@ -300,7 +301,8 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     // the strategy any more.
     PlanInput input = source != nullptr ? connect(ProgressFunction()) : local_input;
     const double connected_s = SecondsSince(start);
-    SPARKV_ASSIGN_OR_RETURN(const Strategy followed, FindStrategy(stream_usable ? strategy.name : "local"));
+    SPARKV_ASSIGN_OR_RETURN(Strategy found_followed, FindStrategy(stream_usable ? strategy.name : "local"));
+    const Strategy followed = WithRaceRatio(std::move(found_followed), options.race_ratio);
     Loader loader(&engine, stream_usable ? source.get() : nullptr, model.fingerprint());
     SPARKV_ASSIGN_OR_RETURN(report.load, loader.Load(context, load_chunks, std::move(input), followed));
     report.predicted_ttft_s = report.load.initial_plan.predicted.ttft_s + connected_s;

@@ -23,6 +23,7 @@ struct RunOptions {
   SamplerOptions sampling;
   double timeout_s = 60.0;                   // an HTTP request that receives no byte for this long fails
   double bandwidth_hint_mbit = 0.0;          // > 0 skips the bandwidth probe
+  double race_ratio = 0.0;                   // re-planning strategies' race ratio; 0 = their own
 };
 
 struct RunReport {

@@ -31,7 +31,9 @@ struct CpuJob {
   Kind kind = Kind::kNone;
   int32_t chunk = -1;
   double end_s = 0.0;
-  int32_t piece_end = 0;  // kCompute: the prefill piece in progress ends at this token
+  int32_t piece_begin = 0;  // kCompute: the prefill piece in progress starts at this token
+  int32_t piece_end = 0;    // and ends at this one
+  bool interrupted = false;  // kCompute: the piece stops at end_s, cut short (OnTransferArrived)
 };
 
 }  // namespace
@@ -156,7 +158,7 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
           // NOTE: each piece pays the profile's per-call term d. Profiles fitted on a Xeon gave d of
           // 0.02 to 0.06 s, while 32- and 256-token calls ran within 10% of each other there.
           const double seconds = in.compute.ChunkSeconds(from, piece_end) * slow;
-          cpu = {CpuJob::Kind::kCompute, step.chunk, t + seconds, piece_end};
+          cpu = {CpuJob::Kind::kCompute, step.chunk, t + seconds, from, piece_end};
           result.chunks[static_cast<size_t>(step.chunk)].compute_start_s = t;
           result.cpu_busy_s += seconds;
           changed = true;
@@ -193,7 +195,14 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
         end.result = LoadController::TransferResult::kTransportError;
         end.bytes = 0;
       }
-      if (end.result == LoadController::TransferResult::kOk) controller->OnTransferArrived(chunk, t);
+      if (end.result == LoadController::TransferResult::kOk && controller->OnTransferArrived(chunk, t) &&
+          cpu.kind == CpuJob::Kind::kCompute && cpu.chunk == chunk && cpu.end_s > t) {
+        // The prefill stops now. NOTE: the engine stops at its next layer boundary, up to one
+        // layer's share of the piece later; the simulator stops at once.
+        result.cpu_busy_s -= cpu.end_s - t;
+        cpu.end_s = t;
+        cpu.interrupted = true;
+      }
       if (controller->AwaitingPrefillStop(chunk)) {
         held_end = end;
       } else {
@@ -217,11 +226,22 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
       SimChunk& sc = result.chunks[static_cast<size_t>(job->chunk)];
       if (job->kind == CpuJob::Kind::kCompute) {
         const ChunkSpec& spec = in.chunks[static_cast<size_t>(job->chunk)];
+        if (job->interrupted) {
+          controller->OnPrefillInterrupted(job->chunk, job->piece_begin, t);
+          sc.prefill_abandoned = true;
+          if (held_end && held_end->chunk == job->chunk) {
+            report_end(*held_end);
+            held_end.reset();
+          }
+          *job = CpuJob{};
+          continue;
+        }
         if (job->piece_end < spec.end) {
           if (controller->ContinuePrefill(job->chunk, job->piece_end, t)) {
             // The next piece of the same prefill.
             const int32_t piece_end = std::min(spec.end, job->piece_end + controller->PrefillPieceTokens(job->chunk));
             const double seconds = in.compute.ChunkSeconds(job->piece_end, piece_end) * slow;
+            job->piece_begin = job->piece_end;
             job->piece_end = piece_end;
             job->end_s = t + seconds;
             result.cpu_busy_s += seconds;

@@ -7,6 +7,12 @@
 namespace sparkv {
 namespace {
 
+// sparkv-adaptive's race_ratio: an idle compute path races the frontier chunk when computing it
+// takes at most 3 times as long as the stream path is predicted to need. On the 120-point trace
+// sweep of docs/planner.md, 3 and above kept every point within 10% of the hindsight optimum.
+// 2 left one point above and 1 left four. Races cost energy where the link holds (same section).
+constexpr double kAdaptiveRaceRatio = 3.0;
+
 std::vector<Strategy> BuiltIn() {
   std::vector<Strategy> s;
   s.push_back({"local", "local", "compute every chunk on the device", false, false, false, false, false});
@@ -25,11 +31,16 @@ std::vector<Strategy> BuiltIn() {
                false, true});
   s.push_back({"sparkv-adaptive", "exact",
                "the optimal plan, re-solved as bandwidth and device speed change; suffix fetched from the back",
-               true, true, false, true, true});
+               true, true, false, true, true, kAdaptiveRaceRatio});
   return s;
 }
 
 }  // namespace
+
+Strategy WithRaceRatio(Strategy s, double ratio) {
+  if (ratio > 0.0 && s.replan) s.race_ratio = ratio;
+  return s;
+}
 
 Result<Strategy> FindStrategy(std::string_view name) {
   const std::string_view wanted = name == "hybrid" ? std::string_view("sparkv-adaptive") : name;

@@ -30,11 +30,21 @@ struct Strategy {
   // manifest and measures the link. The first plan then starts from wherever compute has got to.
   // Off for strategies that stream every chunk.
   bool head_start = false;
+  // An idle compute path races the stream path for the chunk it waits for when computing it is
+  // predicted to take at most this many times as long as the stream path needs (re-planning
+  // strategies). Above 1 it hedges against the link fading before the blob arrives: the prefill
+  // costs energy, and stops as soon as the blob does. At 1 the compute path races only after the
+  // link's recent predictions missed.
+  double race_ratio = 1.0;
 };
 
 // Built-in strategies, and any planner added with RegisterPlanner() as a static strategy of the
 // same name. "hybrid" is the default and means "sparkv-adaptive".
 Result<Strategy> FindStrategy(std::string_view name);
+
+// Returns `s` with race_ratio set to `ratio` when `ratio` > 0 and `s` re-plans; other strategies
+// never race, and 0 keeps the strategy's own ratio.
+Strategy WithRaceRatio(Strategy s, double ratio);
 
 // The built-in names, in a fixed order, then registered planners that are not among them.
 std::vector<std::string> StrategyNames();
