@@ -319,6 +319,38 @@ TEST(ControllerTest, RacedBlobInterruptsPiece) {
   EXPECT_EQ(controller->stats().n_abandoned, 1);
 }
 
+TEST(ControllerTest, RacedPrefillKeepsStreamPathOpen) {
+  // Two chunks of 1 s compute, 1 MB each at 4 MB/s: the plan streams both in 0.5 s, and the idle
+  // compute path races chunk 0 as a hedge.
+  auto controller = LoadController::Create(UniformInput(2, 1'000'000, 4e6), Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->initial_plan().predicted.n_streamed, 2);
+  const std::optional<LoadController::Transfer> first = controller->NextTransfer(0.0);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_EQ(first->chunk, 1) << "the suffix is fetched from the back";
+  ASSERT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
+  ASSERT_TRUE(controller->Racing(0));
+  ASSERT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.25, 0.25));
+  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.25, 0.25));
+  controller->OnDecodeEnd(1, true, 0.25);
+  // Only the raced chunk is left: its blob must still be fetched, so the stream path is not done.
+  EXPECT_FALSE(controller->StreamPathDone());
+  const std::optional<LoadController::Transfer> raced = controller->NextTransfer(0.25);
+  ASSERT_TRUE(raced.has_value());
+  EXPECT_EQ(raced->chunk, 0);
+}
+
+TEST(ControllerTest, EndedStreamPathLeavesChunksToCompute) {
+  auto controller = LoadController::Create(UniformInput(2, 1'000'000, 4e6), Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->initial_plan().predicted.n_streamed, 2);
+  controller->OnStreamPathEnded();
+  EXPECT_TRUE(controller->StreamPathDone());
+  EXPECT_FALSE(controller->NextTransfer(0.0).has_value());
+  const LoadController::ComputeStep step = controller->NextCompute(0.0);
+  ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_EQ(step.chunk, 0);
+  EXPECT_FALSE(controller->Racing(0)) << "nothing can race it any more";
+}
+
 TEST(ControllerTest, LastPieceDropsRacedBlob) {
   std::unique_ptr<LoadController> controller = RacedChunkZero();
   for (int32_t done = 32; done < 256; done += 32) {

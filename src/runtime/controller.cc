@@ -346,14 +346,23 @@ bool LoadController::StreamPathDone() const {
   if (network_dead_) return true;
   for (size_t j = frontier_; j < chunks_.size(); ++j) {
     const Chunk& c = chunks_[j];
-    // A prefill in pieces may still be abandoned for the stream path.
+    // A prefill in pieces may still be abandoned for the stream path, and a raced one may pause
+    // for its blob.
     if (c.state == State::kComputing && (c.abandon_requested || Abandonable(j))) return false;
+    if (c.state == State::kComputing && c.racing && c.in_pieces && CanStream(j)) return false;
     if (c.state != State::kPending || !CanStream(j)) continue;
     // Static strategies stream only what the first plan chose. Cake and re-planning ones may
     // still take any pending chunk.
     if (strategy_.claim_until_meet || strategy_.replan || c.decision.path == Decision::Path::kStream) return false;
   }
   return true;
+}
+
+void LoadController::OnStreamPathEnded() {
+  if (network_dead_) return;
+  network_dead_ = true;
+  ++version_;
+  MarkDirty();
 }
 
 bool LoadController::OnTransferProgress(int32_t chunk, uint64_t bytes_so_far, double elapsed_s, double now_s) {

@@ -85,6 +85,10 @@ class LoadController {
   // True when no chunk can ever be streamed again (all resident or claimed by compute, or the
   // stream path was abandoned after a transport error).
   bool StreamPathDone() const;
+  // Records that the stream path has stopped for good: every chunk not yet resident is computed,
+  // whatever the plan chose. Callers report this whenever their stream path ends, so a chunk that
+  // a later re-plan gives back to the stream path cannot wait forever.
+  void OnStreamPathEnded();
   // Cumulative bytes of the current transfer of `chunk`, `elapsed_s` after it was issued. Returns
   // false when the transfer should be cancelled (the compute path took the chunk).
   bool OnTransferProgress(int32_t chunk, uint64_t bytes_so_far, double elapsed_s, double now_s);

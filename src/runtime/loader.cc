@@ -108,6 +108,17 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
   // Stream path: fetch what the controller hands out, verify each blob against the model, key,
   // range and shape before any cache row is written, then decode.
   auto stream_path = [&] {
+    // However the stream path ends, the compute path then takes every chunk left.
+    struct EndReport {
+      std::mutex& mutex;
+      std::condition_variable& changed;
+      LoadController& controller;
+      ~EndReport() {
+        std::lock_guard<std::mutex> guard(mutex);
+        controller.OnStreamPathEnded();
+        changed.notify_all();
+      }
+    } end_report{mutex, changed, *controller};
     if (deferred) {
       const ProgressFunction keep_going = [&](size_t, double) {
         std::lock_guard<std::mutex> guard(mutex);
@@ -312,6 +323,8 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
           // A blob of this chunk arrived and decodes sooner: the rows of the stopped piece are
           // not resident, and the decode overwrites the chunk.
           compute_status = Status::Ok();
+          SPARKV_LOG_DEBUG("chunk %d [%d, %d): prefill interrupted in the piece from %d, its blob arrived",
+                           chunk.range.index, chunk.range.begin, chunk.range.end, done);
           controller->OnPrefillInterrupted(step.chunk, done, SecondsSince(start));
           abandoned = true;
           break;

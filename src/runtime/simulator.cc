@@ -127,7 +127,10 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
           sc.codec = next->codec;
           changed = true;
         } else if (controller->StreamPathDone()) {
+          // As the loader's stream path does when it ends.
           net.done = true;
+          controller->OnStreamPathEnded();
+          changed = true;
         }
       }
       if (!in.decode_on_spare_core && cpu.kind == CpuJob::Kind::kNone && !decode_queue.empty()) {
