@@ -12,6 +12,7 @@
 #include "runtime/controller.h"
 #include "runtime/simulator.h"
 #include "runtime/strategy.h"
+#include "test_support.h"
 
 namespace sparkv {
 namespace {
@@ -507,6 +508,34 @@ TEST(SimulatorTest, RaceKeepsRecoveringLinkBlob) {
   EXPECT_TRUE(chunk.prefill_abandoned);
   EXPECT_TRUE(chunk.streamed);
   EXPECT_LT(adaptive->ttft_s, chunk.compute_start_s + 1.0) << "the prefill alone would have ended then";
+}
+
+// stories260K's profile and blob sizes, 4 chunks of 64 tokens (two prefill pieces each), on the
+// ATT LTE trace from its start. The trace opens with a burst: the first two blobs arrive fast, a
+// re-plan moves chunk 1 to the stream path, and its blob then comes after computing it would have
+// ended. The idle compute path must race it, even though the blob is due within two pieces.
+TEST(SimulatorTest, TwoPieceChunkIsRacedAfterBurst) {
+  Result<Link> link = Link::LoadMahimahi(testing::DataPath("traces/ATT-LTE-driving-2016.down"));
+  ASSERT_TRUE(link.ok()) << link.status().ToString();
+  SimScenario scenario;
+  scenario.input.compute = {4.725657327542411e-05, 3.745708294747043e-07, 0.0};
+  for (int j = 0; j < 4; ++j) {
+    ChunkSpec spec{j, j * 64, (j + 1) * 64, {}};
+    spec.levels.push_back({"f16", 41056, 2.857687499999994e-07 + 41056 * 1.4824218750000002e-10, 0});
+    spec.levels.push_back({"q8", 21856, 7.755411764705851e-07 + 21856 * 1.504779411764706e-09, 1});
+    scenario.input.chunks.push_back(spec);
+  }
+  Result<BandwidthModel> actual = LinkBandwidth(*link, 0.0);
+  ASSERT_TRUE(actual.ok()) << actual.status().ToString();
+  scenario.actual = *actual;
+  scenario.input.bandwidth = BandwidthModel::Constant(scenario.actual.BytesBetween(0.0, 0.5) / 0.5);
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  Result<Plan> hindsight = HindsightOptimum(scenario);
+  ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
+  ASSERT_TRUE(hindsight.ok()) << hindsight.status().ToString();
+  EXPECT_GE(adaptive->stats.n_raced, 1);
+  EXPECT_LT(adaptive->ttft_s, 1.02 * hindsight->predicted.ttft_s)
+      << "the prefill of chunk 1 ends before its blob arrives";
 }
 
 TEST(StrategyTest, RaceRatioAppliesToReplanningOnly) {

@@ -246,9 +246,8 @@ class LoadController {
   bool ComputingWins(size_t j, double now_s) const;
   // True when the compute path, idle, should race chunk j (the frontier) against the stream path.
   // Computing it must take at most RaceRatio() or the strategy's race_ratio times as long as the
-  // stream path's predicted
-  // delivery, so that a dip of the link could make computing win. That delivery must also be
-  // more than two prefill pieces away.
+  // stream path's predicted delivery, so that a dip of the link could make computing win. That
+  // delivery must also be more than half a prefill piece away (kMinRacePieces).
   bool ComputeRaceWorthwhile(size_t j, double now_s) const;
   // The level at which the idle stream path races chunk j, in prefill, or -1 when the blob is
   // not predicted to arrive and decode within RaceRatio() times the prefill's time left.
