@@ -446,17 +446,17 @@ TEST(SimulatorTest, AdaptiveAbandonsPrefillForFastLink) {
   EXPECT_EQ(fixed->initial_plan.predicted.n_streamed, 0);
   EXPECT_NEAR(fixed->ttft_s, 4.0, 1e-6);
   // The idle stream path measures the link, a re-plan moves the chunks to it, and the prefill of
-  // chunk 0 stops after its first 32-token piece instead of running its whole second.
+  // chunk 0 stops after its first pieces instead of running its whole second.
   EXPECT_EQ(adaptive->stats.n_abandoned, 1);
   EXPECT_TRUE(adaptive->chunks[0].prefill_abandoned);
   EXPECT_TRUE(adaptive->chunks[0].streamed);
   EXPECT_EQ(adaptive->n_streamed, 4);
   EXPECT_LT(adaptive->ttft_s, 1.0) << "chunk 0's whole prefill would take 1 s";
-  // Its blob is fetched while the first piece (32 tokens, 0.125 s) still runs, and stops that
-  // piece when it arrives, 0.05 s later.
-  EXPECT_LT(adaptive->chunks[0].transfer_start_s, 0.125);
+  // Its blob is fetched while the second piece (8 to 40 tokens, 0.031 to 0.156 s) runs, and stops
+  // that piece when it arrives, 0.05 s later.
+  EXPECT_LT(adaptive->chunks[0].transfer_start_s, 0.156);
   EXPECT_NEAR(adaptive->chunks[0].resident_s, adaptive->chunks[0].transfer_end_s, 1e-9);
-  EXPECT_LT(adaptive->chunks[0].resident_s, 0.125) << "the blob must not wait for the piece to end";
+  EXPECT_LT(adaptive->chunks[0].resident_s, 0.25) << "the blob must not wait for the piece to end";
 }
 
 TEST(SimulatorTest, SlowDeviceRestartsLargeBlobSmaller) {
@@ -628,6 +628,9 @@ TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {
   LoadController::ComputeStep step = controller->NextCompute(0.0);
   ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
   ASSERT_EQ(step.chunk, 0);
+  // An 8-token first piece measures the device, then the pieces are 32 tokens.
+  ASSERT_EQ(controller->PrefillPieceTokens(0), 8);
+  ASSERT_TRUE(controller->ContinuePrefill(0, 8, 0.03125));
   ASSERT_EQ(controller->PrefillPieceTokens(0), 32);
   // The idle stream path measures the link with the last chunk: 1 MB in 0.05 s.
   std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
@@ -639,30 +642,39 @@ TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {
   controller->Replan(0.05);
   ASSERT_EQ(controller->stats().n_replans, 1);
 
-  // Chunk 0's blob is fetched at once, while the prefill runs on to 32 tokens.
+  // Chunk 0's blob is fetched at once, while the prefill runs on to 40 tokens.
   t = controller->NextTransfer(0.05);
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->chunk, 0);
   EXPECT_TRUE(controller->AwaitingPrefillStop(0));
   EXPECT_TRUE(controller->OnTransferProgress(0, 500'000, 0.025, 0.075)) << "the early transfer must go on";
-  // It arrived at 0.1 s; its end is reported only after the prefill stopped at 0.125 s.
-  EXPECT_FALSE(controller->ContinuePrefill(0, 32, 0.125));
+  // Its end is reported only after the prefill stopped at 0.156 s.
+  EXPECT_FALSE(controller->ContinuePrefill(0, 40, 0.15625));
   EXPECT_FALSE(controller->AwaitingPrefillStop(0));
-  EXPECT_TRUE(controller->OnTransferEnd(0, LoadController::TransferResult::kOk, 1'000'000, 0.05, 0.125));
-  controller->OnDecodeEnd(0, true, 0.13);
+  EXPECT_TRUE(controller->OnTransferEnd(0, LoadController::TransferResult::kOk, 1'000'000, 0.1, 0.15625));
+  controller->OnDecodeEnd(0, true, 0.16);
   EXPECT_TRUE(controller->AllResident());
   EXPECT_EQ(controller->stats().n_abandoned, 1);
 }
 
 TEST(ControllerTest, PieceSizeFollowsPerCallCost) {
   // Chunks of 256 tokens at 1/256 s per token. A fixed cost per prefill call above 15% of a
-  // piece's time makes the pieces larger: 32 tokens take 0.125 s, 64 take 0.25 s, 128 take 0.5 s.
-  for (const auto& [d, expected] : {std::pair{0.0, 32}, std::pair{0.04, 64}, std::pair{0.07, 128},
-                                    std::pair{0.5, 128}}) {
+  // piece's time makes the pieces larger: 8 tokens take 0.031 s, 32 take 0.125 s, 64 take 0.25 s
+  // and 128 take 0.5 s. The first piece is 8 tokens where that cost allows it.
+  struct Case {
+    double d;
+    int32_t first;
+    int32_t then;
+  };
+  for (const Case& c : {Case{0.0, 8, 32}, Case{0.004, 8, 32}, Case{0.01, 32, 32}, Case{0.04, 64, 64},
+                        Case{0.07, 128, 128}, Case{0.5, 128, 128}}) {
     PlanInput in = UniformInput(4, 1'000'000, 1e6);
-    in.compute.d = d;
+    in.compute.d = c.d;
     std::unique_ptr<LoadController> controller = std::move(LoadController::Create(in, Get("sparkv-adaptive"))).value();
-    EXPECT_EQ(controller->PrefillPieceTokens(0), expected) << "d = " << d;
+    EXPECT_EQ(controller->PrefillPieceTokens(0), c.first) << "d = " << c.d;
+    ASSERT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
+    controller->ContinuePrefill(0, c.first, in.compute.ChunkSeconds(0, c.first));
+    EXPECT_EQ(controller->PrefillPieceTokens(0), c.then) << "d = " << c.d;
   }
 }
 
@@ -670,7 +682,7 @@ TEST(ControllerTest, OnlyReplanningStrategiesPrefillInPieces) {
   const PlanInput in = UniformInput(2, 1000, 1e3);
   auto adaptive = LoadController::Create(in, Get("sparkv-adaptive")).value();
   auto fixed = LoadController::Create(in, Get("sparkv")).value();
-  EXPECT_EQ(adaptive->PrefillPieceTokens(0), 32);
+  EXPECT_EQ(adaptive->PrefillPieceTokens(0), 8) << "the first piece measures the device";
   EXPECT_EQ(fixed->PrefillPieceTokens(0), 256);
   // A chunk without any level to stream has nothing to switch to.
   auto local_only = LoadController::Create(WithoutLevels(in), Get("sparkv-adaptive")).value();

@@ -308,6 +308,7 @@ class LoadController {
   double planned_device_factor_ = 1.0;
   // Tokens per prefill piece, chosen from the compute profile in the constructor.
   int32_t piece_tokens_ = 32;
+  int32_t first_piece_tokens_ = 32;  // until the first prefill piece has measured the device
   bool dirty_ = false;
   bool awaiting_offer_ = false;  // deferred start: no levels yet, so nothing to plan
   uint64_t version_ = 0;  // bumped on every state change
