@@ -70,7 +70,12 @@ TEST_F(BenchCliTest, JsonReportParsesBack) {
     }
     const json& local = point["strategies"][0];
     const json& stream = point["strategies"][1];
+    const json& adaptive = point["strategies"][2];
     EXPECT_EQ(local["name"], "local");
+    EXPECT_EQ(local["races"], 0);
+    EXPECT_EQ(local["race_ratio"], 0.0) << "local never races";
+    EXPECT_EQ(adaptive["race_ratio"], 3.0);
+    EXPECT_GE(adaptive["races"].get<int>(), 0);
     EXPECT_EQ(local["received_bytes"], 0);
     EXPECT_DOUBLE_EQ(local["energy_vs_local"].get<double>(), 1.0);
     EXPECT_DOUBLE_EQ(local["radio_active_j"].get<double>(), 0.0);
@@ -86,6 +91,7 @@ TEST_F(BenchCliTest, JsonReportParsesBack) {
   int n_lines = 0;
   for (std::string line; std::getline(lines, line);) ++n_lines;
   EXPECT_EQ(n_lines, 1 + 3 * 3);
+  EXPECT_NE(csv->find(",replans,races,race_ratio\n"), std::string::npos) << *csv;
 
   for (const char* name : {"tiny-p0-local-timeline.svg", "tiny-p2-sparkv-adaptive-timeline.svg",
                            "tiny-ttft-vs-rate.svg", "tiny-energy-vs-rate.svg"}) {

@@ -209,9 +209,17 @@ TEST_F(SimulateCliTest, RaceRatioSetsHedge) {
   EXPECT_EQ(races[0], 0);
   EXPECT_GT(races[1], 0);
 
-  const auto [low_status, low_out] = Simulate("--rate 10 --race-ratio 0.5");
-  EXPECT_NE(low_status, 0);
-  EXPECT_NE(low_out.find("--race-ratio"), std::string::npos) << low_out;
+  for (const char* bad : {"0.5", "nan", "abc", "0x3", "1e9"}) {
+    const auto [bad_status, bad_out] = Simulate(std::string("--rate 10 --race-ratio ") + bad);
+    EXPECT_NE(bad_status, 0) << bad;
+    EXPECT_NE(bad_out.find(std::string("--race-ratio: '") + bad + "' is not a number from 1 to 100"),
+              std::string::npos)
+        << bad_out;
+  }
+
+  const auto [unused_status, unused_out] = Simulate("--rate 10 --strategies local,cake --race-ratio 2");
+  EXPECT_EQ(unused_status, 0) << unused_out;
+  EXPECT_NE(unused_out.find("sparkv: warning: --race-ratio has no effect here"), std::string::npos) << unused_out;
 }
 
 TEST_F(SimulateCliTest, EmptyListItemIsRejected) {

@@ -86,6 +86,31 @@ TEST_F(IngestTest, OneTokenChunksWarnPerLargerLevel) {
   }
 }
 
+TEST_F(IngestTest, ContextPastTrainedLengthWarns) {
+  ASSERT_EQ(model_->hparams().n_ctx_train, 512);
+  // Token ids spread over the vocabulary; their meaning does not matter here.
+  std::vector<TokenId> context(520);
+  for (size_t i = 0; i < context.size(); ++i) context[i] = static_cast<TokenId>(1 + i * 37 % 511);
+  EngineOptions options;
+  options.n_threads = 2;
+  options.n_positions = 520;
+  Result<std::unique_ptr<Engine>> engine = Engine::Create(*model_, options);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  IngestOptions ingest;
+  ingest.chunk_tokens = 256;
+  ingest.codecs = {"f16"};
+  Result<IngestReport> report = IngestContext(*model_, **engine, context, ingest, store_.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->warnings.size(), 1u) << ::testing::PrintToString(report->warnings);
+  EXPECT_NE(report->warnings[0].find("520 tokens, past the model's trained context of 512"), std::string::npos)
+      << report->warnings[0];
+
+  // Within the trained context there is no warning.
+  Result<IngestReport> short_report = Ingest(16, {"f16"});
+  ASSERT_TRUE(short_report.ok()) << short_report.status().ToString();
+  EXPECT_TRUE(short_report->warnings.empty()) << ::testing::PrintToString(short_report->warnings);
+}
+
 TEST(LargerThanF16WarningsTest, NamesTheSizesAndTheFlag) {
   const std::map<std::string, uint64_t> sizes = {
       {"f16", 2 * 1048576}, {"ans4", 3 * 1048576}, {"q8", 1048576}, {"f16ans", 2 * 1048576}};

@@ -1,15 +1,40 @@
 #include "cli/cli_util.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
 #include "common/file_util.h"
+#include "runtime/strategy.h"
 #include "model/tokenizer.h"
 
 namespace sparkv::cli {
+
+std::string CheckRaceRatio(const std::string& text) {
+  double value = 0.0;
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  const bool number = !text.empty() && error == std::errc() && stop == end && std::isfinite(value);
+  if (number && value >= 1.0 && value <= 100.0) return "";
+  return "'" + text + "' is not a number from 1 to 100; give e.g. 3 (the default: race when computing takes at most "
+         "3 times as long as streaming) or 1 (race only after the link's predictions miss)";
+}
+
+void WarnUnusedRaceRatio(double ratio, const std::vector<std::string>& strategies) {
+  if (ratio <= 0.0) return;
+  for (const std::string& name : strategies) {
+    Result<Strategy> strategy = FindStrategy(name);
+    if (strategy.ok() && strategy->replan) return;
+  }
+  std::fprintf(stderr,
+               "sparkv: warning: --race-ratio has no effect here: only hybrid (sparkv-adaptive) races, and it is not "
+               "among the strategies run\n");
+}
+
 
 std::string DumpJson(const nlohmann::json& value, int indent) {
   return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);

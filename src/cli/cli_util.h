@@ -19,6 +19,14 @@ inline constexpr int kMaxThreads = 256;
 // Serializes JSON for output; invalid UTF-8 in generated text becomes U+FFFD instead of an error.
 std::string DumpJson(const nlohmann::json& value, int indent = -1);
 
+// Checks a --race-ratio value: a decimal number from 1 to 100. Returns "" when valid, else the
+// message CLI11 prints after the flag's name.
+std::string CheckRaceRatio(const std::string& text);
+
+// Prints a warning when --race-ratio was given (`ratio` > 0) but none of `strategies` re-plans,
+// since only those race.
+void WarnUnusedRaceRatio(double ratio, const std::vector<std::string>& strategies);
+
 // Prints "sparkv: error: <status>" to stderr and returns exit code 1 (0 for an ok status).
 int ReportError(const Status& status);
 

@@ -46,6 +46,8 @@ struct Row {
   int32_t n_streamed = 0;
   int32_t n_computed = 0;
   int32_t n_replans = 0;
+  int32_t n_races = 0;  // chunks run on both paths at once (first repetition)
+  double race_ratio = 0.0;  // the strategy's race ratio; 0 for strategies that never race
 };
 
 // Timelines are written for at most this many points, so a large sweep does not flood the folder.
@@ -293,6 +295,7 @@ int RunBench(const Flags& f) {
       Row row;
       row.point = p;
       row.strategy = strategy.name;
+      row.race_ratio = strategy.replan ? strategy.race_ratio : 0.0;
       double lo = HUGE_VAL, hi = -HUGE_VAL;
       for (int32_t rep = 0; rep < s.repetitions; ++rep) {
         Result<SimResult> result = SimulateLoad(strategy, *sim);
@@ -312,6 +315,7 @@ int RunBench(const Flags& f) {
           row.n_streamed = result->n_streamed;
           row.n_computed = result->n_computed;
           row.n_replans = result->stats.n_replans;
+          row.n_races = result->stats.n_raced;
           if (!f.svg_dir.empty() && p < kMaxTimelinePoints) {
             const std::string file = s.name + (points.size() > 1 ? "-p" + std::to_string(p) : "") + "-" +
                                      strategy.name + "-timeline.svg";
@@ -373,16 +377,16 @@ int RunBench(const Flags& f) {
     std::string csv =
         "scenario,point,rate_mbit,trace_offset_s,slowdown,n_chunks,strategy,ttft_s,hindsight_ttft_s,vs_hindsight,"
         "vs_single,energy_j,cpu_busy_j,cpu_idle_j,radio_active_j,radio_tail_j,energy_vs_local,received_bytes,"
-        "n_streamed,n_computed,replans\n";
+        "n_streamed,n_computed,replans,races,race_ratio\n";
     for (const Row& r : rows) {
       const ScenarioPoint& pt = points[r.point];
       char line[1024];
-      std::snprintf(line, sizeof line, ",%zu,%g,%g,%g,%d,%s,%.6f,%.6f,%.6f,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%llu,%d,%d,%d\n",
+      std::snprintf(line, sizeof line, ",%zu,%g,%g,%g,%d,%s,%.6f,%.6f,%.6f,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%llu,%d,%d,%d,%d,%g\n",
                     r.point, pt.rate_mbit, pt.trace_offset_s, pt.slowdown, pt.n_chunks, CsvField(r.strategy).c_str(),
                     r.ttft_s, hindsight[r.point], r.vs_hindsight, Ratio(r.vs_single).c_str(), r.energy.total_j(),
                     r.energy.cpu_busy_j, r.energy.cpu_idle_j, r.energy.radio_active_j, r.energy.radio_tail_j,
                     Ratio(r.energy_vs_local).c_str(), static_cast<unsigned long long>(r.received_bytes), r.n_streamed,
-                    r.n_computed, r.n_replans);
+                    r.n_computed, r.n_replans, r.n_races, r.race_ratio);
       csv += CsvField(s.name) + line;
     }
     Status written = WriteFileAtomic(f.csv, csv);
@@ -420,7 +424,9 @@ int RunBench(const Flags& f) {
                                        {"received_bytes", r.received_bytes},
                                        {"chunks_streamed", r.n_streamed},
                                        {"chunks_computed", r.n_computed},
-                                       {"replans", r.n_replans}});
+                                       {"replans", r.n_replans},
+                                       {"races", r.n_races},
+                                       {"race_ratio", r.race_ratio}});
       }
       out["points"].push_back(std::move(point));
     }

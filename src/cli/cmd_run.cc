@@ -116,7 +116,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   command->add_option("--race-ratio", flags->race_ratio,
                       "hybrid races a chunk on the compute path when computing it takes at most this many times as "
                       "long as streaming it (default 3; 1 saves energy on a steady link)")
-      ->check(CLI::Range(1.0, 100.0));
+      ->check(CLI::Validator(CheckRaceRatio, "RATIO in [1, 100]"));
   command->add_option("--timeout", flags->timeout_s, "Seconds an HTTP request may receive no byte before it is abandoned")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 86400.0));
@@ -175,6 +175,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     options.sampling = {flags->temperature, flags->top_p, flags->seed};
     options.timeout_s = flags->timeout_s;
     options.race_ratio = flags->race_ratio;
+    WarnUnusedRaceRatio(flags->race_ratio, {flags->strategy});
     options.bandwidth_hint_mbit = flags->bandwidth_mbit;
     Result<RunReport> report = RunRequest(**model, **engine, *profile, *context, *query_ids, options);
     if (!report.ok()) return void(*exit_code = ReportError(report.status()));

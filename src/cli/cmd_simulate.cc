@@ -212,6 +212,7 @@ int RunSimulate(const Flags& f) {
     }
     strategies.push_back(WithRaceRatio(*strategy, f.race_ratio));
   }
+  WarnUnusedRaceRatio(f.race_ratio, *names);
   if (strategies.empty()) {
     return ReportError(InvalidArgumentError("--strategies is empty; give e.g. --strategies local,stream,sparkv-adaptive"));
   }
@@ -356,7 +357,7 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
   command->add_option("--race-ratio", flags->race_ratio,
                       "sparkv-adaptive races a chunk on the compute path when computing it takes at most this many "
                       "times as long as streaming it (default 3; 1 saves energy on a steady link)")
-      ->check(CLI::Range(1.0, 100.0));
+      ->check(CLI::Validator(CheckRaceRatio, "RATIO in [1, 100]"));
   command->add_flag("--json", flags->json, "Print JSON instead of a table");
   command->callback([flags, exit_code] { *exit_code = RunSimulate(*flags); });
 }

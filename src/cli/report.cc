@@ -83,8 +83,11 @@ void PrintRunReport(const RunReport& report, const std::string& text) {
     std::printf("  probe          %8.3f s  (%.2f Mbit/s estimated)\n", report.probe_s,
                 report.bandwidth_estimate_bps * 8 / 1e6);
   }
-  std::printf("  load           %8.3f s  (both paths until every chunk is resident)\n",
-              report.load_s - report.manifest_s - report.probe_s - report.plan_s);
+  // The compute path may start before the manifest arrives, so the load counts from the start.
+  std::printf("  load           %8.3f s  (from the request's start until every chunk is resident)\n", report.load_s);
+  if (report.load.stats.n_raced > 0) {
+    std::printf("    raced        %8d chunks (both paths at once, the first to finish kept)\n", report.load.stats.n_raced);
+  }
   std::printf("    streamed     %8d chunks, %.2f MiB in %.3f s of transfers (decode %.3f s)\n", report.load.n_streamed,
               (report.load.stream_bytes + report.probe_bytes) / 1048576.0, report.load.stream_busy_s,
               report.load.decode_busy_s);

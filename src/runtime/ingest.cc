@@ -116,6 +116,13 @@ Result<IngestReport> IngestContext(const Model& model, Engine& engine, std::span
   SPARKV_RETURN_IF_ERROR(store.WriteManifest(manifest));
   report.warnings =
       LargerThanF16Warnings(report.bytes_per_codec, report.f16_bytes, manifest.n_tokens, options.chunk_tokens);
+  const int32_t n_ctx_train = model.hparams().n_ctx_train;
+  if (n_ctx_train > 0 && manifest.n_tokens > n_ctx_train) {
+    report.warnings.push_back("the context has " + std::to_string(manifest.n_tokens) +
+                              " tokens, past the model's trained context of " + std::to_string(n_ctx_train) +
+                              "; the KV of the positions after it is not what the model was trained for, so "
+                              "shorten the context or use a model trained on longer ones");
+  }
   SPARKV_LOG_INFO("ingested %zu tokens in %zu chunks as context %s (prefill %.2f s, encode %.2f s)", tokens.size(),
                   chunks.size(), manifest.context_key.Hex().c_str(), report.prefill_s, report.encode_s);
   return report;
