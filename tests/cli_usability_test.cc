@@ -120,6 +120,26 @@ TEST(IngestCodecsTest, CheckedBeforeModelLoads) {
   }
 }
 
+// stories260K's GGUF in the tests carries a placeholder vocabulary: text given to it is spelled
+// byte by byte, so ingest warns, while token ids pass without a warning.
+TEST(IngestTextTest, PlaceholderVocabularyWarns) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("context.txt")) << "Once upon a time there was a cat.";
+  std::ofstream(dir.File("context.ids")) << "1 403 261 17 29";
+  const std::string ingest = testing::SparkvBinary() + " --log-level error ingest --model " +
+                             testing::Stories260KGguf() + " --codecs f16 --chunk-tokens 16 ";
+  const auto [text_status, text_out] =
+      testing::RunShell(ingest + "--text " + dir.File("context.txt") + " --store " + dir.File("a") + " 2>&1");
+  EXPECT_EQ(text_status, 0) << text_out;
+  EXPECT_TRUE(Contains(text_out, "sparkv: warning: the model has a placeholder vocabulary")) << text_out;
+  EXPECT_TRUE(Contains(text_out, "--tokenizer tokenizer.bin")) << text_out;
+
+  const auto [ids_status, ids_out] =
+      testing::RunShell(ingest + "--tokens " + dir.File("context.ids") + " --store " + dir.File("b") + " 2>&1");
+  EXPECT_EQ(ids_status, 0) << ids_out;
+  EXPECT_FALSE(Contains(ids_out, "placeholder")) << ids_out;
+}
+
 // Runs `sparkv demo` on the tiny synthetic shape, with its cache folder in `cache`.
 std::pair<int, std::string> RunTinyDemo(const testing::TempDir& cache, const std::string& flags) {
   return testing::RunShell("SPARKV_CACHE=" + cache.path() + " " + testing::SparkvBinary() +

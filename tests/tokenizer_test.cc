@@ -325,6 +325,16 @@ TEST(Tokenizer, RejectsBytePieceThatIsNotHex) {
   EXPECT_NE(tokenizer.status().message().find("<0xZZ>"), std::string::npos);
 }
 
+TEST(Tokenizer, PlaceholderVocabIsRecognized) {
+  EXPECT_TRUE(IsPlaceholderVocab(MakePlaceholderVocab(512)));
+  EXPECT_TRUE(IsPlaceholderVocab(MakePlaceholderVocab(100)));
+  EXPECT_FALSE(IsPlaceholderVocab(MakeByteLevelVocab(512)));
+  Vocab edited = MakePlaceholderVocab(512);
+  edited.pieces[300] = "hello";
+  EXPECT_FALSE(IsPlaceholderVocab(edited));
+  EXPECT_FALSE(IsPlaceholderVocab(Vocab{}));
+}
+
 TEST(Tokenizer, FallsBackToUnknownToken) {
   const Vocab vocab = MakePlaceholderVocab(100);
   auto tokenizer = Tokenizer::Create(vocab);

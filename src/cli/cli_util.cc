@@ -11,6 +11,7 @@
 #include "common/file_util.h"
 #include "runtime/strategy.h"
 #include "model/tokenizer.h"
+#include "model/vocab.h"
 
 namespace sparkv::cli {
 
@@ -116,7 +117,23 @@ Result<std::vector<TokenId>> ReadContext(const Model& model, const std::string& 
   return tokens;
 }
 
+namespace {
+
+// Warns that a placeholder vocabulary spells text byte by byte, once per process.
+void WarnPlaceholderVocab(const Model& model) {
+  static bool warned = false;
+  if (warned || !IsPlaceholderVocab(model.vocab())) return;
+  warned = true;
+  std::fprintf(stderr,
+               "sparkv: warning: the model has a placeholder vocabulary (converted without --tokenizer), so text is "
+               "spelled byte by byte and generated tokens print as [id]; convert the model with --tokenizer "
+               "tokenizer.bin, or give token ids with --tokens\n");
+}
+
+}  // namespace
+
 Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::string& path) {
+  WarnPlaceholderVocab(model);
   SPARKV_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model.vocab()));
   std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_special=*/true);
@@ -125,6 +142,7 @@ Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::str
 }
 
 Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string& text) {
+  WarnPlaceholderVocab(model);
   SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model.vocab()));
   std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_special=*/false);
   if (tokens.empty()) return InvalidArgumentError("the query '" + text + "' tokenizes to nothing; give a non-empty --query");

@@ -275,6 +275,11 @@ Vocab MakePlaceholderVocab(int32_t n_vocab) {
   return vocab;
 }
 
+bool IsPlaceholderVocab(const Vocab& vocab) {
+  if (vocab.pieces.empty()) return false;
+  return vocab.pieces == MakePlaceholderVocab(static_cast<int32_t>(vocab.pieces.size())).pieces;
+}
+
 Vocab MakeByteLevelVocab(int32_t n_vocab) {
   const size_t n = n_vocab > 259 ? static_cast<size_t>(n_vocab) : 259;
   Vocab vocab;

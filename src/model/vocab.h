@@ -59,6 +59,10 @@ void WriteVocab(const Vocab& vocab, gguf::Writer* writer);
 // allows, then "[id]"), for models whose real tokenizer is not available.
 Vocab MakePlaceholderVocab(int32_t n_vocab);
 
+// True when `vocab` is MakePlaceholderVocab's for its size: text then spells byte by byte and
+// generated ids print as "[id]".
+bool IsPlaceholderVocab(const Vocab& vocab);
+
 // A self-contained SentencePiece-style vocabulary of `n_vocab` pieces: <unk>, <s>, </s>, the 256
 // byte tokens, then deterministic multi-byte pieces, so that any UTF-8 text tokenizes.
 // REQUIRES: n_vocab >= 259.
