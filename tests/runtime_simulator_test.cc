@@ -320,6 +320,19 @@ TEST(ControllerTest, RacedBlobInterruptsPiece) {
   EXPECT_EQ(controller->stats().n_abandoned, 1);
 }
 
+TEST(ControllerTest, UnrequestedInterruptResumesLater) {
+  // An engine call that ends interrupted without a recorded request (the flag was set for a race
+  // that ended meanwhile) must not leave the chunk in prefill.
+  auto controller = LoadController::Create(UniformInput(2, 1'000'000, 0.1e6), Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->NextCompute(0.0).kind, LoadController::ComputeStep::Kind::kCompute);
+  ASSERT_TRUE(controller->ContinuePrefill(0, 8, 0.03125));
+  controller->OnPrefillInterrupted(0, 8, 0.05);
+  const LoadController::ComputeStep step = controller->NextCompute(0.05);
+  ASSERT_EQ(step.kind, LoadController::ComputeStep::Kind::kCompute);
+  EXPECT_EQ(step.chunk, 0);
+  EXPECT_EQ(controller->PrefillStartToken(0), 8) << "the rows of the first piece are kept";
+}
+
 TEST(ControllerTest, RacedPrefillKeepsStreamPathOpen) {
   // Two chunks of 1 s compute, 1 MB each at 4 MB/s: the plan streams both in 0.5 s, and the idle
   // compute path races chunk 0 as a hedge.

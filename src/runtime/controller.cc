@@ -873,7 +873,9 @@ void LoadController::StopPrefill(Chunk& c, int32_t done_end) {
 void LoadController::OnPrefillInterrupted(int32_t chunk, int32_t done_end, double now_s) {
   (void)now_s;
   Chunk& c = chunks_[static_cast<size_t>(chunk)];
-  if (c.state != State::kComputing || !c.interrupted) return;
+  // The engine has stopped either way, so the prefill ends here even if no request is recorded:
+  // a chunk left in prefill would wait forever.
+  if (c.state != State::kComputing) return;
   c.prefill_done = done_end;
   StopPrefill(c, done_end);
 }

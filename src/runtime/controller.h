@@ -141,7 +141,7 @@ class LoadController {
   bool ContinuePrefill(int32_t chunk, int32_t done_end, double now_s);
   // The piece that OnTransferArrived asked to stop was interrupted, with tokens [begin, done_end)
   // computed: the end of the last whole piece. The chunk goes to the stream path, whose blob
-  // waits for this call.
+  // waits for this call (or back to pending, to be resumed, if no blob was fetched for it).
   void OnPrefillInterrupted(int32_t chunk, int32_t done_end, double now_s);
 
   // --- planning ---
