@@ -151,6 +151,10 @@ TEST(BenchScenarioTest, RejectsEachBadFieldByName) {
 
 TEST(BenchScenarioTest, RejectsBrokenJsonAndHugeSweeps) {
   EXPECT_FALSE(ParseScenario("{\"name\": \"x\",", "/tmp").ok());
+  // A number past a double's range is named as such, not as a syntax error.
+  Result<Scenario> huge = ParseScenario("{\"name\": \"x\", \"race_ratio\": 1e400}", "/tmp");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("number too large"), std::string::npos) << huge.status().message();
   EXPECT_FALSE(ParseScenario("[1, 2]", "/tmp").ok());
   // The syntax error is placed for the person editing the file, without the JSON library's text.
   Result<Scenario> syntax = ParseScenario("{\"name\": \"x\",\n \"levels\": [\"f16\" \"q8\"]}", "/tmp");

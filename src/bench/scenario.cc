@@ -248,6 +248,10 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   } catch (const json::parse_error& error) {
     return InvalidArgumentError("scenario is not valid JSON: the syntax breaks at " + JsonErrorPlace(text, error.byte) +
                                 "; check the brackets, commas and quotes there");
+  } catch (const json::out_of_range&) {
+    // The parser's only range error: a number beyond what a double holds, such as 1e400.
+    return InvalidArgumentError("scenario has a number too large to represent (beyond about 1.8e308); every field's "
+                                "valid range is far smaller, see docs/benchmarks.md");
   } catch (const json::exception&) {
     return InvalidArgumentError("scenario is not valid JSON; check its brackets, commas and quotes");
   }
