@@ -64,11 +64,11 @@ class Engine {
   // One token at `pos`; logits (nullable) receives its n_vocab logits.
   Status Decode(TokenId token, Position pos, std::vector<float>* logits);
 
-  // A flag that Prefill and Decode read between layers (nullptr: none). Once another thread sets
-  // it, the call returns Cancelled within one layer. The micro-batch in progress and the ones
+  // Sets a flag that Prefill and Decode read between layers (nullptr: none). Once another thread
+  // sets it, the call returns Cancelled within one layer. The micro-batch in progress and the ones
   // after it are then not resident, and some of their K/V rows are overwritten. Earlier
-  // micro-batches stay resident. The caller clears the flag before the next call. The two-path loader uses this to stop a prefill that a blob of the same rows has
-  // overtaken, instead of waiting for the prefill call to end.
+  // micro-batches stay resident. The caller clears the flag before the next call. The two-path
+  // loader uses this to stop a prefill that a blob of the same rows has overtaken.
   void set_interrupt(const std::atomic<bool>* flag) { interrupt_ = flag; }
 
  private:

@@ -463,12 +463,8 @@ bool LoadController::OnTransferArrived(int32_t chunk, double now_s) {
   Chunk& c = chunks_[j];
   if (c.state != State::kComputing || !c.early_fetch) return false;
   c.blob_arrived = true;
-  if (c.abandon_requested) {
-    // A plan already stops this prefill at its next piece: the blob makes the rest of the piece
-    // useless.
-    c.interrupted = true;
-    return true;
-  }
+  // A plan already stops this prefill at its next piece, so the rest of the piece is useless.
+  if (c.abandon_requested) return true;
   if (!c.racing) return false;
   // Stop the piece in progress when decoding the blob ends sooner than the prefill would.
   const double left_s = PrefillSecondsLeft(j, now_s);
@@ -476,7 +472,6 @@ bool LoadController::OnTransferArrived(int32_t chunk, double now_s) {
   if (!(DecodeSeconds(j, c.fetch_level) < left_s)) return false;
   c.decision = Decision{Decision::Path::kStream, c.fetch_level};
   c.abandon_requested = true;
-  c.interrupted = true;
   ++version_;
   return true;
 }
@@ -857,7 +852,6 @@ bool LoadController::ContinuePrefill(int32_t chunk, int32_t done_end, double now
 
 void LoadController::StopPrefill(Chunk& c, int32_t done_end) {
   c.abandon_requested = false;
-  c.interrupted = false;
   // The rows computed so far stay until a blob is decoded over them: if the compute path takes
   // the chunk back, its prefill resumes here.
   c.kept_rows_end = done_end;
@@ -873,8 +867,8 @@ void LoadController::StopPrefill(Chunk& c, int32_t done_end) {
 void LoadController::OnPrefillInterrupted(int32_t chunk, int32_t done_end, double now_s) {
   (void)now_s;
   Chunk& c = chunks_[static_cast<size_t>(chunk)];
-  // The engine has stopped either way, so the prefill ends here even if no request is recorded:
-  // a chunk left in prefill would wait forever.
+  // The engine has stopped, so the prefill ends here even without a recorded stop request,
+  // because a chunk left in prefill would wait forever.
   if (c.state != State::kComputing) return;
   c.prefill_done = done_end;
   StopPrefill(c, done_end);

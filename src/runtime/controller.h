@@ -139,9 +139,9 @@ class LoadController {
   // Updates the device's speed factor. Returns false when a plan moved the chunk to the stream
   // path. The compute path then stops, and the decoded blob overwrites the rows it wrote.
   bool ContinuePrefill(int32_t chunk, int32_t done_end, double now_s);
-  // The piece that OnTransferArrived asked to stop was interrupted, with tokens [begin, done_end)
-  // computed: the end of the last whole piece. The chunk goes to the stream path, whose blob
-  // waits for this call (or back to pending, to be resumed, if no blob was fetched for it).
+  // Ends the prefill of `chunk` after an engine call was interrupted (OnTransferArrived requests
+  // that), with tokens [begin, done_end) computed. The chunk goes to the stream path, whose blob
+  // waits for this call, or back to pending to resume later if no blob was fetched for it.
   void OnPrefillInterrupted(int32_t chunk, int32_t done_end, double now_s);
 
   // --- planning ---
@@ -203,7 +203,6 @@ class LoadController {
     bool early_fetch = false;        // kComputing: the blob is fetched (or held) while the prefill runs
     bool racing = false;             // kComputing: the first of the prefill and the blob to end wins
     bool blob_arrived = false;       // kComputing with early_fetch: every byte of the blob is here
-    bool interrupted = false;        // kComputing: OnTransferArrived asked to stop the piece at once
     int32_t prefill_from = 0;        // kComputing: the token this prefill started at
     int32_t prefill_done = 0;        // kComputing: the end of its last finished piece
     int32_t kept_rows_end = -1;      // a stopped prefill left tokens [begin, this) in the cache

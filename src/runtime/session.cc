@@ -301,8 +301,8 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     // the strategy any more.
     PlanInput input = source != nullptr ? connect(ProgressFunction()) : local_input;
     const double connected_s = SecondsSince(start);
-    SPARKV_ASSIGN_OR_RETURN(Strategy found_followed, FindStrategy(stream_usable ? strategy.name : "local"));
-    const Strategy followed = WithRaceRatio(std::move(found_followed), options.race_ratio);
+    SPARKV_ASSIGN_OR_RETURN(const Strategy local, FindStrategy("local"));
+    const Strategy& followed = stream_usable ? strategy : local;
     Loader loader(&engine, stream_usable ? source.get() : nullptr, model.fingerprint());
     SPARKV_ASSIGN_OR_RETURN(report.load, loader.Load(context, load_chunks, std::move(input), followed));
     report.predicted_ttft_s = report.load.initial_plan.predicted.ttft_s + connected_s;

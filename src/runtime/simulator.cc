@@ -94,6 +94,17 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
     net.busy = false;
   };
 
+  // Ends the prefill job `job` that stopped before its chunk's end, and reports the transfer end
+  // that waited for the stop.
+  auto end_stopped_prefill = [&](CpuJob* job) {
+    result.chunks[static_cast<size_t>(job->chunk)].prefill_abandoned = true;
+    if (held_end && held_end->chunk == job->chunk) {
+      report_end(*held_end);
+      held_end.reset();
+    }
+    *job = CpuJob{};
+  };
+
   auto start_decode = [&](CpuJob& job, int32_t chunk) {
     const LevelOption* option = nullptr;
     for (const LevelOption& l : in.chunks[static_cast<size_t>(chunk)].levels) {
@@ -231,12 +242,7 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
         const ChunkSpec& spec = in.chunks[static_cast<size_t>(job->chunk)];
         if (job->interrupted) {
           controller->OnPrefillInterrupted(job->chunk, job->piece_begin, t);
-          sc.prefill_abandoned = true;
-          if (held_end && held_end->chunk == job->chunk) {
-            report_end(*held_end);
-            held_end.reset();
-          }
-          *job = CpuJob{};
+          end_stopped_prefill(job);
           continue;
         }
         if (job->piece_end < spec.end) {
@@ -250,12 +256,7 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
             result.cpu_busy_s += seconds;
             continue;
           }
-          sc.prefill_abandoned = true;
-          if (held_end && held_end->chunk == job->chunk) {
-            report_end(*held_end);
-            held_end.reset();
-          }
-          *job = CpuJob{};
+          end_stopped_prefill(job);
           continue;
         }
         sc.compute_end_s = t;

@@ -10,7 +10,7 @@ namespace {
 // sparkv-adaptive's race_ratio: an idle compute path races the frontier chunk when computing it
 // takes at most 3 times as long as the stream path is predicted to need. On the 120-point trace
 // sweep of docs/planner.md, 3 and above kept every point within 10% of the hindsight optimum.
-// 2 left one point above and 1 left four. Races cost energy where the link holds (same section).
+// 2 left one point above and 1 left four. Races cost energy on a steady link (same section).
 constexpr double kAdaptiveRaceRatio = 3.0;
 
 std::vector<Strategy> BuiltIn() {
