@@ -110,6 +110,26 @@ TEST(BenchRealTest, TokenFileTraceAndBackgroundLoad) {
   EXPECT_GT(report->rows[0].real_over_sim, 0.0);
 }
 
+TEST(BenchRealTest, EmulatedSlowdownSweep) {
+  json doc = TinyScenario(testing::Stories260KGguf());
+  doc["real"]["emulate_slowdown"] = true;
+  doc["slowdown"] = {1, 3};
+  doc["strategies"] = {"local", "sparkv-adaptive"};
+  doc["repetitions"] = 1;
+  Result<Scenario> scenario = Parse(doc);
+  ASSERT_TRUE(scenario.ok()) << scenario.status().ToString();
+  Result<RealBenchReport> report = RunRealBench(*scenario);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->points.size(), 2u);
+  EXPECT_EQ(report->points[1].slowdown, 3.0);
+  ASSERT_EQ(report->rows.size(), 4u);
+  EXPECT_EQ(report->n_mismatches, 0);
+  // The loader measures the idling engine as a slower device. The margin is wide: the engine
+  // idles twice its own time after every layer, whatever the machine's load.
+  EXPECT_GT(report->rows[2].median_device_factor, 1.5 * report->rows[0].median_device_factor)
+      << report->rows[2].median_device_factor << " at x3, " << report->rows[0].median_device_factor << " at x1";
+}
+
 TEST(BenchRealTest, RejectsBadFieldsByName) {
   const json good = TinyScenario("/models/m.gguf");
   ASSERT_TRUE(Parse(good).ok());
@@ -147,6 +167,11 @@ TEST(BenchRealTest, RejectsBadFieldsByName) {
                      d["real"]["background_duty"] = 1.5;
                    })});
   cases.push_back({"'real.colour'", with([](json& d) { d["real"]["colour"] = "red"; })});
+  cases.push_back({"'real.emulate_slowdown'", with([](json& d) { d["real"]["emulate_slowdown"] = "yes"; })});
+  cases.push_back({"'slowdown'", with([](json& d) {
+                     d["real"]["emulate_slowdown"] = true;
+                     d["slowdown"] = {1, 0.5};
+                   })});
 
   cases.push_back({"'levels'", with([](json& d) { d["real"]["codecs"] = {"q8"}; })});
   cases.push_back({"'strategies'", with([](json& d) { d["strategies"] = {"hybrid", "sparkv-adaptive"}; })});

@@ -534,6 +534,32 @@ TEST_F(EndToEndTest, RunCommandListsStreamedLevels) {
   }
 }
 
+TEST_F(EndToEndTest, RunEmulatedSlowdownKeepsTokens) {
+  ServeProcess server(store_dir_.path(), 0);
+  testing::TempDir dir;
+  std::string context;
+  for (TokenId id : context_) context += std::to_string(id) + " ";
+  std::ofstream(dir.File("context.txt")) << context;
+  const std::string base = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
+                           " --tokens " + dir.File("context.txt") + " --query-tokens '403 261' --chunk-tokens 64 -n 6";
+  const auto [local_status, local_out] = testing::RunShell(base + " --strategy local --json");
+  ASSERT_EQ(local_status, 0) << local_out;
+  const auto [slow_status, slow_out] =
+      testing::RunShell(base + " --server " + server.url() + " --strategy hybrid --emulate-slowdown 4 --json");
+  ASSERT_EQ(slow_status, 0) << slow_out;
+  const nlohmann::json local = nlohmann::json::parse(local_out);
+  const nlohmann::json slow = nlohmann::json::parse(slow_out);
+  EXPECT_EQ(slow["tokens"], local["tokens"]) << "f16 blobs or local compute, at any speed, give the same tokens";
+  ASSERT_EQ(slow["chunk_timeline"].size(), 4u);
+  for (const nlohmann::json& chunk : slow["chunk_timeline"]) EXPECT_TRUE(chunk.contains("prefill_interrupted"));
+
+  for (const char* bad : {"0.5", "nan", "2000"}) {
+    const auto [status, output] = testing::RunShell(base + " --strategy local --emulate-slowdown " + bad + " 2>&1");
+    EXPECT_NE(status, 0) << bad;
+    EXPECT_NE(output.find("--emulate-slowdown"), std::string::npos) << bad << ": " << output;
+  }
+}
+
 TEST(RunCommandTest, EmptyLevelListIsRejected) {
   testing::TempDir dir;
   std::ofstream(dir.File("context.txt")) << "1 403 261";

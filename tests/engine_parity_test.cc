@@ -240,6 +240,44 @@ TEST_F(EngineParityTest, InterruptedPrefillRerunMatches) {
   EXPECT_LE(MaxAbsDiff(logits, want[0]), 1e-6f);
 }
 
+TEST_F(EngineParityTest, EmulatedSlowdownKeepsResults) {
+  auto reference = MakeEngine(KvElemType::kF16);
+  auto engine = MakeEngine(KvElemType::kF16);
+  ASSERT_NE(reference, nullptr);
+  ASSERT_NE(engine, nullptr);
+  for (const double bad : {0.5, 0.0, -2.0, 1001.0, std::nan("")}) {
+    const Status status = engine->set_emulated_slowdown(bad);
+    EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_NE(status.message().find("[1, 1000]"), std::string::npos) << status.message();
+  }
+  EXPECT_EQ(engine->emulated_slowdown(), 1.0) << "a rejected factor must leave the engine as it was";
+
+  // Idling changes when the rows are written, never what they are.
+  ASSERT_TRUE(engine->set_emulated_slowdown(3.0).ok());
+  const auto want = ChunkedLogits(*reference, f32_, 64);
+  const auto got = ChunkedLogits(*engine, f32_, 64);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << "chunk " << i;
+}
+
+TEST_F(EngineParityTest, InterruptStopsEmulatedSlowdown) {
+  auto engine = MakeEngine(KvElemType::kF16);
+  ASSERT_NE(engine, nullptr);
+  // At 1000x every layer idles about a thousand times its own time, so the flag, set once the
+  // call is under way, is seen during an idle wait rather than between two layers.
+  ASSERT_TRUE(engine->set_emulated_slowdown(1000.0).ok());
+  std::atomic<bool> interrupt{false};
+  engine->set_interrupt(&interrupt);
+  std::thread setter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    interrupt = true;
+  });
+  const Status stopped = engine->Prefill(std::span(f32_.tokens).subspan(0, 64), 0, nullptr);
+  setter.join();
+  EXPECT_EQ(stopped.code(), ErrorCode::kCancelled) << stopped.ToString();
+  EXPECT_FALSE(engine->kv_cache().IsResident(0, 64));
+}
+
 TEST_F(EngineParityTest, PrefillRejectsMissingEarlierRows) {
   auto engine = MakeEngine(KvElemType::kF16);
   ASSERT_NE(engine, nullptr);

@@ -306,6 +306,11 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
         streamed(strategies.size()), computed(strategies.size()), factor(strategies.size());
     {
       BackgroundLoad background(s.real.background_threads, s.real.background_duty);
+      if (s.real.emulate_slowdown) SPARKV_RETURN_IF_ERROR(engine->set_emulated_slowdown(point.slowdown));
+      struct SpeedReset {
+        Engine& engine;
+        ~SpeedReset() { (void)engine.set_emulated_slowdown(1.0); }
+      } speed_reset{*engine};
       run.server_url = server->base_url();
       for (int32_t rep = 0; rep < s.repetitions; ++rep) {
         for (size_t k = 0; k < strategies.size(); ++k) {

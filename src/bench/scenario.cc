@@ -171,7 +171,8 @@ Status ParseReal(const json& value, const std::string& folder, RealSpec* out) {
                               "\"chunk_tokens\": 64}");
   }
   static const char* const kKnownReal[] = {"model", "tokens", "sample_tokens", "seed", "chunk_tokens", "codecs",
-                                           "store", "threads", "background_threads", "background_duty"};
+                                           "store", "threads", "background_threads", "background_duty",
+                                           "emulate_slowdown"};
   for (const auto& item : value.items()) {
     const std::string& key = item.key();
     if (std::find_if(std::begin(kKnownReal), std::end(kKnownReal), [&key](const char* k) { return key == k; }) ==
@@ -229,6 +230,10 @@ Status ParseReal(const json& value, const std::string& folder, RealSpec* out) {
     if (out->background_threads == 0) {
       return FieldError("real.background_duty", "needs real.background_threads above 0; set it or remove the duty");
     }
+  }
+  if (value.contains("emulate_slowdown")) {
+    if (!value["emulate_slowdown"].is_boolean()) return FieldError("real.emulate_slowdown", "must be true or false");
+    out->emulate_slowdown = value["emulate_slowdown"].get<bool>();
   }
   return Status::Ok();
 }
@@ -390,9 +395,17 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   if (doc.contains("slowdown")) {
     SPARKV_ASSIGN_OR_RETURN(s.slowdowns, NumberOrList(doc["slowdown"], "slowdown", 0.01, 100.0));
   }
-  if (real && s.slowdowns.size() != 1) {
+  if (real && s.real.emulate_slowdown) {
+    for (double slowdown : s.slowdowns) {
+      if (slowdown < 1.0) {
+        return FieldError("slowdown", FormatNumber(slowdown) + " is below 1, and real.emulate_slowdown can only slow the "
+                                      "device down; give factors >= 1");
+      }
+    }
+  } else if (real && s.slowdowns.size() != 1) {
     return FieldError("slowdown", "must be one number in mode real or both: the device runs at its own speed, and "
-                                  "the simulated side models it with this factor");
+                                  "the simulated side models it with this factor. Set real.emulate_slowdown to run "
+                                  "the engine that many times slower");
   }
   if (!doc.contains("strategies")) return FieldError("strategies", "is missing; give e.g. [\"local\", \"stream\", \"sparkv-adaptive\"]");
   SPARKV_ASSIGN_OR_RETURN(s.strategies, StringList(doc["strategies"], "strategies"));

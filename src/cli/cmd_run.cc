@@ -68,6 +68,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     double timeout_s = 60.0;
     double race_ratio = 0.0;  // 0 = the strategy's own
     double bandwidth_mbit = 0.0;
+    double emulate_slowdown = 1.0;
     bool json = false;
     bool chat = false;
   };
@@ -124,6 +125,11 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                       "Bandwidth to plan with, Mbit/s; 0 = measure with a short probe")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
+  command->add_option("--emulate-slowdown", flags->emulate_slowdown,
+                      "Run the engine this many times slower than this device, idling after each layer, to try "
+                      "the adaptation to a slow device; the plan still starts from the device's profile")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1000.0));
   command->add_flag("--json", flags->json, "Print one JSON object instead of text");
 
   command->callback([flags, exit_code, query_tokens] {
@@ -164,6 +170,11 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       Result<int> added = AddMissingDecodeCosts(*profile, **model, **engine, flags->chunk_tokens, levels);
       if (!added.ok()) return void(*exit_code = ReportError(added.status()));
       if (*added > 0) SPARKV_LOG_INFO("measured %d decode costs missing from %s", *added, flags->profile.c_str());
+    }
+
+    // After the profile, which describes the device itself.
+    if (Status slow = (*engine)->set_emulated_slowdown(flags->emulate_slowdown); !slow.ok()) {
+      return void(*exit_code = ReportError(slow.WithContext("--emulate-slowdown")));
     }
 
     RunOptions options;

@@ -23,6 +23,7 @@ nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
                             {"planned", chunk.planned_stream ? "stream" : "compute"},
                             {"fell_back", chunk.fell_back},
                             {"prefill_stopped", chunk.prefill_abandoned},
+                            {"prefill_interrupted", chunk.prefill_interrupted},
                             {"resident_s", chunk.resident_s}};
     // Chunks the controller moved to the stream path after the first plan carry a codec too.
     if (chunk.planned_stream || chunk.streamed) {

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 
 #include "common/log.h"
 
@@ -401,7 +403,8 @@ bool Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
   }
 
   for (int32_t l = 0; l < hp_.n_layer; ++l) {
-    if (interrupt_ != nullptr && interrupt_->load(std::memory_order_relaxed)) return false;
+    if (Interrupted()) return false;
+    const auto layer_start = std::chrono::steady_clock::now();
     const LayerWeights& w = model_.layers()[l];
 
     // Attention block: norm, Q/K/V projections, RoPE, new rows into the cache, attention, output
@@ -442,7 +445,7 @@ bool Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
     }
     // The last layer's K/V rows are all the cache needs; its attention and feed-forward only
     // feed the logits.
-    if (l == hp_.n_layer - 1 && !need_outputs) break;
+    if (l == hp_.n_layer - 1 && !need_outputs) return IdleForSlowdown(layer_start);
     Attention(l, n, pos);
     MatMul(w.wo, att_.data(), n_q_, n, xn_.data(), n_embd);
     for (int32_t t = 0; t < n; ++t) {
@@ -460,6 +463,30 @@ bool Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
     for (int32_t t = 0; t < n; ++t) {
       k_.axpy_f32(1.0f, xn_.data() + static_cast<size_t>(t) * n_embd, n_embd, x_.data() + static_cast<size_t>(t) * n_embd);
     }
+    if (!IdleForSlowdown(layer_start)) return false;
+  }
+  return true;
+}
+
+Status Engine::set_emulated_slowdown(double factor) {
+  if (!(factor >= 1.0 && factor <= 1000.0)) {
+    return InvalidArgumentError("emulated slowdown " + std::to_string(factor) +
+                                " is outside [1, 1000]; 1 runs at this device's own speed, 2 twice as slow");
+  }
+  slowdown_ = factor;
+  return Status::Ok();
+}
+
+bool Engine::IdleForSlowdown(std::chrono::steady_clock::time_point layer_start) const {
+  if (slowdown_ <= 1.0) return true;
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point now = Clock::now();
+  const Clock::time_point until =
+      now + std::chrono::duration_cast<Clock::duration>((now - layer_start) * (slowdown_ - 1.0));
+  // Short slices, so that an interrupt stops the wait within about a millisecond.
+  for (Clock::time_point t = now; t < until; t = Clock::now()) {
+    if (Interrupted()) return false;
+    std::this_thread::sleep_for(std::min<Clock::duration>(until - t, std::chrono::milliseconds(1)));
   }
   return true;
 }

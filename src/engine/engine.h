@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -71,6 +72,13 @@ class Engine {
   // loader uses this to stop a prefill that a blob of the same rows has overtaken.
   void set_interrupt(const std::atomic<bool>* flag) { interrupt_ = flag; }
 
+  // Emulates a device `factor` times slower than this one: after each layer of Prefill and
+  // Decode the engine idles (factor - 1) times the layer's time, watching the interrupt flag.
+  // For benchmarks and tests of the adaptation to a slow device. The cores idle while the engine
+  // waits, so work beside it (blob decodes) runs faster than on a slower chip. Default: 1.
+  Status set_emulated_slowdown(double factor);
+  double emulated_slowdown() const { return slowdown_; }
+
  private:
   Engine(const Model& model, const EngineOptions& options);
 
@@ -78,6 +86,10 @@ class Engine {
   // stops after writing its K/V rows, and x_ is not the final hidden state.
   // Returns false when the interrupt flag stopped it between layers.
   bool ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs);
+  bool Interrupted() const { return interrupt_ != nullptr && interrupt_->load(std::memory_order_relaxed); }
+  // Idles for the emulated slowdown after a layer that began at `layer_start`. Returns false when
+  // the interrupt flag stopped the wait.
+  bool IdleForSlowdown(std::chrono::steady_clock::time_point layer_start) const;
   // One product of a MatMuls call: y[t * ldy + r] = w[r] . x[t] for every output row r.
   struct Product {
     const WeightView* w;
@@ -119,6 +131,7 @@ class Engine {
   // Per thread: scores [n_rep][kKeyTile], accumulators [n_rep][head_dim], max and sum [n_rep].
   std::vector<std::vector<float>> attn_scratch_;  // [n_threads]
   const std::atomic<bool>* interrupt_ = nullptr;  // see set_interrupt
+  double slowdown_ = 1.0;                         // see set_emulated_slowdown
 };
 
 }  // namespace sparkv

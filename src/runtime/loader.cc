@@ -321,10 +321,9 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
         lock.lock();
         if (compute_status.code() == ErrorCode::kCancelled && interrupt_prefill) {
           // A blob of this chunk arrived and decodes sooner: the rows of the stopped piece are
-          // not resident, and the decode overwrites the chunk. NOTE: no loader test reaches this
-          // branch (the test model's pieces take about a millisecond); the controller, simulator
-          // and engine tests cover its parts.
+          // not resident, and the decode overwrites the chunk.
           compute_status = Status::Ok();
+          outcome.prefill_interrupted = true;
           SPARKV_LOG_DEBUG("chunk %d [%d, %d): prefill interrupted in the piece from %d, its blob arrived",
                            chunk.range.index, chunk.range.begin, chunk.range.end, done);
           controller->OnPrefillInterrupted(step.chunk, done, SecondsSince(start));

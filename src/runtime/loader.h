@@ -43,6 +43,7 @@ struct ChunkOutcome {
   bool fell_back = false;    // a transfer or decode of it failed, so it was computed
   bool cancelled = false;    // its transfer was cancelled because computing it was faster
   bool prefill_abandoned = false;  // a prefill of it stopped between pieces for the stream path
+  bool prefill_interrupted = false;  // its blob arrived during a prefill piece, which stopped between layers
   std::string codec;
   uint64_t bytes = 0;        // bytes received for this chunk (also for failed transfers)
   double transfer_start_s = 0.0;
