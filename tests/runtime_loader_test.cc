@@ -2,7 +2,8 @@
 // ans4 and q8, a store server on loopback and the HTTP blob source. Parallel decode must leave
 // the cache exactly as single-threaded decode does (Codec::DecodeParallel). A transfer that stalls
 // while the link has nothing else to carry is raced by the compute path, and the first path to
-// finish provides the chunk's rows.
+// finish provides the chunk's rows. A blob that arrives during the raced prefill stops it
+// between layers.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -235,6 +236,38 @@ TEST_F(LoaderTest, PrefillWinsStalledRace) {
   EXPECT_TRUE(source.cancelled()) << "the transfer must end when the prefill wins";
   for (size_t j = 1; j < chunks.size(); ++j) EXPECT_TRUE(report->chunks[j].streamed) << "chunk " << j;
   EXPECT_LT(report->all_resident_s, 10.0) << "the load waited for the held blob";
+  EXPECT_EQ(NextToken(), expected);
+}
+
+TEST_F(LoaderTest, ArrivingBlobInterruptsRacedPrefill) {
+  const std::vector<LoadChunk> chunks = Plan("q8", [](size_t) { return false; });
+  engine_->kv_cache().Clear();
+  Loader local(engine_.get(), nullptr, model_->fingerprint());
+  Result<LoadReport> local_report = local.Load(context_, chunks);
+  ASSERT_TRUE(local_report.ok()) << local_report.status().ToString();
+  const TokenId expected = NextToken();
+
+  // The engine is emulated slower, aiming at 4 s for chunk 0 in one call (at most 1000x). In
+  // pieces it takes longer, since each call pays a fixed cost. Chunk 0's blob comes last and is
+  // held for 1.5 s: the compute path races it once the transfer has stalled past its prediction
+  // (about 0.5 s in), and the blob then arrives during the prefill. Decoding it ends long before
+  // the prefill would, so the engine stops between layers and the chunk streams.
+  const double chunk_s = std::max(1e-4, local_report->compute_busy_s / static_cast<double>(chunks.size()));
+  ASSERT_TRUE(engine_->set_emulated_slowdown(std::clamp(4.0 / chunk_s, 2.0, 1000.0)).ok());
+  engine_->kv_cache().Clear();
+  HoldingSource source(MakeHttpSource(server_->base_url()), chunks[0].key, 1.5);
+  Loader loader(engine_.get(), &source, model_->fingerprint());
+  Result<LoadReport> report =
+      loader.Load(context_, chunks, StreamEverything(chunks), FindStrategy("sparkv-adaptive").value());
+  ASSERT_TRUE(engine_->set_emulated_slowdown(1.0).ok());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->stats.n_raced, 1);
+  EXPECT_TRUE(report->chunks[0].prefill_interrupted);
+  EXPECT_TRUE(report->chunks[0].prefill_abandoned);
+  EXPECT_TRUE(report->chunks[0].streamed);
+  EXPECT_FALSE(source.cancelled());
+  EXPECT_EQ(report->n_streamed, static_cast<int32_t>(chunks.size()));
+  EXPECT_EQ(report->n_fallback, 0);
   EXPECT_EQ(NextToken(), expected);
 }
 

@@ -165,7 +165,19 @@ double LoadController::PieceSeconds(size_t j, int32_t from) const {
 
 double LoadController::PrefillSecondsLeft(size_t j, double now_s) const {
   const Chunk& c = chunks_[j];
-  return std::max(0.0, c.compute_start_s + ComputeSeconds(j, c.prefill_from) - now_s);
+  const double left_s = c.compute_start_s + ComputeSeconds(j, c.prefill_from) - now_s;
+  if (left_s > 0.0) return left_s;
+  // Overdue: the device is slower than its measured factor, and the factor moves only when a piece
+  // ends. As a late transfer is, the prefill is predicted to go on at the pace it has kept so
+  // far: its finished pieces and half of the piece in progress, over the time since it began.
+  const int32_t end = input_.chunks[j].end;
+  const int32_t piece_end = std::min(end, c.prefill_done + PrefillPieceTokens(static_cast<int32_t>(j)));
+  const double rest_s = ComputeSeconds(j, c.prefill_done);
+  const double half_piece_s = 0.5 * (rest_s - ComputeSeconds(j, piece_end));
+  const double done_s = ComputeSeconds(j, c.prefill_from) - rest_s + half_piece_s;
+  const double elapsed_s = now_s - c.compute_start_s;
+  if (!(done_s > 0.0)) return 0.0;
+  return (rest_s - half_piece_s) * elapsed_s / done_s;
 }
 
 double LoadController::DecodeSeconds(size_t j, int32_t level) const {
