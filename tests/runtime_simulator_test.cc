@@ -670,6 +670,37 @@ TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {
   EXPECT_EQ(controller->stats().n_abandoned, 1);
 }
 
+TEST(ControllerTest, StoppedPrefillBlobComesAfterBackChunks) {
+  // As above with three chunks: the re-plan stops chunk 0's prefill and streams chunks 0 and 1.
+  // Those form a suffix of the chunks left, so chunk 1 comes first and the stopped chunk, the
+  // frontier, last: if the link fades, the compute path can still race it from its kept rows.
+  auto controller = LoadController::Create(UniformInput(3, 1'000'000, 0.1e6), Get("sparkv-adaptive")).value();
+  ASSERT_EQ(controller->initial_plan().predicted.n_streamed, 0);
+  ASSERT_EQ(controller->NextCompute(0.0).chunk, 0);
+  ASSERT_TRUE(controller->ContinuePrefill(0, 8, 0.03125));
+  std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
+  ASSERT_TRUE(t.has_value());
+  ASSERT_EQ(t->chunk, 2);
+  ASSERT_TRUE(controller->OnTransferProgress(2, 1'000'000, 0.05, 0.05));
+  ASSERT_TRUE(controller->OnTransferEnd(2, LoadController::TransferResult::kOk, 1'000'000, 0.05, 0.05));
+  controller->OnDecodeEnd(2, true, 0.05);
+  controller->Replan(0.05);
+  ASSERT_EQ(controller->stats().n_replans, 1);
+
+  t = controller->NextTransfer(0.05);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 1) << "the chunk at the back comes before the stopped prefill's blob";
+  EXPECT_FALSE(controller->ContinuePrefill(0, 40, 0.15625)) << "the plan still stops the prefill";
+  ASSERT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.05, 0.1));
+  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.05, 0.1));
+  controller->OnDecodeEnd(1, true, 0.1);
+
+  t = controller->NextTransfer(0.16);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->chunk, 0);
+  EXPECT_EQ(controller->stats().n_abandoned, 1);
+}
+
 TEST(ControllerTest, PieceSizeFollowsPerCallCost) {
   // Chunks of 256 tokens at 1/256 s per token. A fixed cost per prefill call above 15% of a
   // piece's time makes the pieces larger: 8 tokens take 0.031 s, 32 take 0.125 s, 64 take 0.25 s

@@ -250,6 +250,14 @@ double LoadController::PredictedStreamResident(size_t j, double now_s, double ra
   return network_free + queued_s + DecodeSeconds(j, c.decision.level);
 }
 
+bool LoadController::AnyPendingStream() const {
+  for (size_t j = frontier_; j < chunks_.size(); ++j) {
+    const Chunk& c = chunks_[j];
+    if (AwaitsTransfer(c) && c.decision.path == Decision::Path::kStream && CanStream(j)) return true;
+  }
+  return false;
+}
+
 bool LoadController::InFlight(const Chunk& c) {
   return c.state == State::kFetching || (c.state == State::kComputing && c.early_fetch);
 }
@@ -280,8 +288,11 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
   int32_t pick = -1;
   int32_t level = -1;
   // A prefill that a plan stops runs on to its next piece boundary. Its blob is fetched meanwhile,
-  // so that the network does not idle while the compute path finishes a piece it will drop.
-  for (size_t j = frontier_; j < n; ++j) {
+  // so that the network does not idle while the compute path finishes a piece it will drop. When
+  // other chunks to stream form a suffix, they come first, from the back: the stopped chunk is
+  // the frontier, which the compute path may race from its kept rows if the link fades.
+  const bool back_first = strategy_.float_boundary && AnyPendingStream() && PendingStreamsFormSuffix();
+  for (size_t j = frontier_; j < n && !back_first; ++j) {
     const Chunk& c = chunks_[j];
     if (c.state == State::kComputing && c.abandon_requested && !c.early_fetch &&
         c.decision.path == Decision::Path::kStream && CanStream(j)) {

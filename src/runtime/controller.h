@@ -263,6 +263,8 @@ class LoadController {
   static bool AwaitsTransfer(const Chunk& c);
   // True when the pending chunks planned to stream are the last pending chunks.
   bool PendingStreamsFormSuffix() const;
+  // True when a chunk that waits for the stream path is planned to stream.
+  bool AnyPendingStream() const;
   int32_t FloatLevel(size_t j) const;  // cake: the level of the plan's codec for chunk j
   void SetFloatCodec();                // cake: the codec of the first plan's first streamed chunk
   void AdvanceFrontier();
