@@ -2,6 +2,7 @@
 // CSV and SVG output read back, and a bad scenario rejected with the field's name.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -96,6 +97,43 @@ TEST_F(BenchCliTest, JsonReportParsesBack) {
   for (const char* name : {"tiny-p0-local-timeline.svg", "tiny-p2-sparkv-adaptive-timeline.svg",
                            "tiny-ttft-vs-rate.svg", "tiny-energy-vs-rate.svg"}) {
     EXPECT_TRUE(std::filesystem::exists(dir_.File(std::string("svg/") + name))) << name;
+  }
+}
+
+TEST_F(BenchCliTest, BothModeReportsHindsight) {
+  // Mode both on stories260K: every row's load over the point's simulated hindsight optimum, in
+  // the table, the CSV and the JSON.
+  const json scenario = {
+      {"name", "tiny-both"},
+      {"mode", "both"},
+      {"real", {{"model", testing::Stories260KGguf()}, {"sample_tokens", 120}, {"chunk_tokens", 32}}},
+      {"levels", {"f16"}},
+      {"n_chunks", 3},
+      {"bandwidth", {{"rate_mbit", 8}}},
+      {"strategies", {"local", "sparkv-adaptive"}},
+      {"energy_profile", "phone-wifi"}};
+  const auto [table_status, table] = Bench(scenario, "--csv " + dir_.File("both.csv"));
+  ASSERT_EQ(table_status, 0) << table << ReadStderr();
+  EXPECT_NE(table.find("/optim"), std::string::npos) << table;
+  EXPECT_NE(table.find("simulated hindsight optimum"), std::string::npos) << table;
+
+  Result<std::string> csv = ReadFileToString(dir_.File("both.csv"));
+  ASSERT_TRUE(csv.ok());
+  std::istringstream lines(*csv);
+  std::string header;
+  ASSERT_TRUE(std::getline(lines, header));
+  EXPECT_NE(header.find(",hindsight_ttft_s,"), std::string::npos) << header;
+  const auto fields = [](const std::string& line) { return std::count(line.begin(), line.end(), ',') + 1; };
+  for (std::string line; std::getline(lines, line);) EXPECT_EQ(fields(line), fields(header)) << line;
+
+  const auto [json_status, out] = Bench(scenario, "--json");
+  ASSERT_EQ(json_status, 0) << out << ReadStderr();
+  const json report = json::parse(out);
+  ASSERT_EQ(report["points"].size(), 1u);
+  const double optimum = report["points"][0]["hindsight_ttft_s"];
+  EXPECT_GT(optimum, 0.0);
+  for (const json& row : report["points"][0]["strategies"]) {
+    EXPECT_DOUBLE_EQ(row["load_over_hindsight"].get<double>(), row["load_ttft_s"].get<double>() / optimum);
   }
 }
 

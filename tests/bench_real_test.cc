@@ -62,6 +62,11 @@ TEST(BenchRealTest, BothModeMatchesLocalToken) {
     std::printf("%-16s real %.4f s (load %.4f s), simulated %.4f s, real/sim %.3f\n", row.strategy.c_str(),
                 row.median_ttft_s, row.median_load_ttft_s, row.sim_ttft_s, row.real_over_sim);
   }
+  // The hindsight optimum is the best plan under the cost model, so no single path beats it.
+  ASSERT_EQ(report->hindsight_ttft_s.size(), 1u);
+  EXPECT_GT(report->hindsight_ttft_s[0], 0.0);
+  EXPECT_LE(report->hindsight_ttft_s[0], report->rows[0].sim_ttft_s * (1 + 1e-9));
+  EXPECT_LE(report->hindsight_ttft_s[0], report->rows[1].sim_ttft_s * (1 + 1e-9));
   // local never touches the network, and stream fetches every chunk at f16.
   EXPECT_EQ(report->rows[0].median_streamed, 0.0);
   EXPECT_EQ(report->rows[0].median_received_bytes, 0.0);

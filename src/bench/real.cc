@@ -270,6 +270,11 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
     const std::string label = point.Label(s);
     Result<SimScenario> sim = MakeSimScenario(s, bench_context, whole);
     if (!sim.ok()) return sim.status().WithContext(label);
+    if (s.mode == BenchMode::kBoth) {
+      Result<Plan> optimum = HindsightOptimum(*sim);
+      if (!optimum.ok()) return optimum.status().WithContext(label + ", hindsight optimum");
+      report.hindsight_ttft_s.push_back(optimum->predicted.ttft_s);
+    }
     double offset_s = 0.0;
     Result<Link> link = PointLink(s, point, &offset_s);
     if (!link.ok()) return link.status().WithContext(label);

@@ -49,6 +49,7 @@ struct RealBenchReport {
   std::vector<ScenarioPoint> points;
   std::vector<int32_t> n_context_tokens;  // [n_points]
   std::vector<TokenId> local_first_token; // [n_points] the reference for the quality rule
+  std::vector<double> hindsight_ttft_s;   // [n_points] mode both: the simulated hindsight optimum
   std::vector<RealRow> rows;              // point-major, strategies in the scenario's order
   Profile profile;
   std::string profile_source;             // the scenario's file, or "measured"

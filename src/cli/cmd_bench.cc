@@ -108,19 +108,21 @@ int RunRealMode(const Flags& f, const Scenario& s) {
     std::string csv =
         "scenario,mode,point,rate_mbit,trace_offset_s,slowdown,n_chunks,n_context_tokens,strategy,ttft_median_s,"
         "ttft_min_s,ttft_max_s,load_ttft_median_s,sim_ttft_s,real_over_sim,sim_measured_speed_ttft_s,"
-        "real_over_sim_measured_speed,received_bytes,n_streamed,n_computed,fallbacks,device_factor,"
-        "first_token_mismatches\n";
+        "real_over_sim_measured_speed,hindsight_ttft_s,received_bytes,n_streamed,n_computed,fallbacks,"
+        "device_factor,first_token_mismatches\n";
     for (const RealRow& r : report.rows) {
       const ScenarioPoint& pt = points[r.point];
       char line[1024];
       std::snprintf(line, sizeof line,
-                    ",%s,%zu,%g,%g,%g,%d,%d,%s,%.6f,%.6f,%.6f,%.6f,%s,%s,%s,%s,%.0f,%g,%g,%d,%.4f,%d\n",
+                    ",%s,%zu,%g,%g,%g,%d,%d,%s,%.6f,%.6f,%.6f,%.6f,%s,%s,%s,%s,%s,%.0f,%g,%g,%d,%.4f,%d\n",
                     ModeName(s.mode), r.point, pt.rate_mbit, pt.trace_offset_s, pt.slowdown, pt.n_chunks,
                     report.n_context_tokens[r.point], CsvField(r.strategy).c_str(), r.median_ttft_s, r.min_ttft_s,
                     r.max_ttft_s, r.median_load_ttft_s, both ? std::to_string(r.sim_ttft_s).c_str() : "",
                     both ? Ratio(r.real_over_sim).c_str() : "",
                     both ? std::to_string(r.sim_measured_speed_ttft_s).c_str() : "",
-                    both ? Ratio(r.real_over_sim_measured_speed).c_str() : "", r.median_received_bytes, r.median_streamed,
+                    both ? Ratio(r.real_over_sim_measured_speed).c_str() : "",
+                    both ? std::to_string(report.hindsight_ttft_s[r.point]).c_str() : "", r.median_received_bytes,
+                    r.median_streamed,
                     r.median_computed, r.n_fallback, r.median_device_factor, r.n_mismatches);
       csv += CsvField(s.name) + line;
     }
@@ -148,6 +150,7 @@ int RunRealMode(const Flags& f, const Scenario& s) {
                               {"n_context_tokens", report.n_context_tokens[p]},
                               {"local_first_token", report.local_first_token[p]},
                               {"strategies", nlohmann::json::array()}};
+      if (both) point["hindsight_ttft_s"] = report.hindsight_ttft_s[p];
       for (const RealRow& r : report.rows) {
         if (r.point != p) continue;
         nlohmann::json row = {{"name", r.strategy},
@@ -165,6 +168,7 @@ int RunRealMode(const Flags& f, const Scenario& s) {
                               {"streamed_lossy", r.streamed_lossy}};
         if (both) {
           row["sim_ttft_s"] = r.sim_ttft_s;
+          row["load_over_hindsight"] = r.median_load_ttft_s / report.hindsight_ttft_s[p];
           row["real_over_sim"] = OrNull(r.real_over_sim);
           row["off_by_more_than_10_percent"] = OffBeyondTolerance(r.real_over_sim);
           row["sim_measured_speed_ttft_s"] = r.sim_measured_speed_ttft_s;
@@ -184,7 +188,7 @@ int RunRealMode(const Flags& f, const Scenario& s) {
                 report.profile_source.c_str(), s.real.background_threads, 100.0 * s.real.background_duty);
     std::printf("%-*s %-16s %9s %9s %9s %9s", static_cast<int>(label_width), "point", "strategy", "TTFT s", "min",
                 "max", "load s");
-    if (both) std::printf(" %9s %9s %9s", "sim s", "real/sim", "/measured");
+    if (both) std::printf(" %9s %9s %9s %7s", "sim s", "real/sim", "/measured", "/optim");
     std::printf(" %6s %6s %9s %7s %s\n", "stream", "comp", "MiB recv", "device", "1st token");
     size_t n_off = 0, n_off_measured = 0;
     double sum_abs_error = 0.0, sum_abs_error_measured = 0.0;
@@ -198,8 +202,9 @@ int RunRealMode(const Flags& f, const Scenario& s) {
         const bool off_measured = OffBeyondTolerance(r.real_over_sim_measured_speed);
         n_off_measured += off_measured;
         sum_abs_error_measured += std::fabs(r.real_over_sim_measured_speed - 1.0);
-        std::printf(" %9.4f %8s%s %8s%s", r.sim_ttft_s, Ratio(r.real_over_sim).c_str(), off ? "*" : " ",
-                    Ratio(r.real_over_sim_measured_speed).c_str(), off_measured ? "*" : " ");
+        std::printf(" %9.4f %8s%s %8s%s %7.3f", r.sim_ttft_s, Ratio(r.real_over_sim).c_str(), off ? "*" : " ",
+                    Ratio(r.real_over_sim_measured_speed).c_str(), off_measured ? "*" : " ",
+                    r.median_load_ttft_s / report.hindsight_ttft_s[r.point]);
       }
       const std::string first = r.n_mismatches == 0 ? "same"
                                                      : "MISMATCH " + std::to_string(r.n_mismatches) + "/" +
@@ -215,7 +220,9 @@ int RunRealMode(const Flags& f, const Scenario& s) {
       const double n_rows = std::max<double>(1.0, report.rows.size());
       std::printf("real/sim: load s over the simulated TTFT with the same profile, link and the scenario's slowdown.\n"
                   "/measured: the same, simulated at the device factor this row measured. * marks a ratio off by\n"
-                  "more than %.0f%%: real/sim %zu of %zu (mean |ratio - 1| %.3f), /measured %zu of %zu (%.3f).\n",
+                  "more than %.0f%%: real/sim %zu of %zu (mean |ratio - 1| %.3f), /measured %zu of %zu (%.3f).\n"
+                  "/optim: load s over the point's simulated hindsight optimum (the exact plan given the realized\n"
+                  "link and slowdown in advance).\n",
                   100.0 * kSimAgreementTolerance, n_off, report.rows.size(), sum_abs_error / n_rows, n_off_measured,
                   report.rows.size(), sum_abs_error_measured / n_rows);
     }
