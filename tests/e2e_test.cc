@@ -118,6 +118,16 @@ class EndToEndTest : public ::testing::Test {
     return report.ok() ? std::move(report).value() : RunReport();
   }
 
+  // Writes the context's token ids into `dir` and returns the start of a `sparkv run` command
+  // line that loads it with the fixture's query, in chunks of kChunkTokens.
+  std::string RunCommand(const testing::TempDir& dir) const {
+    std::string ids;
+    for (TokenId id : context_) ids += std::to_string(id) + " ";
+    std::ofstream(dir.File("context.txt")) << ids;
+    return testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() + " --tokens " +
+           dir.File("context.txt") + " --query-tokens '403 261' --chunk-tokens " + std::to_string(kChunkTokens);
+  }
+
   std::unique_ptr<Model> model_;
   std::unique_ptr<Engine> engine_;
   std::vector<TokenId> context_;
@@ -464,14 +474,7 @@ TEST_F(EndToEndTest, ManifestForAnotherModelIsNotUsed) {
 TEST_F(EndToEndTest, RunCommandPrintsJsonReport) {
   ServeProcess server(store_dir_.path(), 0);
   testing::TempDir dir;
-  std::ofstream(dir.File("context.txt")) << [&] {
-    std::string text;
-    for (TokenId id : context_) text += std::to_string(id) + " ";
-    return text;
-  }();
-  const std::string command = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
-                              " --tokens " + dir.File("context.txt") + " --query-tokens '403 261' --server " +
-                              server.url() + " --chunk-tokens 64 --strategy hybrid -n 8 --json";
+  const std::string command = RunCommand(dir) + " --server " + server.url() + " --strategy hybrid -n 8 --json";
   const auto [status, output] = testing::RunShell(command);
   ASSERT_EQ(status, 0) << output;
 
@@ -509,12 +512,7 @@ TEST(RunCommandTest, JsonSurvivesInvalidUtf8Text) {
 TEST_F(EndToEndTest, RunCommandListsStreamedLevels) {
   ServeProcess server(store_dir_.path(), 0);
   testing::TempDir dir;
-  std::string context;
-  for (TokenId id : context_) context += std::to_string(id) + " ";
-  std::ofstream(dir.File("context.txt")) << context;
-  const std::string base = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
-                           " --tokens " + dir.File("context.txt") + " --query-tokens '403 261' --server " +
-                           server.url() + " --chunk-tokens 64 --strategy stream --levels q8 -n 4";
+  const std::string base = RunCommand(dir) + " --server " + server.url() + " --strategy stream --levels q8 -n 4";
   const auto [text_status, text] = testing::RunShell(base);
   ASSERT_EQ(text_status, 0) << text;
   EXPECT_NE(text.find("at levels  q8 -> 4 chunks (lossy)"), std::string::npos) << text;
@@ -537,11 +535,7 @@ TEST_F(EndToEndTest, RunCommandListsStreamedLevels) {
 TEST_F(EndToEndTest, RunEmulatedSlowdownKeepsTokens) {
   ServeProcess server(store_dir_.path(), 0);
   testing::TempDir dir;
-  std::string context;
-  for (TokenId id : context_) context += std::to_string(id) + " ";
-  std::ofstream(dir.File("context.txt")) << context;
-  const std::string base = testing::SparkvBinary() + " --log-level error run --model " + testing::Stories260KGguf() +
-                           " --tokens " + dir.File("context.txt") + " --query-tokens '403 261' --chunk-tokens 64 -n 6";
+  const std::string base = RunCommand(dir) + " -n 6";
   const auto [local_status, local_out] = testing::RunShell(base + " --strategy local --json");
   ASSERT_EQ(local_status, 0) << local_out;
   const auto [slow_status, slow_out] =

@@ -633,6 +633,14 @@ TEST(ControllerTest, TakenBackPrefillResumesWhereItStopped) {
   EXPECT_EQ(controller->stats().n_raced, 1);
 }
 
+// Streams chunk `chunk` whole: 1 MB that arrives at `end_s`, 0.05 s after its request, and is
+// decoded at once.
+void StreamChunk(LoadController& controller, int32_t chunk, double end_s) {
+  ASSERT_TRUE(controller.OnTransferProgress(chunk, 1'000'000, 0.05, end_s));
+  ASSERT_TRUE(controller.OnTransferEnd(chunk, LoadController::TransferResult::kOk, 1'000'000, 0.05, end_s));
+  controller.OnDecodeEnd(chunk, true, end_s);
+}
+
 TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {
   // Two chunks of 1 s compute and 1 MB. The first plan, at 0.1 MB/s, computes both; the link
   // then proves fast, and a re-plan stops chunk 0's prefill at its first piece boundary.
@@ -649,9 +657,7 @@ TEST(ControllerTest, StoppedPrefillFetchesItsBlobEarly) {
   std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
   ASSERT_TRUE(t.has_value());
   ASSERT_EQ(t->chunk, 1);
-  ASSERT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.05, 0.05));
-  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.05, 0.05));
-  controller->OnDecodeEnd(1, true, 0.05);
+  StreamChunk(*controller, 1, 0.05);
   controller->Replan(0.05);
   ASSERT_EQ(controller->stats().n_replans, 1);
 
@@ -681,9 +687,7 @@ TEST(ControllerTest, StoppedPrefillBlobComesAfterBackChunks) {
   std::optional<LoadController::Transfer> t = controller->NextTransfer(0.0);
   ASSERT_TRUE(t.has_value());
   ASSERT_EQ(t->chunk, 2);
-  ASSERT_TRUE(controller->OnTransferProgress(2, 1'000'000, 0.05, 0.05));
-  ASSERT_TRUE(controller->OnTransferEnd(2, LoadController::TransferResult::kOk, 1'000'000, 0.05, 0.05));
-  controller->OnDecodeEnd(2, true, 0.05);
+  StreamChunk(*controller, 2, 0.05);
   controller->Replan(0.05);
   ASSERT_EQ(controller->stats().n_replans, 1);
 
@@ -691,9 +695,7 @@ TEST(ControllerTest, StoppedPrefillBlobComesAfterBackChunks) {
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->chunk, 1) << "the chunk at the back comes before the stopped prefill's blob";
   EXPECT_FALSE(controller->ContinuePrefill(0, 40, 0.15625)) << "the plan still stops the prefill";
-  ASSERT_TRUE(controller->OnTransferProgress(1, 1'000'000, 0.05, 0.1));
-  ASSERT_TRUE(controller->OnTransferEnd(1, LoadController::TransferResult::kOk, 1'000'000, 0.05, 0.1));
-  controller->OnDecodeEnd(1, true, 0.1);
+  StreamChunk(*controller, 1, 0.1);
 
   t = controller->NextTransfer(0.16);
   ASSERT_TRUE(t.has_value());
