@@ -130,7 +130,7 @@ TEST(BenchRealTest, EmulatedSlowdownSweep) {
   ASSERT_EQ(report->rows.size(), 4u);
   EXPECT_EQ(report->n_mismatches, 0);
   // The loader measures the idling engine as a slower device. The margin is wide: the engine
-  // idles twice its own time after every layer, whatever the machine's load.
+  // waits twice its own time after every forward pass, whatever the machine's load.
   EXPECT_GT(report->rows[2].median_device_factor, 1.5 * report->rows[0].median_device_factor)
       << report->rows[2].median_device_factor << " at x3, " << report->rows[0].median_device_factor << " at x1";
 }

@@ -471,6 +471,24 @@ TEST_F(EndToEndTest, ManifestForAnotherModelIsNotUsed) {
   EXPECT_NE(stream.warnings[0].find("mismatch"), std::string::npos) << stream.warnings[0];
 }
 
+TEST_F(EndToEndTest, ManifestOverstatingBlobSizeIsNotUsed) {
+  // Chunk 1's f16 blob is listed at 1 TB: no f16 blob of 64 tokens of this model is that large.
+  Manifest lying = manifest_;
+  lying.chunks[1].levels.at("f16").bytes = uint64_t{1} << 40;
+  Store store(store_dir_.path());
+  ASSERT_TRUE(store.WriteManifest(lying).ok());
+
+  ServeProcess server(store_dir_.path(), 0);
+  const RunReport local = Run("", "local", "f16", 16);
+  const RunReport stream = Run(server.url(), "stream", "f16", 16);
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(stream.load.n_streamed, 0);
+  ASSERT_FALSE(stream.warnings.empty());
+  EXPECT_NE(stream.warnings[0].find("manifest chunk 1 lists a f16 blob of 1099511627776 bytes"), std::string::npos)
+      << stream.warnings[0];
+  EXPECT_NE(stream.warnings[0].find("ingest the context again"), std::string::npos) << stream.warnings[0];
+}
+
 TEST_F(EndToEndTest, RunCommandPrintsJsonReport) {
   ServeProcess server(store_dir_.path(), 0);
   testing::TempDir dir;
@@ -547,10 +565,11 @@ TEST_F(EndToEndTest, RunEmulatedSlowdownKeepsTokens) {
   ASSERT_EQ(slow["chunk_timeline"].size(), 4u);
   for (const nlohmann::json& chunk : slow["chunk_timeline"]) EXPECT_TRUE(chunk.contains("prefill_interrupted"));
 
-  for (const char* bad : {"0.5", "nan", "2000"}) {
+  for (const std::string bad : {"0.5", "nan", "2000", "text"}) {
     const auto [status, output] = testing::RunShell(base + " --strategy local --emulate-slowdown " + bad + " 2>&1");
     EXPECT_NE(status, 0) << bad;
-    EXPECT_NE(output.find("--emulate-slowdown"), std::string::npos) << bad << ": " << output;
+    EXPECT_NE(output.find("--emulate-slowdown: '" + bad + "' is not a number from 1 to 100"), std::string::npos)
+        << bad << ": " << output;
   }
 }
 

@@ -268,8 +268,8 @@ TEST_F(EngineParityTest, EmulatedSlowdownKeepsResults) {
 TEST_F(EngineParityTest, InterruptStopsEmulatedSlowdown) {
   auto engine = MakeEngine(KvElemType::kF16);
   ASSERT_NE(engine, nullptr);
-  // At 1000x every layer idles about a thousand times its own time, so the flag, set once the
-  // call is under way, is seen during an idle wait rather than between two layers.
+  // At 1000x each micro-batch is followed by a wait of about a thousand times its own time, so
+  // the flag, set once the call is under way, is seen during that wait.
   ASSERT_TRUE(engine->set_emulated_slowdown(1000.0).ok());
   std::atomic<bool> interrupt{false};
   engine->set_interrupt(&interrupt);

@@ -46,7 +46,7 @@ struct RealSpec {
   int threads = 1;             // compute threads of the engine (0 = every core)
   int background_threads = 0;  // busy threads spinning during the timed runs
   double background_duty = 1.0;  // share of each 10 ms period those threads spin, (0, 1]
-  // The engine idles to run `slowdown` times slower than the device during the timed runs
+  // The engine waits to run `slowdown` times slower than the device during the timed runs
   // (Engine::set_emulated_slowdown), so slowdown may be a list of factors >= 1.
   bool emulate_slowdown = false;
 };

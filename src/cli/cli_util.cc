@@ -15,14 +15,25 @@
 
 namespace sparkv::cli {
 
-std::string CheckRaceRatio(const std::string& text) {
+std::string CheckNumberIn(const std::string& text, double low, double high, const std::string& advice) {
   double value = 0.0;
   const char* end = text.data() + text.size();
   const auto [stop, error] = std::from_chars(text.data(), end, value);
   const bool number = !text.empty() && error == std::errc() && stop == end && std::isfinite(value);
-  if (number && value >= 1.0 && value <= 100.0) return "";
-  return "'" + text + "' is not a number from 1 to 100; give e.g. 3 (the default: race when computing takes at most "
-         "3 times as long as streaming) or 1 (race only after the link's predictions miss)";
+  if (number && value >= low && value <= high) return "";
+  char range[64];
+  std::snprintf(range, sizeof range, "from %g to %g", low, high);
+  return "'" + text + "' is not a number " + range + "; " + advice;
+}
+
+std::string CheckRaceRatio(const std::string& text) {
+  return CheckNumberIn(text, 1.0, 100.0,
+                       "give e.g. 3 (the default: race when computing takes at most 3 times as long as streaming) "
+                       "or 1 (race only after the link's predictions miss)");
+}
+
+std::string CheckEmulatedSlowdown(const std::string& text) {
+  return CheckNumberIn(text, 1.0, 100.0, "give e.g. 2 (twice as slow as this device) or 1 (its own speed)");
 }
 
 void WarnUnusedRaceRatio(double ratio, const std::vector<std::string>& strategies) {

@@ -22,6 +22,11 @@ std::string DumpJson(const nlohmann::json& value, int indent = -1);
 // Checks a --race-ratio value: a decimal number from 1 to 100. Returns "" when valid, else the
 // message CLI11 prints after the flag's name.
 std::string CheckRaceRatio(const std::string& text);
+// CLI validator of --emulate-slowdown: a finite number in [1, 100], as the bench's slowdown.
+std::string CheckEmulatedSlowdown(const std::string& text);
+// Returns "" when `text` is a finite number in [low, high], else a message that names the text
+// and the range, then `advice`.
+std::string CheckNumberIn(const std::string& text, double low, double high, const std::string& advice);
 
 // Prints a warning when --race-ratio was given (`ratio` > 0) but none of `strategies` re-plans,
 // since only those race.

@@ -126,10 +126,10 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
   command->add_option("--emulate-slowdown", flags->emulate_slowdown,
-                      "Run the engine this many times slower than this device, idling after each layer, to try "
+                      "Run the engine this many times slower than this device, waiting after each forward pass, to try "
                       "the adaptation to a slow device; the plan still starts from the device's profile")
       ->capture_default_str()
-      ->check(CLI::Range(1.0, 1000.0));
+      ->check(CLI::Validator(CheckEmulatedSlowdown, "FACTOR in [1, 100]"));
   command->add_flag("--json", flags->json, "Print one JSON object instead of text");
 
   command->callback([flags, exit_code, query_tokens] {

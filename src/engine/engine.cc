@@ -5,10 +5,10 @@
 #include <cassert>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
-#include <thread>
 
 #include "common/log.h"
 
@@ -396,6 +396,7 @@ bool Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
   float* k_new = kv_.data();                                  // [n][n_kv]
   float* v_new = kv_.data() + static_cast<size_t>(options_.n_batch) * n_kv_;  // [n][n_kv]
 
+  const auto batch_start = std::chrono::steady_clock::now();
   // Embedding rows (row per token in the GGUF layout).
   for (int32_t t = 0; t < n; ++t) {
     kernels::DequantizeRow(static_cast<uint32_t>(emb.type()), emb.data + static_cast<size_t>(tokens[t]) * emb.row_bytes(),
@@ -404,7 +405,6 @@ bool Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
 
   for (int32_t l = 0; l < hp_.n_layer; ++l) {
     if (Interrupted()) return false;
-    const auto layer_start = std::chrono::steady_clock::now();
     const LayerWeights& w = model_.layers()[l];
 
     // Attention block: norm, Q/K/V projections, RoPE, new rows into the cache, attention, output
@@ -445,7 +445,7 @@ bool Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
     }
     // The last layer's K/V rows are all the cache needs; its attention and feed-forward only
     // feed the logits.
-    if (l == hp_.n_layer - 1 && !need_outputs) return IdleForSlowdown(layer_start);
+    if (l == hp_.n_layer - 1 && !need_outputs) break;
     Attention(l, n, pos);
     MatMul(w.wo, att_.data(), n_q_, n, xn_.data(), n_embd);
     for (int32_t t = 0; t < n; ++t) {
@@ -463,32 +463,42 @@ bool Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
     for (int32_t t = 0; t < n; ++t) {
       k_.axpy_f32(1.0f, xn_.data() + static_cast<size_t>(t) * n_embd, n_embd, x_.data() + static_cast<size_t>(t) * n_embd);
     }
-    if (!IdleForSlowdown(layer_start)) return false;
   }
-  return true;
+  return IdleForSlowdown(batch_start);
 }
 
 Status Engine::set_emulated_slowdown(double factor) {
   if (!(factor >= 1.0 && factor <= 1000.0)) {
-    return InvalidArgumentError("emulated slowdown " + std::to_string(factor) +
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", factor);
+    return InvalidArgumentError(std::string("emulated slowdown ") + value +
                                 " is outside [1, 1000]; 1 runs at this device's own speed, 2 twice as slow");
   }
   slowdown_ = factor;
   return Status::Ok();
 }
 
-bool Engine::IdleForSlowdown(std::chrono::steady_clock::time_point layer_start) const {
+bool Engine::IdleForSlowdown(std::chrono::steady_clock::time_point batch_start) {
   if (slowdown_ <= 1.0) return true;
   using Clock = std::chrono::steady_clock;
   const Clock::time_point now = Clock::now();
   const Clock::time_point until =
-      now + std::chrono::duration_cast<Clock::duration>((now - layer_start) * (slowdown_ - 1.0));
-  // Short slices, so that an interrupt stops the wait within about a millisecond.
-  for (Clock::time_point t = now; t < until; t = Clock::now()) {
-    if (Interrupted()) return false;
-    std::this_thread::sleep_for(std::min<Clock::duration>(until - t, std::chrono::milliseconds(1)));
-  }
-  return true;
+      now + std::chrono::duration_cast<Clock::duration>((now - batch_start) * (slowdown_ - 1.0));
+  // Every thread of the pool spins until the same deadline, as it would compute on a slower chip.
+  // Sleeping instead let the workers park, and on a 2-thread engine waking them took up to half
+  // the next layer's time again, so a 4x emulation ran about 6x slower. One wait per micro-batch
+  // rather than per layer keeps the pool's own cost per call out of small models' figures.
+  std::atomic<bool> stopped{false};
+  pool_.ParallelFor(pool_.n_threads(), [&](int64_t, int64_t) {
+    while (Clock::now() < until) {
+      if (Interrupted()) {
+        stopped.store(true, std::memory_order_relaxed);
+        return;
+      }
+      CpuRelax();
+    }
+  });
+  return !stopped.load(std::memory_order_relaxed);
 }
 
 void Engine::Logits(const std::vector<int32_t>& rows, const std::vector<int32_t>& out_index, float* out) {

@@ -72,10 +72,10 @@ class Engine {
   // loader uses this to stop a prefill that a blob of the same rows has overtaken.
   void set_interrupt(const std::atomic<bool>* flag) { interrupt_ = flag; }
 
-  // Emulates a device `factor` times slower than this one: after each layer of Prefill and
-  // Decode the engine idles (factor - 1) times the layer's time, watching the interrupt flag.
-  // For benchmarks and tests of the adaptation to a slow device. The cores idle while the engine
-  // waits, so work beside it (blob decodes) runs faster than on a slower chip. Default: 1.
+  // Emulates a device `factor` times slower than this one: after each micro-batch of Prefill and
+  // each Decode step, every engine thread spins for (factor - 1) times its time, watching the
+  // interrupt flag. For benchmarks and tests of the adaptation to a slow device. Work beside the
+  // engine (blob decodes) shares the cores with the spinning threads. Default: 1.
   Status set_emulated_slowdown(double factor);
   double emulated_slowdown() const { return slowdown_; }
 
@@ -87,9 +87,9 @@ class Engine {
   // Returns false when the interrupt flag stopped it between layers.
   bool ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs);
   bool Interrupted() const { return interrupt_ != nullptr && interrupt_->load(std::memory_order_relaxed); }
-  // Idles for the emulated slowdown after a layer that began at `layer_start`. Returns false when
-  // the interrupt flag stopped the wait.
-  bool IdleForSlowdown(std::chrono::steady_clock::time_point layer_start) const;
+  // Waits out the emulated slowdown after a forward pass that began at `batch_start`. Returns
+  // false when the interrupt flag stopped the wait.
+  bool IdleForSlowdown(std::chrono::steady_clock::time_point batch_start);
   // One product of a MatMuls call: y[t * ldy + r] = w[r] . x[t] for every output row r.
   struct Product {
     const WeightView* w;

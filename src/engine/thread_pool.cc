@@ -10,12 +10,6 @@ namespace {
 // burn a core that other processes on a small machine need.
 constexpr int kSpinIterations = 4000;
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {

@@ -50,6 +50,21 @@ Result<Manifest> FetchCheckedManifest(BlobSource& source, const Model& model, co
                            keys[j].Hex() + " over [" + std::to_string(chunks[j].begin) + ", " +
                            std::to_string(chunks[j].end) + ")");
     }
+    // A blob larger than its codec can produce for this model's KV rows would hold the link for
+    // nothing, and the plan would rest on that size.
+    const HParams& hp = model.hparams();
+    const KvShape shape{hp.n_layer, hp.n_head_kv, hp.head_dim, entry.end - entry.begin};
+    for (const auto& [name, level] : entry.levels) {
+      const Codec* codec = FindCodec(name);
+      if (codec == nullptr) continue;  // a level this build cannot decode is never planned
+      const uint64_t bound = kBlobHeaderBytes + codec->MaxPayloadBytes(shape);
+      if (level.bytes > bound) {
+        return MismatchError("manifest chunk " + std::to_string(j) + " lists a " + name + " blob of " +
+                             std::to_string(level.bytes) + " bytes, more than the " + std::to_string(bound) +
+                             " that " + std::to_string(shape.n_tokens) +
+                             " tokens of this model can take (ingest the context again)");
+      }
+    }
   }
   return manifest;
 }

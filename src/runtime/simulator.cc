@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <optional>
+#include <string>
 
 #include "plan/exact_planner.h"
 #include "plan/planner.h"
@@ -117,7 +119,17 @@ Result<SimResult> SimulateLoad(const Strategy& strategy, const SimScenario& scen
   };
 
   for (int64_t n_events = 0;; ++n_events) {
-    if (n_events > kMaxEvents) return InternalError("simulation did not finish within its event budget");
+    if (n_events > kMaxEvents) {
+      uint64_t largest = 0;
+      for (const ChunkSpec& spec : in.chunks) {
+        for (const LevelOption& level : spec.levels) largest = std::max(largest, level.bytes);
+      }
+      char at[32];
+      std::snprintf(at, sizeof at, "%.1f s", t);
+      return InvalidArgumentError("the simulated load had not ended after " + std::to_string(kMaxEvents) +
+                                  " events, at " + at + "; the largest blob is " + std::to_string(largest) +
+                                  " bytes: check the manifest's sizes and the link's rate");
+    }
 
     // Let idle parts take work at time t; repeat while any of them changed the state.
     for (bool changed = true; changed;) {
