@@ -29,16 +29,22 @@ constexpr double kMaxMbit = 1e6;
 // Synthetic contexts stay below this many tokens, so positions fit in int32_t with room to spare.
 constexpr int64_t kMaxSyntheticTokens = int64_t{1} << 24;
 
+std::string FormatNumber(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", x);
+  return text;
+}
+
 Status FieldError(const std::string& field, const std::string& want) {
   return InvalidArgumentError("scenario field '" + field + "': " + want);
 }
 
 Result<double> NumberIn(const json& value, const std::string& field, double lo, double hi) {
-  if (!value.is_number()) return FieldError(field, "must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (!value.is_number()) return FieldError(field, "must be a number in [" + FormatNumber(lo) + ", " + FormatNumber(hi) + "]");
   const double x = value.get<double>();
   if (!std::isfinite(x) || x < lo || x > hi) {
-    return FieldError(field, "is " + value.dump() + "; give a number in [" + std::to_string(lo) + ", " +
-                                 std::to_string(hi) + "]");
+    return FieldError(field, "is " + value.dump() + "; give a number in [" + FormatNumber(lo) + ", " +
+                                 FormatNumber(hi) + "]");
   }
   return x;
 }
@@ -238,11 +244,6 @@ Status ParseReal(const json& value, const std::string& folder, RealSpec* out) {
   return Status::Ok();
 }
 
-std::string FormatNumber(double x) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", x);
-  return text;
-}
 
 }  // namespace
 

@@ -26,7 +26,7 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand(
-      "ingest", "Prefill a context and write its KV chunks, at every codec level, into a store");
+      "ingest", "Prefill a context and write its KV chunks, at the levels of --codecs, into a store");
   command->add_option("--model", flags->model, "GGUF model, the same file the devices run")->required()->check(CLI::ExistingFile);
   auto* text = command->add_option("--text", flags->text, "Context as a UTF-8 text file")->check(CLI::ExistingFile);
   auto* tokens = command->add_option("--tokens", flags->tokens, "Context as whitespace-separated token ids (BOS first)")

@@ -94,7 +94,9 @@ Result<BandwidthModel> RealizedBandwidth(const Flags& f, std::string* label) {
     return steps;
   }
   SPARKV_ASSIGN_OR_RETURN(Link link, Link::LoadMahimahi(f.trace));
-  *label = f.trace + " from " + std::to_string(f.trace_offset_s) + " s";
+  char offset[32];
+  std::snprintf(offset, sizeof offset, "%g", f.trace_offset_s);
+  *label = f.trace + " from " + offset + " s";
   return LinkBandwidth(link, f.trace_offset_s);
 }
 

@@ -87,10 +87,11 @@ void PrintRunReport(const RunReport& report, const std::string& text) {
   // The compute path may start before the manifest arrives, so the load counts from the start.
   std::printf("  load           %8.3f s  (from the request's start until every chunk is resident)\n", report.load_s);
   if (report.load.stats.n_raced > 0) {
-    std::printf("    raced        %8d chunks (both paths at once, the first to finish kept)\n", report.load.stats.n_raced);
+    std::printf("    raced        %8d %s (both paths at once, the first to finish kept)\n", report.load.stats.n_raced,
+                report.load.stats.n_raced == 1 ? "chunk" : "chunks");
   }
-  std::printf("    streamed     %8d chunks, %.2f MiB in %.3f s of transfers (decode %.3f s)\n", report.load.n_streamed,
-              (report.load.stream_bytes + report.probe_bytes) / 1048576.0, report.load.stream_busy_s,
+  std::printf("    streamed     %8d %s, %.2f MiB in %.3f s of transfers (decode %.3f s)\n", report.load.n_streamed,
+              report.load.n_streamed == 1 ? "chunk" : "chunks", (report.load.stream_bytes + report.probe_bytes) / 1048576.0, report.load.stream_busy_s,
               report.load.decode_busy_s);
   if (report.load.n_streamed > 0) {
     std::string levels;
@@ -100,7 +101,8 @@ void PrintRunReport(const RunReport& report, const std::string& text) {
     }
     std::printf("      at levels  %s\n", levels.c_str());
   }
-  std::printf("    computed     %8d chunks in %.3f s of prefill%s\n", report.load.n_computed, report.load.compute_busy_s,
+  std::printf("    computed     %8d %s in %.3f s of prefill%s\n", report.load.n_computed,
+              report.load.n_computed == 1 ? "chunk" : "chunks", report.load.compute_busy_s,
               report.load.n_fallback > 0 ? (" (" + std::to_string(report.load.n_fallback) + " after stream failures)").c_str() : "");
   std::printf("  query prefill  %8.3f s\n", report.query_prefill_s);
   std::printf("  first token    %8.3f s\n", report.first_token_s);

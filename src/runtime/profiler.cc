@@ -226,7 +226,7 @@ Result<Profile> MeasureProfile(const Model& model, Engine& engine, const Profile
   SPARKV_LOG_INFO("profile: compute a=%.3g s/token c=%.3g s/token^2 d=%.3g s (fit rms %.3g s, max error %.1f%%)",
                   compute.a, compute.c, compute.d, report.rms_seconds, 100.0 * report.max_relative_error);
   // Plans are only as good as this fit: warn when a timing is far off the model.
-  constexpr double kPoorFit = 0.5;
+  constexpr double kPoorFit = 0.3;
   if (report.max_relative_error > kPoorFit) {
     SPARKV_LOG_WARN("profile: the prefill cost model misses one of its %d timings by %.0f%%, so predicted TTFTs "
                     "may be far off; profile again on an idle machine (sparkv profile), or with larger chunks "
