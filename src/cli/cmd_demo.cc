@@ -219,10 +219,10 @@ Status RunDemo(const DemoFlags& flags) {
 
   std::printf("\nSparKV demo: %zu-token context, %d-token chunks, %.1f Mbit/s link, %d threads on %s\n\n",
               context.size(), flags.chunk_tokens, rate_mbit, engine->thread_pool().n_threads(), CpuName().c_str());
-  std::printf("%-8s %9s %10s %9s %9s %12s %8s\n", "strategy", "TTFT (s)", "vs single", "streamed", "computed",
+  std::printf("%-8s %9s %10s %9s %9s %12s %9s\n", "strategy", "TTFT (s)", "vs single", "streamed", "computed",
               "MiB on wire", "load (s)");
   for (const RunReport& report : reports) {
-    std::printf("%-8s %9.2f %9.2fx %9d %9d %12.1f %8.2f\n", report.strategy.c_str(), report.ttft_s,
+    std::printf("%-8s %9.2f %9.2fx %9d %9d %12.1f %9.2f\n", report.strategy.c_str(), report.ttft_s,
                 best_single / report.ttft_s, report.load.n_streamed, report.load.n_computed,
                 (report.load.stream_bytes + report.probe_bytes) / 1048576.0, report.load_s);
   }
