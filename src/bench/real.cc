@@ -364,6 +364,7 @@ Result<RealBenchReport> RunRealBench(const Scenario& s, const RealBenchOptions& 
       row.median_device_factor = Median(factor[k]);
       if (s.mode != BenchMode::kBoth) continue;
       if (row.sim_ttft_s > 0) row.real_over_sim = row.median_load_ttft_s / row.sim_ttft_s;
+      row.load_over_hindsight = row.median_load_ttft_s / report.hindsight_ttft_s[p];
       SimScenario measured = *sim;
       measured.device_slowdown = row.median_device_factor;
       Result<SimResult> simulated = SimulateLoad(strategies[k], measured);

@@ -39,6 +39,8 @@ struct RealRow {
   // Mode both: the simulated TTFT of the same point, and median_load_ttft_s over it.
   double sim_ttft_s = 0.0;
   double real_over_sim = 0.0;
+  // Mode both: median_load_ttft_s over the point's simulated hindsight optimum.
+  double load_over_hindsight = 0.0;
   // Mode both: the same with the point's slowdown replaced by median_device_factor. What remains
   // of the difference is the model's, not the machine's changing speed.
   double sim_measured_speed_ttft_s = 0.0;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
+#include "common/format.h"
 #include "common/json_error.h"
 #include "kv/chunk_key.h"
 #include "kv/codec.h"
@@ -28,12 +29,6 @@ constexpr int32_t kMaxSyntheticChunkTokens = 1 << 20;
 constexpr double kMaxMbit = 1e6;
 // Synthetic contexts stay below this many tokens, so positions fit in int32_t with room to spare.
 constexpr int64_t kMaxSyntheticTokens = int64_t{1} << 24;
-
-std::string FormatNumber(double x) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", x);
-  return text;
-}
 
 Status FieldError(const std::string& field, const std::string& want) {
   return InvalidArgumentError("scenario field '" + field + "': " + want);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/file_util.h"
+#include "common/format.h"
 #include "runtime/strategy.h"
 #include "model/tokenizer.h"
 #include "model/vocab.h"
@@ -21,9 +22,7 @@ std::string CheckNumberIn(const std::string& text, double low, double high, cons
   const auto [stop, error] = std::from_chars(text.data(), end, value);
   const bool number = !text.empty() && error == std::errc() && stop == end && std::isfinite(value);
   if (number && value >= low && value <= high) return "";
-  char range[64];
-  std::snprintf(range, sizeof range, "from %g to %g", low, high);
-  return "'" + text + "' is not a number " + range + "; " + advice;
+  return "'" + text + "' is not a number from " + FormatNumber(low) + " to " + FormatNumber(high) + "; " + advice;
 }
 
 std::string CheckRaceRatio(const std::string& text) {

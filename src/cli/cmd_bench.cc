@@ -168,7 +168,7 @@ int RunRealMode(const Flags& f, const Scenario& s) {
                               {"streamed_lossy", r.streamed_lossy}};
         if (both) {
           row["sim_ttft_s"] = r.sim_ttft_s;
-          row["load_over_hindsight"] = r.median_load_ttft_s / report.hindsight_ttft_s[p];
+          row["load_over_hindsight"] = r.load_over_hindsight;
           row["real_over_sim"] = OrNull(r.real_over_sim);
           row["off_by_more_than_10_percent"] = OffBeyondTolerance(r.real_over_sim);
           row["sim_measured_speed_ttft_s"] = r.sim_measured_speed_ttft_s;
@@ -203,8 +203,7 @@ int RunRealMode(const Flags& f, const Scenario& s) {
         n_off_measured += off_measured;
         sum_abs_error_measured += std::fabs(r.real_over_sim_measured_speed - 1.0);
         std::printf(" %9.4f %8s%s %8s%s %7.3f", r.sim_ttft_s, Ratio(r.real_over_sim).c_str(), off ? "*" : " ",
-                    Ratio(r.real_over_sim_measured_speed).c_str(), off_measured ? "*" : " ",
-                    r.median_load_ttft_s / report.hindsight_ttft_s[r.point]);
+                    Ratio(r.real_over_sim_measured_speed).c_str(), off_measured ? "*" : " ", r.load_over_hindsight);
       }
       const std::string first = r.n_mismatches == 0 ? "same"
                                                      : "MISMATCH " + std::to_string(r.n_mismatches) + "/" +

@@ -7,6 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "common/format.h"
 #include "common/file_util.h"
 #include "kv/codec.h"
 #include "net/link.h"
@@ -36,13 +37,6 @@ struct Flags {
   double race_ratio = 0.0;  // 0 = each strategy's own
   bool json = false;
 };
-
-// Formats a number as typed on a command line: 3, 0.25, 1e+06.
-std::string FormatNumber(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  return text;
-}
 
 // "T:MBIT,T:MBIT,...": from T seconds on the link carries MBIT megabits per second.
 Result<BandwidthModel> ParseSteps(const std::string& text) {
@@ -94,9 +88,7 @@ Result<BandwidthModel> RealizedBandwidth(const Flags& f, std::string* label) {
     return steps;
   }
   SPARKV_ASSIGN_OR_RETURN(Link link, Link::LoadMahimahi(f.trace));
-  char offset[32];
-  std::snprintf(offset, sizeof offset, "%g", f.trace_offset_s);
-  *label = f.trace + " from " + offset + " s";
+  *label = f.trace + " from " + FormatNumber(f.trace_offset_s) + " s";
   return LinkBandwidth(link, f.trace_offset_s);
 }
 

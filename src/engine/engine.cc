@@ -10,6 +10,7 @@
 #include <limits>
 #include <string>
 
+#include "common/format.h"
 #include "common/log.h"
 
 namespace sparkv {
@@ -469,9 +470,7 @@ bool Engine::ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool n
 
 Status Engine::set_emulated_slowdown(double factor) {
   if (!(factor >= 1.0 && factor <= 1000.0)) {
-    char value[32];
-    std::snprintf(value, sizeof value, "%g", factor);
-    return InvalidArgumentError(std::string("emulated slowdown ") + value +
+    return InvalidArgumentError("emulated slowdown " + FormatNumber(factor) +
                                 " is outside [1, 1000]; 1 runs at this device's own speed, 2 twice as slow");
   }
   slowdown_ = factor;

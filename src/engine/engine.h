@@ -84,7 +84,8 @@ class Engine {
 
   // One micro-batch of n tokens at positions [pos, pos + n). Without need_outputs the last layer
   // stops after writing its K/V rows, and x_ is not the final hidden state.
-  // Returns false when the interrupt flag stopped it between layers.
+  // Returns false when the interrupt flag stopped it, between layers or during the wait of an
+  // emulated slowdown.
   bool ForwardBatch(const TokenId* tokens, int32_t n, Position pos, bool need_outputs);
   bool Interrupted() const { return interrupt_ != nullptr && interrupt_->load(std::memory_order_relaxed); }
   // Waits out the emulated slowdown after a forward pass that began at `batch_start`. Returns

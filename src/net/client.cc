@@ -14,17 +14,11 @@
 #include <mutex>
 #include <string>
 
+#include "common/format.h"
 #include "common/log.h"
 
 namespace sparkv {
 namespace {
-
-// Seconds as the shortest decimal, "1" rather than "1.000000".
-std::string SecondsText(double seconds) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", seconds);
-  return text;
-}
 
 using Clock = std::chrono::steady_clock;
 
@@ -128,13 +122,13 @@ Status CurlError(CURLcode code, const Transfer& transfer, const char* detail,
   switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
       return TimeoutError(method_url + " timed out (connect limit " +
-                          SecondsText(options.connect_timeout_s) + " s, total limit " +
-                          SecondsText(options.timeout_s) + " s, stall limit " +
-                          SecondsText(options.stall_timeout_s) + " s, 0 = none): " + what);
+                          FormatNumber(options.connect_timeout_s) + " s, total limit " +
+                          FormatNumber(options.timeout_s) + " s, stall limit " +
+                          FormatNumber(options.stall_timeout_s) + " s, 0 = none): " + what);
     case CURLE_ABORTED_BY_CALLBACK:
       if (transfer.stalled) {
         return TimeoutError(method_url + " timed out: no byte for more than the stall limit of " +
-                            SecondsText(options.stall_timeout_s) + " s, after " +
+                            FormatNumber(options.stall_timeout_s) + " s, after " +
                             std::to_string(transfer.response->body.size()) + " bytes");
       }
       return CancelledError(method_url + " cancelled by the caller after " +

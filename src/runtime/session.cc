@@ -42,6 +42,7 @@ Result<Manifest> FetchCheckedManifest(BlobSource& source, const Model& model, co
                          std::to_string(chunks.size()) + " of " + std::to_string(chunk_tokens) +
                          " (pass the same --chunk-tokens as the ingest)");
   }
+  const HParams& hp = model.hparams();
   for (size_t j = 0; j < chunks.size(); ++j) {
     const ManifestChunk& entry = manifest.chunks[j];
     if (entry.key != keys[j] || entry.begin != chunks[j].begin || entry.end != chunks[j].end) {
@@ -52,7 +53,6 @@ Result<Manifest> FetchCheckedManifest(BlobSource& source, const Model& model, co
     }
     // A blob larger than its codec can produce for this model's KV rows would hold the link for
     // nothing, and the plan would rest on that size.
-    const HParams& hp = model.hparams();
     const KvShape shape{hp.n_layer, hp.n_head_kv, hp.head_dim, entry.end - entry.begin};
     for (const auto& [name, level] : entry.levels) {
       const Codec* codec = FindCodec(name);
