@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <random>
+#include <utility>
 
 #include "net/link.h"
 #include "plan/planner.h"
@@ -483,7 +484,11 @@ TEST(SimulatorTest, SlowDeviceRestartsLargeBlobSmaller) {
   for (ChunkSpec& spec : scenario.input.chunks) spec.levels.insert(spec.levels.begin(), {"f16", 3'000'000, 0.0, 0});
   scenario.actual = scenario.input.bandwidth;
   scenario.device_slowdown = 2.0;
-  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  // The fade margin would pick q8 for the last chunk at once (it ties f16 at 1 MB/s and wins at
+  // 0.7 MB/s); without it the first plan takes f16, and the restart is what this test is about.
+  Strategy no_margin = Get("sparkv-adaptive");
+  no_margin.fade_margin = 0.0;
+  Result<SimResult> adaptive = SimulateLoad(no_margin, scenario);
   Result<Plan> hindsight = HindsightOptimum(scenario);
   ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
   ASSERT_TRUE(hindsight.ok()) << hindsight.status().ToString();
@@ -499,6 +504,57 @@ TEST(SimulatorTest, SlowDeviceRestartsLargeBlobSmaller) {
   }
   EXPECT_NEAR(hindsight->predicted.ttft_s, 4.0, 1e-6);
   EXPECT_LT(adaptive->ttft_s, 1.05 * hindsight->predicted.ttft_s) << "4.5 s had the f16 transfer gone on";
+}
+
+// Four chunks of 1 s compute with f16 (3 MB) and q8 (1.5 MB) blobs, planned at 1 MB/s: three
+// computed and the last streamed end together at 3 s, at either level. The lossless tie-break
+// takes f16, which needs all 3 s of the predicted link; q8 would still arrive in time on a link
+// 30% slower.
+SimScenario FadingAfterTie(BandwidthModel actual) {
+  SimScenario scenario;
+  scenario.input = UniformInput(4, 1'500'000, 1e6);
+  for (ChunkSpec& spec : scenario.input.chunks) spec.levels.insert(spec.levels.begin(), {"f16", 3'000'000, 0.0, 0});
+  scenario.actual = std::move(actual);
+  return scenario;
+}
+
+TEST(ControllerTest, FadeMarginPrefersPlanThatSurvivesSlowerLink) {
+  const PlanInput input = FadingAfterTie(BandwidthModel::Constant(1e6)).input;
+  Strategy adaptive = Get("sparkv-adaptive");
+  ASSERT_GT(adaptive.fade_margin, 0.0);
+  Strategy no_margin = adaptive;
+  no_margin.fade_margin = 0.0;
+  const Planner& exact = *FindPlanner("exact");
+  const Plan plain = SolveWithFadeMargin(exact, no_margin, input);
+  const Plan margined = SolveWithFadeMargin(exact, adaptive, input);
+  ASSERT_EQ(plain.decisions.back().path, Decision::Path::kStream);
+  EXPECT_EQ(plain.decisions.back().level, 0) << "equal TTFT: the planner prefers lossless f16";
+  ASSERT_EQ(margined.decisions.back().path, Decision::Path::kStream);
+  EXPECT_EQ(margined.decisions.back().level, 1) << "q8 also arrives in time on a 30% slower link";
+  EXPECT_NEAR(margined.predicted.ttft_s, plain.predicted.ttft_s, 1e-9);
+
+  // A slack that q8's plan cannot meet keeps the plain plan: here q8 costs 0.5 s more to decode.
+  PlanInput slow_decode = input;
+  for (ChunkSpec& spec : slow_decode.chunks) spec.levels[1].decode_seconds = 0.5;
+  const Plan kept = SolveWithFadeMargin(exact, adaptive, slow_decode);
+  EXPECT_EQ(kept.decisions, exact.Solve(slow_decode).decisions);
+}
+
+TEST(SimulatorTest, FadeMarginKeepsFirstTokenOnTimeWhenLinkFades) {
+  // The link halves after 1.5 s, when q8 has arrived. f16 would arrive at 4.5 s. Without the
+  // margin the last chunk is computed after the others or fetched late, at 4 s or more.
+  const SimScenario scenario = FadingAfterTie(BandwidthModel::Steps({{0.0, 1e6}, {1.5, 0.5e6}}).value());
+  Strategy no_margin = Get("sparkv-adaptive");
+  no_margin.fade_margin = 0.0;
+  Result<SimResult> with_margin = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  Result<SimResult> without = SimulateLoad(no_margin, scenario);
+  Result<Plan> hindsight = HindsightOptimum(scenario);
+  ASSERT_TRUE(with_margin.ok()) << with_margin.status().ToString();
+  ASSERT_TRUE(without.ok()) << without.status().ToString();
+  ASSERT_TRUE(hindsight.ok()) << hindsight.status().ToString();
+  EXPECT_NEAR(hindsight->predicted.ttft_s, 3.0, 1e-6);
+  EXPECT_LT(with_margin->ttft_s, 1.02 * hindsight->predicted.ttft_s);
+  EXPECT_GT(without->ttft_s, 1.2 * hindsight->predicted.ttft_s) << "f16 on the faded link is late";
 }
 
 TEST(SimulatorTest, RaceKeepsRecoveringLinkBlob) {

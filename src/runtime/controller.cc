@@ -125,7 +125,7 @@ LoadController::LoadController(PlanInput input, const Strategy& strategy, const 
   if (input_.compute.d <= kMaxPieceOverhead * input_.compute.ChunkSeconds(0, kFirstPieceTokens)) {
     first_piece_tokens_ = std::min(piece_tokens_, kFirstPieceTokens);
   }
-  initial_plan_ = planner_->Solve(input_);
+  initial_plan_ = SolveWithFadeMargin(*planner_, strategy_, input_);
   initial_plan_.strategy = strategy_.name;
   ApplyDecisions(initial_plan_.decisions, /*count_moves=*/false);
   planned_bytes_per_s_ = input_.bandwidth.RateAt(0.0);
@@ -795,7 +795,7 @@ void LoadController::Replan(double now_s) {
   const std::optional<PlanInput> abandon_in = AbandonInput(now_s, &chunk);
   int32_t restart_chunk = -1;
   const std::optional<PlanInput> restart_in = RestartInput(now_s, &restart_chunk);
-  InstallReplan(SolvePlans(*planner_, in, abandon_in, chunk, restart_in, restart_chunk), version, now_s);
+  InstallReplan(SolvePlans(*planner_, strategy_, in, abandon_in, chunk, restart_in, restart_chunk), version, now_s);
 }
 
 void LoadController::InstallReplan(const SolvedPlans& plans, uint64_t version, double now_s) {
@@ -823,17 +823,39 @@ void LoadController::InstallReplan(const SolvedPlans& plans, uint64_t version, d
   InstallPlan(*plans.restart, version, now_s);
 }
 
-SolvedPlans SolvePlans(const Planner& planner, const PlanInput& keep_input,
+Plan SolveWithFadeMargin(const Planner& planner, const Strategy& strategy, const PlanInput& input) {
+  Plan plan = planner.Solve(input);
+  if (strategy.fade_margin <= 0.0 || plan.predicted.n_streamed == 0) return plan;
+  // A looping trace is a measured schedule, not a prediction to hedge.
+  if (input.bandwidth.loop_period_s() > 0.0) return plan;
+  std::vector<BandwidthStep> steps = input.bandwidth.steps();
+  for (BandwidthStep& step : steps) step.bytes_per_s *= 1.0 - strategy.fade_margin;
+  Result<BandwidthModel> faded = BandwidthModel::Steps(std::move(steps));
+  if (!faded.ok()) return plan;
+  PlanInput slower = input;
+  slower.bandwidth = *std::move(faded);
+  Plan cautious = planner.Solve(slower);
+  if (cautious.decisions == plan.decisions) return plan;
+  const Timeline at_predicted = Simulate(input, cautious.decisions);
+  if (at_predicted.ttft_s > plan.predicted.ttft_s * (1.0 + strategy.fade_slack)) return plan;
+  SPARKV_LOG_DEBUG("fade margin: plan for a %.0f%% slower link taken, predicted TTFT %.3f s against %.3f s",
+                   100.0 * strategy.fade_margin, at_predicted.ttft_s, plan.predicted.ttft_s);
+  plan.decisions = std::move(cautious.decisions);
+  plan.predicted = at_predicted;
+  return plan;
+}
+
+SolvedPlans SolvePlans(const Planner& planner, const Strategy& strategy, const PlanInput& keep_input,
                        const std::optional<PlanInput>& abandon_input, int32_t abandon_chunk,
                        const std::optional<PlanInput>& restart_input, int32_t restart_chunk) {
   SolvedPlans plans;
-  plans.keep = planner.Solve(keep_input);
+  plans.keep = SolveWithFadeMargin(planner, strategy, keep_input);
   if (abandon_input) {
-    plans.abandon = planner.Solve(*abandon_input);
+    plans.abandon = SolveWithFadeMargin(planner, strategy, *abandon_input);
     plans.abandon_chunk = abandon_chunk;
   }
   if (restart_input) {
-    plans.restart = planner.Solve(*restart_input);
+    plans.restart = SolveWithFadeMargin(planner, strategy, *restart_input);
     plans.restart_chunk = restart_chunk;
   }
   return plans;

@@ -47,10 +47,16 @@ struct SolvedPlans {
   int32_t restart_chunk = -1;
 };
 
-// Solves `keep_input` and, if given, `abandon_input` and `restart_input` with `planner`. Callers
-// that must not hold the controller's lock while solving take the inputs under the lock and call
-// this outside it.
-SolvedPlans SolvePlans(const Planner& planner, const PlanInput& keep_input,
+// Solves `input` with `planner`, under the strategy's fade margin: when the strategy has one and
+// the predicted bandwidth is a constant or steps, it also solves for that bandwidth scaled by
+// 1 - fade_margin, and returns that plan (its timeline predicted at the given bandwidth) if its
+// TTFT is within fade_slack of the plain solve's.
+Plan SolveWithFadeMargin(const Planner& planner, const Strategy& strategy, const PlanInput& input);
+
+// Solves `keep_input` and, if given, `abandon_input` and `restart_input` with `planner`, each
+// through SolveWithFadeMargin. Callers that must not hold the controller's lock while solving
+// take the inputs under the lock and call this outside it.
+SolvedPlans SolvePlans(const Planner& planner, const Strategy& strategy, const PlanInput& keep_input,
                        const std::optional<PlanInput>& abandon_input, int32_t abandon_chunk,
                        const std::optional<PlanInput>& restart_input = std::nullopt, int32_t restart_chunk = -1);
 

@@ -143,7 +143,8 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       const std::optional<PlanInput> abandon_input = controller->AbandonInput(SecondsSince(start), &abandon_chunk);
       lock.unlock();
       const Clock::time_point solve_start = Clock::now();
-      const SolvedPlans plans = SolvePlans(*planner, snapshot, abandon_input, abandon_chunk);
+      const SolvedPlans plans =
+          SolvePlans(*planner, controller->strategy(), snapshot, abandon_input, abandon_chunk);
       const double solve_s = SecondsSince(solve_start);
       lock.lock();
       controller->InstallFirstPlan(plans, version, SecondsSince(start));
@@ -276,7 +277,8 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       const Status valid = ValidatePlanInput(snapshot);
       SolvedPlans plans;
       if (valid.ok()) {
-        plans = SolvePlans(*planner, snapshot, abandon_input, abandon_chunk, restart_input, restart_chunk);
+        plans = SolvePlans(*planner, controller->strategy(), snapshot, abandon_input, abandon_chunk, restart_input,
+                           restart_chunk);
       }
       lock.lock();
       if (!valid.ok()) {

@@ -13,6 +13,13 @@ namespace {
 // 2 left one point above and 1 left four. Races cost energy on a steady link (same section).
 constexpr double kAdaptiveRaceRatio = 3.0;
 
+// sparkv-adaptive's fade margin: plans that stay optimal on a link 30% slower than predicted are
+// preferred while they cost at most 0.2% of the predicted TTFT. On the 120-point trace sweep and
+// the matrices (docs/planner.md, "Fade margin") this removed the one point more than 2% behind
+// cake and slowed none. Margins of 20% to 50% and slacks of 0.05% to 0.5% gave the same.
+constexpr double kAdaptiveFadeMargin = 0.3;
+constexpr double kAdaptiveFadeSlack = 0.002;
+
 std::vector<Strategy> BuiltIn() {
   std::vector<Strategy> s;
   s.push_back({"local", "local", "compute every chunk on the device", false, false, false, false, false});
@@ -31,7 +38,7 @@ std::vector<Strategy> BuiltIn() {
                false, true});
   s.push_back({"sparkv-adaptive", "exact",
                "the optimal plan, re-solved as bandwidth and device speed change; suffix fetched from the back",
-               true, true, false, true, true, kAdaptiveRaceRatio});
+               true, true, false, true, true, kAdaptiveRaceRatio, kAdaptiveFadeMargin, kAdaptiveFadeSlack});
   return s;
 }
 

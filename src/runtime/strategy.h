@@ -36,6 +36,12 @@ struct Strategy {
   // costs energy, and stops as soon as the blob does. At 1 the compute path races only after the
   // link's recent predictions missed.
   double race_ratio = 1.0;
+  // A margin against a fading link (re-planning strategies). Every solve also plans for a link
+  // `fade_margin` slower than predicted (0.3: 30% slower) and takes that plan instead when, at the
+  // predicted rate, its TTFT is at most `fade_slack` (a fraction) above the optimum's. A plan that
+  // needs the whole predicted rate turns any fade into a late first token. 0 turns this off.
+  double fade_margin = 0.0;
+  double fade_slack = 0.0;
 };
 
 // Built-in strategies, and any planner added with RegisterPlanner() as a static strategy of the
