@@ -233,8 +233,9 @@ TEST(BenchScenarioTest, StepsBandwidthFollowsSteps) {
   EXPECT_DOUBLE_EQ(sim->input.bandwidth.RateAt(0.0), 20e6 / 8);
 }
 
-TEST(BenchScenarioTest, RejectsContextLongerThanManifest) {
-  testing::TempDir dir;
+// Writes a profile and a manifest of two 16-token chunks with q8 blobs into `dir`, and returns
+// the good scenario pointed at them.
+json ScenarioWithManifest(const testing::TempDir& dir) {
   WriteProfile(dir.File("profile.json"));
   Manifest manifest;
   manifest.format_version = kFormatVersion;
@@ -249,11 +250,17 @@ TEST(BenchScenarioTest, RejectsContextLongerThanManifest) {
     manifest.chunks.push_back(chunk);
   }
   manifest.context_key = manifest.chunks.back().key;
-  ASSERT_TRUE(WriteFileAtomic(dir.File("manifest.json"), ToJson(manifest)).ok());
+  EXPECT_TRUE(WriteFileAtomic(dir.File("manifest.json"), ToJson(manifest)).ok());
   json doc = GoodScenario();
   doc.erase("synthetic");
   doc["manifest"] = "manifest.json";
   doc["levels"] = {"q8"};
+  return doc;
+}
+
+TEST(BenchScenarioTest, RejectsContextLongerThanManifest) {
+  testing::TempDir dir;
+  json doc = ScenarioWithManifest(dir);
   doc["n_chunks"] = {1, 3};
   ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), doc.dump()).ok());
   Result<Scenario> s = LoadScenario(dir.File("s.json"));
@@ -262,6 +269,21 @@ TEST(BenchScenarioTest, RejectsContextLongerThanManifest) {
   Result<BenchContext> context = LoadBenchContext(*s);
   ASSERT_FALSE(context.ok());
   EXPECT_NE(context.status().message().find("'n_chunks'"), std::string::npos) << context.status().message();
+}
+
+TEST(BenchScenarioTest, RejectsLevelMissingFromManifest) {
+  testing::TempDir dir;
+  json doc = ScenarioWithManifest(dir);
+  doc["levels"] = {"q8", "q4"};
+  doc["n_chunks"] = {2};
+  ASSERT_TRUE(WriteFileAtomic(dir.File("s.json"), doc.dump()).ok());
+  Result<Scenario> s = LoadScenario(dir.File("s.json"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Result<BenchContext> context = LoadBenchContext(*s);
+  ASSERT_FALSE(context.ok());
+  EXPECT_NE(context.status().message().find("'q4' is in no chunk of the manifest"), std::string::npos)
+      << context.status().message();
+  EXPECT_NE(context.status().message().find("(it has q8)"), std::string::npos) << context.status().message();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The `sparkv` command line before any subcommand runs: a mistyped subcommand is named back with
 // the list of known ones.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include "test_support.h"
 
@@ -39,6 +40,19 @@ TEST(CliMainTest, EverySubcommandTakesLogLevel) {
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("chatty"), std::string::npos) << out;
   EXPECT_EQ(out.rfind("sparkv: error: ", 0), 0u) << "parse errors read like every other error: " << out;
+}
+
+// A command line that does not parse exits with 2, a command that fails while running with 1.
+TEST(CliMainTest, ExitStatusTellsUsageFromFailure) {
+  for (const char* args : {" bench", " eval-codec --model /nonexistent.gguf", " simulate --no-such-flag",
+                           " serve --store . --rate -1", " run --model"}) {
+    const auto [status, out] = testing::RunShell(testing::SparkvBinary() + args + " 2>&1");
+    ASSERT_TRUE(WIFEXITED(status)) << args;
+    EXPECT_EQ(WEXITSTATUS(status), 2) << args << ": " << out;
+  }
+  const auto [status, out] = testing::RunShell(testing::SparkvBinary() + " convert-llama2c /dev/null -o /dev/null 2>&1");
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
 }
 
 TEST(CliMainTest, LogLevelGivenTwiceTakesTheLast) {

@@ -255,6 +255,29 @@ TEST_F(SimulateCliTest, LogLevelAfterSubcommand) {
   EXPECT_NE(bad_out.find("loud"), std::string::npos) << bad_out;
 }
 
+// Flags that would do nothing, or a rate too small to simulate, are named instead of ignored.
+TEST_F(SimulateCliTest, IneffectiveFlagsAreNamed) {
+  const auto [offset_status, offset_out] = Simulate("--rate 4 --trace-offset 5 --strategies local");
+  EXPECT_NE(offset_status, 0) << offset_out;
+  EXPECT_TRUE(Contains(offset_out, "--trace-offset 5 applies to --trace only")) << offset_out;
+
+  const auto [floor_status, floor_out] = Simulate("--rate 4 --levels f16 --quality-floor 0 --strategies local");
+  EXPECT_EQ(floor_status, 0) << floor_out << "f16 has rank 0, so the floor keeps it";
+  EXPECT_FALSE(Contains(floor_out, "excludes every level")) << floor_out;
+  const auto [q8_status, q8_out] = Simulate("--rate 4 --levels q8 --quality-floor 0 --strategies local");
+  EXPECT_EQ(q8_status, 0) << q8_out;
+  EXPECT_TRUE(Contains(q8_out, "--quality-floor 0 excludes every level of --levels q8")) << q8_out;
+
+  const auto [negative_status, negative_out] = Simulate("--steps 0:-1 --strategies local");
+  EXPECT_NE(negative_status, 0) << negative_out;
+  EXPECT_TRUE(Contains(negative_out, "the rate -1 Mbit/s is outside [0.001, 1e6]")) << negative_out;
+
+  const auto [tiny_status, tiny_out] = Simulate("--rate 0.000001 --strategies stream");
+  EXPECT_NE(tiny_status, 0) << tiny_out;
+  EXPECT_TRUE(Contains(tiny_out, "--rate")) << tiny_out;
+  EXPECT_FALSE(Contains(tiny_out, "events")) << "rejected before it runs: " << tiny_out;
+}
+
 TEST_F(SimulateCliTest, UnorderedStepsNameFlag) {
   const auto [status, out] = Simulate("--steps 0:20,5:10,3:2 --strategies local");
   EXPECT_NE(status, 0) << out;

@@ -431,22 +431,29 @@ TEST_F(EndToEndTest, ServerKilledMidTransferFallsBackToCompute) {
 }
 
 TEST_F(EndToEndTest, FlippedByteBlobIsRejectedAndRecomputed) {
-  // Damage one byte in the payload of chunk 2's f16 blob.
+  // Damage one byte in the payload of chunk 2's f16 blob. The manifest's digest catches it first;
+  // with the digest rewritten to the damaged file's, as a manifest written after the damage would
+  // list it, the blob's own checksum does.
   Store store(store_dir_.path());
   const std::string path = store.BlobPath(manifest_.chunks[2].key, "f16");
   std::string bytes = std::move(ReadFileToString(path)).value();
   bytes[bytes.size() / 2] ^= 0x40;
   ASSERT_TRUE(WriteFileAtomic(path, bytes).ok());
+  Manifest damaged_listed = manifest_;
+  damaged_listed.chunks[2].levels.at("f16").digest = Hash128Of(bytes.data(), bytes.size());
 
-  ServeProcess server(store_dir_.path(), 0);
   const RunReport local = Run("", "local", "f16", 32);
-  const RunReport stream = Run(server.url(), "stream", "f16", 32);
-  EXPECT_EQ(stream.tokens, local.tokens);
-  EXPECT_EQ(stream.load.n_fallback, 1);
-  ASSERT_EQ(stream.load.chunks.size(), 4u);
-  EXPECT_TRUE(stream.load.chunks[2].fell_back);
-  EXPECT_NE(stream.load.chunks[2].error.find("checksum"), std::string::npos) << stream.load.chunks[2].error;
-  EXPECT_TRUE(stream.load.chunks[3].streamed);
+  for (const auto& [manifest, expected] : {std::pair{manifest_, "digest"}, std::pair{damaged_listed, "checksum"}}) {
+    ASSERT_TRUE(store.WriteManifest(manifest).ok());
+    ServeProcess server(store_dir_.path(), 0);
+    const RunReport stream = Run(server.url(), "stream", "f16", 32);
+    EXPECT_EQ(stream.tokens, local.tokens);
+    EXPECT_EQ(stream.load.n_fallback, 1);
+    ASSERT_EQ(stream.load.chunks.size(), 4u);
+    EXPECT_TRUE(stream.load.chunks[2].fell_back);
+    EXPECT_NE(stream.load.chunks[2].error.find(expected), std::string::npos) << stream.load.chunks[2].error;
+    EXPECT_TRUE(stream.load.chunks[3].streamed);
+  }
 }
 
 TEST_F(EndToEndTest, RefusedConnectionComputesEverything) {
@@ -484,6 +491,23 @@ TEST_F(EndToEndTest, ManifestOverstatingBlobSizeIsNotUsed) {
   const std::string warning = StreamWithManifest(lying);
   EXPECT_NE(warning.find("manifest chunk 1 lists a f16 blob of 1099511627776 bytes"), std::string::npos) << warning;
   EXPECT_NE(warning.find("ingest the context again"), std::string::npos) << warning;
+}
+
+TEST_F(EndToEndTest, BlobUnlikeManifestDigestIsComputed) {
+  // Chunk 2's f16 digest no longer matches its blob, as when the store changed after the manifest.
+  Manifest lying = manifest_;
+  lying.chunks[2].levels.at("f16").digest.low ^= 1;
+  Store store(store_dir_.path());
+  ASSERT_TRUE(store.WriteManifest(lying).ok());
+  ServeProcess server(store_dir_.path(), 0);
+  const RunReport local = Run("", "local", "f16", 16);
+  const RunReport stream = Run(server.url(), "stream", "f16", 16);
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(stream.load.n_streamed, 3);
+  ASSERT_EQ(stream.load.chunks.size(), 4u);
+  EXPECT_TRUE(stream.load.chunks[2].fell_back);
+  EXPECT_NE(stream.load.chunks[2].error.find("differs from the manifest's"), std::string::npos)
+      << stream.load.chunks[2].error;
 }
 
 TEST_F(EndToEndTest, RunCommandPrintsJsonReport) {
@@ -586,6 +610,24 @@ TEST(RunCommandTest, EmptyLevelListIsRejected) {
 }
 
 // --query-tokens takes the ids inline or, like --tokens, from a file; both give the same run.
+// Names the model cannot affect fail before the model loads and the profile is measured.
+TEST(RunCommandTest, BadNamesFailBeforeProfiling) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("context.txt")) << "1 403 261";
+  const std::pair<const char*, const char*> cases[] = {{"--strategy bogus", "unknown strategy 'bogus'"},
+                                                       {"--levels f16,q9", "unknown codec level 'q9'"},
+                                                       {"--server http//foo", "--server 'http//foo'"}};
+  for (const auto& [flag, expected] : cases) {
+    const std::string command = "SPARKV_CACHE=" + dir.File("cache") + " " + testing::SparkvBinary() +
+                                " --log-level info run --model " + testing::Stories260KGguf() + " --tokens " +
+                                dir.File("context.txt") + " " + flag + " 2>&1";
+    const auto [status, output] = testing::RunShell(command);
+    EXPECT_NE(status, 0) << flag;
+    EXPECT_NE(output.find(expected), std::string::npos) << flag << ": " << output;
+    EXPECT_EQ(output.find("profile"), std::string::npos) << flag << ": " << output;
+  }
+}
+
 TEST(RunCommandTest, QueryTokensInlineOrFromFile) {
   testing::TempDir dir;
   std::ofstream(dir.File("context.txt")) << "1 403 261 17 29";

@@ -231,7 +231,7 @@ TEST_F(BlobTest, WrongRangeCodecOrShapeIsMismatch) {
   const Case cases[] = {
       {"token range", [](BlobExpectation* e) { e->identity.begin += 1; }},
       {"token range", [](BlobExpectation* e) { e->identity.end -= 1; }},
-      {"codec id", [](BlobExpectation* e) { e->codec = CodecId::kF16; }},
+      {"codec is q8 (id 2) but f16 (id 1)", [](BlobExpectation* e) { e->codec = CodecId::kF16; }},
       {"shape", [](BlobExpectation* e) { e->n_layer += 1; }},
       {"shape", [](BlobExpectation* e) { e->n_head_kv = 1; }},
       {"shape", [](BlobExpectation* e) { e->head_dim = 24; }},

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
@@ -509,6 +510,23 @@ Result<BenchContext> LoadBenchContext(const Scenario& s) {
     if (longest > static_cast<int32_t>(context.manifest.chunks.size())) {
       return FieldError("n_chunks", std::to_string(longest) + " is more than the manifest's " +
                                         std::to_string(context.manifest.chunks.size()) + " chunks; give at most that");
+    }
+    // A level that no chunk offers leaves every strategy computing every chunk, which looks like a
+    // result but is a typo or the wrong store.
+    for (const std::string& level : s.levels) {
+      const bool offered = std::any_of(context.manifest.chunks.begin(), context.manifest.chunks.end(),
+                                       [&level](const ManifestChunk& chunk) { return chunk.levels.contains(level); });
+      if (!offered) {
+        std::set<std::string> stored;
+        for (const ManifestChunk& chunk : context.manifest.chunks) {
+          for (const auto& [codec, unused] : chunk.levels) stored.insert(codec);
+        }
+        std::string names;
+        for (const std::string& codec : stored) names += (names.empty() ? "" : ", ") + codec;
+        return FieldError("levels", "'" + level + "' is in no chunk of the manifest " + s.manifest_path + " (it has " +
+                                        (names.empty() ? std::string("no level") : names) +
+                                        "); list only levels the store has");
+      }
     }
   } else {
     context.manifest.chunk_tokens = s.chunk_tokens;

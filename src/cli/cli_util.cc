@@ -129,21 +129,23 @@ Result<std::vector<TokenId>> ReadContext(const Model& model, const std::string& 
 
 namespace {
 
-// Warns that a placeholder vocabulary spells text byte by byte, once per process.
-void WarnPlaceholderVocab(const Model& model) {
+// Warns that a placeholder vocabulary spells text byte by byte, once per process. `ids_flag` is
+// the flag that takes the same input as token ids.
+void WarnPlaceholderVocab(const Model& model, const char* ids_flag) {
   static bool warned = false;
   if (warned || !IsPlaceholderVocab(model.vocab())) return;
   warned = true;
   std::fprintf(stderr,
                "sparkv: warning: the model has a placeholder vocabulary (converted without --tokenizer), so text is "
                "spelled byte by byte and generated tokens print as [id]; convert the model with --tokenizer "
-               "tokenizer.bin, or give token ids with --tokens\n");
+               "tokenizer.bin, or give token ids with %s\n",
+               ids_flag);
 }
 
 }  // namespace
 
 Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::string& path) {
-  WarnPlaceholderVocab(model);
+  WarnPlaceholderVocab(model, "--tokens");
   SPARKV_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model.vocab()));
   std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_special=*/true);
@@ -152,7 +154,7 @@ Result<std::vector<TokenId>> TokenizeTextFile(const Model& model, const std::str
 }
 
 Result<std::vector<TokenId>> TokenizeQuery(const Model& model, const std::string& text) {
-  WarnPlaceholderVocab(model);
+  WarnPlaceholderVocab(model, "--query-tokens (the default query is a newline)");
   SPARKV_ASSIGN_OR_RETURN(Tokenizer tokenizer, Tokenizer::Create(model.vocab()));
   std::vector<TokenId> tokens = tokenizer.Encode(text, /*add_special=*/false);
   if (tokens.empty()) return InvalidArgumentError("the query '" + text + "' tokenizes to nothing; give a non-empty --query");

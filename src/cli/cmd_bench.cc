@@ -208,7 +208,8 @@ int RunRealMode(const Flags& f, const Scenario& s) {
       const std::string first = r.n_mismatches == 0 ? "same"
                                                      : "MISMATCH " + std::to_string(r.n_mismatches) + "/" +
                                                            std::to_string(s.repetitions);
-      std::printf(" %6.1f %6.1f %9.3f %7.2f %s\n", r.median_streamed, r.median_computed,
+      // Medians of counts: whole unless an even number of repetitions falls between two.
+      std::printf(" %6g %6g %9.3f %7.2f %s\n", r.median_streamed, r.median_computed,
                   r.median_received_bytes / 1048576.0, r.median_device_factor, first.c_str());
     }
     std::printf("\nTTFT: median over the repetitions, min and max beside it; the whole request, manifest fetch\n"

@@ -133,9 +133,9 @@ Status RunDemo(const DemoFlags& flags) {
     IngestOptions ingest_options;
     ingest_options.chunk_tokens = flags.chunk_tokens;
     SPARKV_ASSIGN_OR_RETURN(ingest, IngestContext(*model, *engine, context, ingest_options, store));
-    progress.Step("ingested context %s (prefill took %.1f s)", context_key.Hex().c_str(), ingest.prefill_s);
+    progress.Step("ingested context %s (prefill took %.3g s)", context_key.Hex().c_str(), ingest.prefill_s);
   }
-  progress.Step("blobs: f16 %.1f MiB, q8 %.1f MiB", ingest.bytes_per_codec["f16"] / 1048576.0,
+  progress.Step("blobs: f16 %.3g MiB, q8 %.3g MiB", ingest.bytes_per_codec["f16"] / 1048576.0,
                 ingest.bytes_per_codec["q8"] / 1048576.0);
 
   // 4. Device profile (cached), and the rate where both single paths take equally long.
@@ -170,7 +170,7 @@ Status RunDemo(const DemoFlags& flags) {
   double rate_mbit = flags.rate_mbit;
   if (rate_mbit <= 0.0) {
     rate_mbit = static_cast<double>(ingest.bytes_per_codec["f16"]) * 8.0 / 1e6 / local_seconds;
-    progress.Step("predicted local load %.1f s; rate cap %.1f Mbit/s, where streaming all f16 chunks takes as long",
+    progress.Step("predicted local load %.3g s; rate cap %.3g Mbit/s, where streaming all f16 chunks takes as long",
                   local_seconds, rate_mbit);
   }
 

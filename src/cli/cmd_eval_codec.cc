@@ -5,6 +5,8 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "common/format.h"
+#include "common/log.h"
 #include "kv/chunk_key.h"
 #include "runtime/codec_eval.h"
 
@@ -39,8 +41,8 @@ nlohmann::json CodecEvalJson(const CodecEvalReport& report, const std::string& m
 }
 
 void PrintCodecEvalTable(const CodecEvalReport& report) {
-  std::printf("context %d tokens in %d chunks of %d, continuation %d tokens, %s KV cache\n", report.n_context,
-              report.n_chunks, report.chunk_tokens, report.n_continuation,
+  std::printf("context %d tokens in %s of %d, continuation %d tokens, %s KV cache\n", report.n_context,
+              FormatCount(report.n_chunks, "chunk", "chunks").c_str(), report.chunk_tokens, report.n_continuation,
               report.kv_type == KvElemType::kF32 ? "f32" : "f16");
   std::printf("| level | bytes/token | vs f16 | mean KL | max KL | top-1 %% | identical prefix | ppl exact | ppl level | "
               "ppl change %% |\n");
@@ -131,6 +133,16 @@ void AddEvalCodecCommand(CLI::App& app, int* exit_code) {
       context = SampleContext(**model, flags->generate, flags->seed, flags->threads);
     } else {
       context = ReadTokenFile(flags->tokens);
+      if (context.ok()) {
+        const Status in_vocab = CheckTokenIds(*context, (*model)->hparams().n_vocab, "--tokens " + flags->tokens);
+        if (!in_vocab.ok()) return void(*exit_code = ReportError(in_vocab));
+        const Vocab& vocab = (*model)->vocab();
+        if (vocab.add_bos && !context->empty() && context->front() != vocab.bos_id) {
+          SPARKV_LOG_WARN("--tokens %s starts with token %d, not BOS (%d), which this model expects first; the "
+                          "figures describe a context without it",
+                          flags->tokens.c_str(), context->front(), vocab.bos_id);
+        }
+      }
     }
     if (!context.ok()) return void(*exit_code = ReportError(context.status()));
     if (static_cast<int64_t>(context->size()) + flags->continuation > n_ctx) {

@@ -141,6 +141,18 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       return void(*exit_code = ReportError(InvalidArgumentError(
                       "--levels '" + flags->levels + "' names no codec; pass --levels f16 (lossless) or e.g. f16,q8")));
     }
+    RunOptions options;
+    options.server_url = flags->server;
+    options.strategy = flags->strategy;
+    options.levels = levels;
+    options.chunk_tokens = flags->chunk_tokens;
+    options.n_generate = flags->n_generate;
+    options.sampling = {flags->temperature, flags->top_p, flags->seed};
+    options.timeout_s = flags->timeout_s;
+    options.race_ratio = flags->race_ratio;
+    options.bandwidth_hint_mbit = flags->bandwidth_mbit;
+    if (Status checked = CheckRunOptions(options); !checked.ok()) return void(*exit_code = ReportError(checked));
+
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
     if (!model.ok()) return void(*exit_code = ReportError(model.status()));
     Result<std::vector<TokenId>> context = ReadContext(**model, flags->text, flags->tokens);
@@ -164,6 +176,14 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                                   ? LoadOrMeasureProfile(CacheDir() + "/profiles", **model, **engine, profile_options)
                                   : LoadProfile(flags->profile, AllCodecNames());
     if (!profile.ok()) return void(*exit_code = ReportError(profile.status()));
+    if (!flags->profile.empty() && !profile->model_fingerprint_hex.empty() &&
+        profile->model_fingerprint_hex != (*model)->fingerprint().Hex()) {
+      return void(*exit_code = ReportError(InvalidArgumentError(
+                      "--profile " + flags->profile + " was measured for model " + profile->model_fingerprint_hex +
+                      ", not for " + flags->model + " (" + (*model)->fingerprint().Hex() +
+                      "); measure one with `sparkv profile --model " + flags->model +
+                      " -o FILE`, or leave out --profile to use the cached one")));
+    }
     if (!flags->profile.empty()) {
       // A profile from an older build lacks the newer codecs. Planning them with no decode cost
       // would favour the slow entropy-coded levels. The given file is not modified.
@@ -177,17 +197,7 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
       return void(*exit_code = ReportError(slow.WithContext("--emulate-slowdown")));
     }
 
-    RunOptions options;
-    options.server_url = flags->server;
-    options.strategy = flags->strategy;
-    options.levels = levels;
-    options.chunk_tokens = flags->chunk_tokens;
-    options.n_generate = flags->n_generate;
-    options.sampling = {flags->temperature, flags->top_p, flags->seed};
-    options.timeout_s = flags->timeout_s;
-    options.race_ratio = flags->race_ratio;
     WarnUnusedRaceRatio(flags->race_ratio, {flags->strategy});
-    options.bandwidth_hint_mbit = flags->bandwidth_mbit;
     Result<RunReport> report = RunRequest(**model, **engine, *profile, *context, *query_ids, options);
     if (!report.ok()) return void(*exit_code = ReportError(report.status()));
 

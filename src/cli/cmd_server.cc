@@ -2,10 +2,12 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "common/format.h"
 #include "common/log.h"
 #include "kv/chunk_key.h"
 #include "kv/codec.h"
@@ -50,6 +52,11 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
     if (Result<std::vector<const Codec*>> found = FindIngestCodecs(*codecs); !found.ok()) {
       return void(*exit_code = ReportError(found.status()));
     }
+    if (std::error_code error; std::filesystem::exists(flags->store, error) &&
+                               !std::filesystem::is_directory(flags->store, error)) {
+      return void(*exit_code = ReportError(InvalidArgumentError(
+                      "--store " + flags->store + " is a file, not a folder; give a folder for the store")));
+    }
 
     Result<std::unique_ptr<Model>> model = Model::Load(flags->model);
     if (!model.ok()) return void(*exit_code = ReportError(model.status()));
@@ -65,8 +72,9 @@ void AddIngestCommand(CLI::App& app, int* exit_code) {
     Result<IngestReport> report = IngestContext(**model, **engine, *context, options, flags->store);
     if (!report.ok()) return void(*exit_code = ReportError(report.status()));
 
-    std::printf("context %s: %d tokens in %zu chunks of %d, prefill %.2f s\n",
-                report->manifest.context_key.Hex().c_str(), report->manifest.n_tokens, report->manifest.chunks.size(),
+    std::printf("context %s: %d tokens in %s of %d, prefill %.2f s\n", report->manifest.context_key.Hex().c_str(),
+                report->manifest.n_tokens,
+                FormatCount(static_cast<long long>(report->manifest.chunks.size()), "chunk", "chunks").c_str(),
                 report->manifest.chunk_tokens, report->prefill_s);
     for (const auto& [codec, bytes] : report->bytes_per_codec) {
       std::printf("  %-6s %10.2f MiB  (%.1f bytes per token)\n", codec.c_str(), bytes / 1048576.0,
@@ -84,12 +92,16 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   command->add_option("--port", options->port, "Port; 0 picks a free one")->capture_default_str()->check(CLI::Range(0, 65535));
   command->add_option("--rate", options->rate_mbit, "Pace response bodies to this many Mbit/s; 0 = unlimited")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Validator(
+          [](std::string& text) { return CheckNumberIn(text, 0.0, 1e6, "give 0 (unlimited) or a rate such as 20"); },
+          "MBIT in [0, 1e6]"));
   command->add_option("--trace", options->trace_path, "Pace by a mahimahi trace file instead of --rate")
       ->check(CLI::ExistingFile);
   command->add_option("--rtt-ms", options->rtt_ms, "Delay before the first byte of each response, ms")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Validator(
+          [](std::string& text) { return CheckNumberIn(text, 0.0, 3.6e6, "give a delay in ms such as 50, at most an hour"); },
+          "MS in [0, 3.6e6]"));
   command->callback([options, exit_code] {
     // Block the stop signals in every thread, so that this one can wait for them.
     sigset_t stop_signals;
@@ -100,6 +112,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
 
     Result<std::unique_ptr<StoreServer>> server = StoreServer::Start(*options);
     if (!server.ok()) return void(*exit_code = ReportError(server.status()));
+    if (std::error_code error; !std::filesystem::is_directory(options->root + "/v1/contexts", error)) {
+      SPARKV_LOG_WARN("%s has no v1/contexts folder, so it holds no ingested context and every request will get "
+                      "404; run `sparkv ingest --store %s` first, or pass the folder ingest wrote",
+                      options->root.c_str(), options->root.c_str());
+    }
     std::printf("serving %s at %s\n", options->root.c_str(), (*server)->base_url().c_str());
     std::fflush(stdout);
 

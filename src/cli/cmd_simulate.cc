@@ -50,8 +50,12 @@ Result<BandwidthModel> ParseSteps(const std::string& text) {
     const double mbit = colon == std::string::npos ? NAN : std::strtod(item.c_str() + colon + 1, &mbit_end);
     const bool whole = start_end == item.c_str() + colon && mbit_end != nullptr && *mbit_end == '\0' &&
                        mbit_end != item.c_str() + colon + 1;
-    if (!whole || !std::isfinite(start) || !std::isfinite(mbit) || mbit < 0 || mbit > 1e6) {
+    if (!whole || !std::isfinite(start) || !std::isfinite(mbit)) {
       return InvalidArgumentError("--steps item '" + item + "' is not SECONDS:MBIT, e.g. --steps 0:20,4:2");
+    }
+    if (mbit < 0 || mbit > 1e6 || (mbit > 0 && mbit < 1e-3)) {
+      return InvalidArgumentError("--steps item '" + item + "': the rate " + FormatNumber(mbit) +
+                                  " Mbit/s is outside [0.001, 1e6]; give a rate such as 20, or 0 for an outage");
     }
     if (steps.empty() && start != 0.0) {
       return InvalidArgumentError("--steps: the first pair '" + item + "' starts at " + FormatNumber(start) +
@@ -74,8 +78,12 @@ Result<BandwidthModel> RealizedBandwidth(const Flags& f, std::string* label) {
   if (given != 1) {
     return InvalidArgumentError("give exactly one of --rate MBIT, --trace FILE or --steps T:MBIT,...");
   }
+  if (f.trace.empty() && f.trace_offset_s > 0) {
+    return InvalidArgumentError("--trace-offset " + FormatNumber(f.trace_offset_s) +
+                                " applies to --trace only; drop it, or give the link as --trace FILE");
+  }
   if (f.rate_mbit > 0) {
-    *label = std::to_string(f.rate_mbit) + " Mbit/s";
+    *label = FormatNumber(f.rate_mbit) + " Mbit/s";
     return BandwidthModel::Constant(f.rate_mbit * 1e6 / 8.0);
   }
   if (!f.steps.empty()) {
@@ -215,7 +223,18 @@ int RunSimulate(const Flags& f) {
   scenario.input = MakePlanInput(*profile, *manifest, levels, f.query_tokens, [](const std::string& codec) {
     return CodecQualityRank(codec);
   });
-  if (f.quality_floor >= 0) scenario.input.max_quality_rank = f.quality_floor;
+  if (f.quality_floor >= 0) {
+    scenario.input.max_quality_rank = f.quality_floor;
+    const bool any_allowed = std::any_of(levels.begin(), levels.end(), [&f](const std::string& level) {
+      return FindCodec(level)->quality_rank() <= f.quality_floor;
+    });
+    if (!any_allowed) {
+      std::fprintf(stderr,
+                   "sparkv: warning: --quality-floor %d excludes every level of --levels %s; every strategy computes "
+                   "every chunk (raise the floor or add a level such as f16, rank 0)\n",
+                   f.quality_floor, f.levels.c_str());
+    }
+  }
   scenario.input.request_overhead_s = f.overhead_ms / 1000.0;
   // What a short probe at the start would measure, unless --initial-rate is given.
   constexpr double kProbeWindowS = 0.5;
@@ -285,8 +304,9 @@ int RunSimulate(const Flags& f) {
     return 0;
   }
 
-  std::printf("link %s; planner told %.2f Mbit/s at the start; device slowdown %.2fx; %zu chunks\n",
-              link_label.c_str(), initial * 8 / 1e6, f.slowdown, scenario.input.chunks.size());
+  std::printf("link %s; planner told %s Mbit/s at the start; device slowdown %sx; %s\n", link_label.c_str(),
+              FormatNumber(initial * 8 / 1e6).c_str(), FormatNumber(f.slowdown).c_str(),
+              FormatCount(static_cast<long long>(scenario.input.chunks.size()), "chunk", "chunks").c_str());
   std::printf("hindsight optimum (exact plan with the realized bandwidth): TTFT %.3f s\n\n", optimum);
   std::printf("%-16s %9s %9s %8s %8s %9s %9s %7s %7s %8s %7s %9s\n", "strategy", "TTFT s", "planned", "/optim",
               "/single", "streamed", "computed", "replan", "changes", "off plan", "cancel", "MiB recv");
@@ -319,7 +339,8 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
   command->add_option("--manifest", flags->manifest, "Context manifest JSON (the store's v1/contexts/KEY/manifest.json)")
       ->required()
       ->check(CLI::ExistingFile);
-  command->add_option("--rate", flags->rate_mbit, "Constant bandwidth in Mbit/s")->check(CLI::Range(1e-6, 1e6));
+  // Below 1 kbit/s a blob takes days of simulated time, past the simulator's event budget.
+  command->add_option("--rate", flags->rate_mbit, "Constant bandwidth in Mbit/s")->check(CLI::Range(1e-3, 1e6));
   command->add_option("--trace", flags->trace, "Mahimahi trace file the link follows")->check(CLI::ExistingFile);
   command->add_option("--trace-offset", flags->trace_offset_s, "Seconds into the trace where the request starts")
       ->check(CLI::Range(0.0, 1e7));

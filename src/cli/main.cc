@@ -66,9 +66,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    // Help and version end the parse with exit code 0; real errors read like every other error.
-    if (error.get_exit_code() != 0) std::fprintf(stderr, "sparkv: error: ");
-    return app.exit(error);
+    // Help and version end the parse with exit code 0. Real errors read like every other error and
+    // exit with 2, the usual status for a bad command line, whatever CLI11's own code for them.
+    if (error.get_exit_code() == 0) return app.exit(error);
+    std::fprintf(stderr, "sparkv: error: ");
+    app.exit(error);
+    return 2;
   }
   return exit_code;
 }

@@ -1,6 +1,9 @@
 #include "cli/report.h"
 
+#include <algorithm>
 #include <cstdio>
+
+#include "common/format.h"
 
 #include "model/tokenizer.h"
 
@@ -78,11 +81,14 @@ nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
 void PrintRunReport(const RunReport& report, const std::string& text) {
   std::printf("strategy %s (planner %s): TTFT %.3f s (plan predicted %.3f s)\n", report.strategy.c_str(),
               report.planner.c_str(), report.ttft_s, report.predicted_ttft_s);
-  std::printf("  context %d tokens in %d chunks, query %d tokens\n", report.n_context, report.n_chunks, report.n_query);
+  std::printf("  context %d tokens in %s, query %d tokens\n", report.n_context,
+              FormatCount(report.n_chunks, "chunk", "chunks").c_str(), report.n_query);
   std::printf("  manifest       %8.3f s\n", report.manifest_s);
-  if (report.probe_s > 0) {
-    std::printf("  probe          %8.3f s  (%.2f Mbit/s estimated)\n", report.probe_s,
-                report.bandwidth_estimate_bps * 8 / 1e6);
+  if (report.probe_s > 0 && report.bandwidth_estimate_bps > 0) {
+    std::printf("  probe          %8.3f s  (%s Mbit/s estimated)\n", report.probe_s,
+                FormatNumber(report.bandwidth_estimate_bps * 8 / 1e6).c_str());
+  } else if (report.probe_s > 0) {
+    std::printf("  probe          %8.3f s  (no estimate: the load ended first)\n", report.probe_s);
   }
   // The compute path may start before the manifest arrives, so the load counts from the start.
   std::printf("  load           %8.3f s  (from the request's start until every chunk is resident)\n", report.load_s);
@@ -90,9 +96,18 @@ void PrintRunReport(const RunReport& report, const std::string& text) {
     std::printf("    raced        %8d %s (both paths at once, the first to finish kept)\n", report.load.stats.n_raced,
                 report.load.stats.n_raced == 1 ? "chunk" : "chunks");
   }
+  // Bytes of the blobs that became cache rows, apart from the probe's and those of transfers that
+  // failed, were cancelled or lost a race.
+  uint64_t delivered = 0;
+  for (const ChunkOutcome& chunk : report.load.chunks) delivered += chunk.streamed ? chunk.bytes : 0;
+  const uint64_t other = report.load.stream_bytes + report.probe_bytes - std::min(delivered, report.load.stream_bytes);
   std::printf("    streamed     %8d %s, %.2f MiB in %.3f s of transfers (decode %.3f s)\n", report.load.n_streamed,
-              report.load.n_streamed == 1 ? "chunk" : "chunks", (report.load.stream_bytes + report.probe_bytes) / 1048576.0, report.load.stream_busy_s,
+              report.load.n_streamed == 1 ? "chunk" : "chunks", delivered / 1048576.0, report.load.stream_busy_s,
               report.load.decode_busy_s);
+  if (other > 0) {
+    std::printf("                 %8s %.2f MiB more: the probe, and transfers that failed, were cancelled or lost a "
+                "race\n", "", other / 1048576.0);
+  }
   if (report.load.n_streamed > 0) {
     std::string levels;
     for (const auto& [codec, count] : StreamedCodecCounts(report)) {

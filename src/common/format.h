@@ -13,4 +13,9 @@ inline std::string FormatNumber(double value) {
   return text;
 }
 
+// Formats a count with its noun, singular for 1: "1 chunk", "3 chunks".
+inline std::string FormatCount(long long count, const char* singular, const char* plural) {
+  return std::to_string(count) + " " + (count == 1 ? singular : plural);
+}
+
 }  // namespace sparkv

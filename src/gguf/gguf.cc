@@ -281,7 +281,8 @@ Result<std::unique_ptr<File>> File::Parse(std::span<const uint8_t> bytes, std::s
   uint32_t magic;
   SPARKV_RETURN_IF_ERROR(cursor.Read(&magic, "magic"));
   if (magic != kMagic) {
-    return CorruptionError("'" + file->name_ + "' is not a GGUF file: the first 4 bytes are not \"GGUF\"");
+    return CorruptionError("'" + file->name_ + "' is not a GGUF file: the first 4 bytes are not \"GGUF\" (a llama2.c "
+                           "checkpoint converts with `sparkv convert-llama2c FILE -o FILE.gguf`)");
   }
   SPARKV_RETURN_IF_ERROR(cursor.Read(&file->version_, "version"));
   if (file->version_ != 2 && file->version_ != 3) {

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "kv/codec.h"
 #include "kv/format.h"
 
 namespace sparkv {
@@ -60,7 +61,7 @@ std::string Range(int32_t begin, int32_t end) {
 Status FieldMismatch(std::string_view field, const std::string& expected,
                      const std::string& actual) {
   return MismatchError("blob " + std::string(field) + " is " + actual + " but " + expected +
-                       " was requested; the store or server holds another chunk under this name");
+                       " was requested; the store or server holds another blob under this name");
 }
 
 }  // namespace
@@ -205,8 +206,12 @@ Status DecodeBlob(std::span<const uint8_t> blob, const BlobExpectation& expected
                          Range(actual.begin, actual.end));
   }
   if (header.codec != expected.codec) {
-    return FieldMismatch("codec id", std::to_string(static_cast<int>(expected.codec)),
-                         std::to_string(static_cast<int>(header.codec)));
+    const auto codec_text = [](CodecId id) {
+      const Codec* codec = FindCodec(id);
+      const std::string number = "id " + std::to_string(static_cast<int>(id));
+      return codec != nullptr ? std::string(codec->name()) + " (" + number + ")" : number;
+    };
+    return FieldMismatch("codec", codec_text(expected.codec), codec_text(header.codec));
   }
   const auto shape_text = [](int32_t n_layer, int32_t n_head_kv, int32_t head_dim) {
     return std::to_string(n_layer) + " layers x " + std::to_string(n_head_kv) + " KV heads x " +

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/file_util.h"
+#include "common/format.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "net/pacer.h"
@@ -464,19 +465,18 @@ Result<std::unique_ptr<StoreServer>> StoreServer::Start(ServerOptions options) {
   }
   constexpr double kMaxRateMbit = 1e6;  // 1 Tbit/s, past any link a device has
   if (!(options.rate_mbit >= 0 && options.rate_mbit <= kMaxRateMbit)) {
-    return InvalidArgumentError("rate " + std::to_string(options.rate_mbit) +
+    return InvalidArgumentError("rate " + FormatNumber(options.rate_mbit) +
                                 " Mbit/s is invalid; pass 0 (unlimited) or a rate up to 1000000 (--rate)");
   }
   if (options.rate_mbit > 0 && !options.trace_path.empty()) {
-    return InvalidArgumentError("both a rate (" + std::to_string(options.rate_mbit) + " Mbit/s) and a trace (" +
+    return InvalidArgumentError("both a rate (" + FormatNumber(options.rate_mbit) + " Mbit/s) and a trace (" +
                                 options.trace_path + ") were given; pass only one of --rate and --trace");
   }
   // The delay becomes a steady_clock duration, and an hour is far past any real round trip.
   constexpr double kMaxRttMs = 3'600'000;
   if (!(options.rtt_ms >= 0 && options.rtt_ms <= kMaxRttMs)) {
-    return InvalidArgumentError("rtt " + std::to_string(options.rtt_ms) +
-                                " ms is invalid; pass a value from 0 to " + std::to_string(kMaxRttMs) +
-                                " ms (--rtt-ms)");
+    return InvalidArgumentError("rtt " + FormatNumber(options.rtt_ms) + " ms is invalid; pass a value from 0 to " +
+                                FormatNumber(kMaxRttMs) + " ms (--rtt-ms)");
   }
   if (options.keep_alive_timeout_s < 1) {
     return InvalidArgumentError("keep_alive_timeout_s " +

@@ -49,6 +49,10 @@ struct HttpSourceOptions {
   double connect_timeout_s = 3.0;
 };
 
+// Checks that `base_url` has the form http://HOST[:PORT][/PREFIX] (or https), where PREFIX is a
+// path under which a proxy serves the store. InvalidArgument names the value and the fix otherwise.
+Status CheckServerUrl(std::string_view base_url);
+
 // A source over HTTP with one kept-alive connection. `base_url` is e.g. "http://127.0.0.1:8080".
 // NOTE: not thread-safe; each path that fetches owns its own source.
 std::unique_ptr<BlobSource> MakeHttpSource(std::string base_url, HttpSourceOptions options = {});

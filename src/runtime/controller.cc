@@ -377,7 +377,7 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
   sampled_chunk_ = pick;
   ++version_;
   const LevelOption& option = input_.chunks[static_cast<size_t>(pick)].levels[static_cast<size_t>(level)];
-  return Transfer{pick, level, option.codec, option.bytes};
+  return Transfer{pick, level, option.codec, option.bytes, option.digest};
 }
 
 bool LoadController::StreamPathDone() const {

@@ -1,4 +1,5 @@
 #include <memory>
+#include <string>
 
 #include "net/client.h"
 #include "runtime/blob_source.h"
@@ -35,7 +36,13 @@ class HttpSource final : public BlobSource {
     get.max_bytes = max_bytes;
     get.on_progress = on_progress;
     if (range_end > 0) get.range = "0-" + std::to_string(range_end - 1);
-    return Fetch(base_url_ + "/" + Store::BlobRelativePath(chunk_key, codec), get);
+    Result<FetchedBytes> fetched = Fetch(base_url_ + "/" + Store::BlobRelativePath(chunk_key, codec), get);
+    // The limit is the manifest's size of the blob, so a longer body means the two disagree.
+    if (!fetched.ok() && fetched.status().code() == ErrorCode::kCorruption && max_bytes > 0) {
+      return fetched.status().WithContext("the manifest lists this blob at " + std::to_string(max_bytes) +
+                                          " bytes, but the server sent more; ingest the context again");
+    }
+    return fetched;
   }
 
   void Interrupt() override { client_.Interrupt(); }
@@ -56,6 +63,47 @@ class HttpSource final : public BlobSource {
 };
 
 }  // namespace
+
+Status CheckServerUrl(std::string_view base_url) {
+  const std::string value(base_url);
+  const auto invalid = [&value](const std::string& why) {
+    return InvalidArgumentError("--server '" + value + "' is not a store URL: " + why +
+                                "; pass the form http://HOST:PORT, e.g. http://127.0.0.1:8080");
+  };
+  std::string_view rest = base_url;
+  if (rest.starts_with("http://")) {
+    rest.remove_prefix(7);
+  } else if (rest.starts_with("https://")) {
+    rest.remove_prefix(8);
+  } else {
+    return invalid("it must start with http:// or https://");
+  }
+
+  const size_t slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  if (authority.empty()) return invalid("the host is missing");
+  // The host may be a bracketed IPv6 address, whose colons are not the port's.
+  const bool bracketed = authority.front() == '[';
+  const size_t host_end = bracketed ? authority.find(']') : 0;
+  if (host_end == std::string_view::npos) return invalid("the '[' of the IPv6 host is not closed");
+  const size_t colon = authority.find(':', host_end);
+  if (colon == 0) return invalid("the host is missing");
+  if (colon != std::string_view::npos) {
+    const std::string port(authority.substr(colon + 1));
+    const bool digits = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      return invalid("the port '" + port + "' is not a number in [1, 65535]");
+    }
+  }
+
+  while (path.ends_with('/')) path.remove_suffix(1);
+  if (path == "/v1" || path.ends_with("/v1")) {
+    return InvalidArgumentError("--server '" + value + "' ends in /v1, which the device adds itself; pass the URL "
+                                "without it, e.g. " + value.substr(0, value.rfind("/v1")));
+  }
+  return Status::Ok();
+}
 
 std::unique_ptr<BlobSource> MakeHttpSource(std::string base_url, HttpSourceOptions options) {
   return std::make_unique<HttpSource>(std::move(base_url), options);

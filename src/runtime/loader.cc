@@ -181,6 +181,17 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
       // A blob is the header plus a payload no larger than the manifest's size; a longer body is
       // rejected while it arrives.
       Result<FetchedBytes> fetched = source_->FetchBlob(chunk.key, transfer->codec, transfer->bytes, 0, on_progress);
+      // The blob's own header and checksum catch damage. The digest catches a blob the manifest
+      // does not describe, such as a file replaced in the store or another version from a proxy.
+      if (fetched.ok() && transfer->digest != Hash128{}) {
+        const Hash128 digest = Hash128Of(fetched->bytes.data(), fetched->bytes.size());
+        if (digest != transfer->digest) {
+          received = fetched->bytes.size();
+          fetched = CorruptionError("blob digest " + digest.Hex() + " differs from the manifest's " +
+                                    transfer->digest.Hex() +
+                                    "; the blob is damaged or changed after the manifest was written, so ingest the context again");
+        }
+      }
       LoadController::TransferResult result = LoadController::TransferResult::kOk;
       Status status;
       if (!fetched.ok()) {

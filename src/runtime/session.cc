@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "common/clock.h"
+#include "common/format.h"
 #include "common/log.h"
 #include "kv/blob.h"
 #include "kv/chunk_key.h"
@@ -142,6 +143,41 @@ int CodecQualityRank(const std::string& codec) {
   return found != nullptr ? found->quality_rank() : std::numeric_limits<int>::max() / 2;
 }
 
+Status CheckRunOptions(const RunOptions& options) {
+  if (options.chunk_tokens <= 0 || options.chunk_tokens > kMaxChunkTokens) {
+    return InvalidArgumentError("chunk size " + std::to_string(options.chunk_tokens) + " is outside [1, " +
+                                std::to_string(kMaxChunkTokens) + "]");
+  }
+  if (options.levels.empty()) {
+    return InvalidArgumentError("the list of codec levels to stream is empty; pass --levels f16 (lossless) or a "
+                                "comma-separated list such as f16,q8");
+  }
+  for (size_t i = 0; i < options.levels.size(); ++i) {
+    const std::string& codec = options.levels[i];
+    if (std::find(options.levels.begin(), options.levels.begin() + i, codec) != options.levels.begin() + i) {
+      return InvalidArgumentError("codec level '" + codec + "' is listed twice in --levels; list each level once");
+    }
+    if (FindCodec(codec) == nullptr) {
+      return InvalidArgumentError("unknown codec level '" + codec + "'; known: " + CodecNames());
+    }
+  }
+  if (!(options.bandwidth_hint_mbit >= 0.0) || !std::isfinite(options.bandwidth_hint_mbit)) {
+    return InvalidArgumentError("bandwidth hint " + FormatNumber(options.bandwidth_hint_mbit) +
+                                " Mbit/s must be finite and >= 0 (0 measures it)");
+  }
+  if (!std::isfinite(options.sampling.temperature) || options.sampling.temperature < 0.0f ||
+      !(options.sampling.top_p > 0.0f && options.sampling.top_p <= 1.0f)) {
+    return InvalidArgumentError("sampling temperature must be finite and >= 0 and top-p in (0, 1]");
+  }
+  if (!(options.timeout_s > 0.0) || !std::isfinite(options.timeout_s)) {
+    return InvalidArgumentError("HTTP timeout " + std::to_string(options.timeout_s) +
+                                " s must be positive and finite (--timeout)");
+  }
+  if (Result<Strategy> strategy = FindStrategy(options.strategy); !strategy.ok()) return strategy.status();
+  if (!options.server_url.empty()) SPARKV_RETURN_IF_ERROR(CheckServerUrl(options.server_url));
+  return Status::Ok();
+}
+
 Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& profile,
                              std::span<const TokenId> context, std::span<const TokenId> query,
                              const RunOptions& options) {
@@ -162,35 +198,7 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     return InvalidArgumentError("context, query and generated tokens need " + std::to_string(needed) +
                                 " KV positions, the engine has " + std::to_string(engine.kv_cache().n_positions()));
   }
-  if (options.chunk_tokens <= 0 || options.chunk_tokens > kMaxChunkTokens) {
-    return InvalidArgumentError("chunk size " + std::to_string(options.chunk_tokens) + " is outside [1, " +
-                                std::to_string(kMaxChunkTokens) + "]");
-  }
-  if (options.levels.empty()) {
-    return InvalidArgumentError("the list of codec levels to stream is empty; pass --levels f16 (lossless) or a "
-                                "comma-separated list such as f16,q8");
-  }
-  for (size_t i = 0; i < options.levels.size(); ++i) {
-    const std::string& codec = options.levels[i];
-    if (std::find(options.levels.begin(), options.levels.begin() + i, codec) != options.levels.begin() + i) {
-      return InvalidArgumentError("codec level '" + codec + "' is listed twice in --levels; list each level once");
-    }
-    if (FindCodec(codec) == nullptr) {
-      return InvalidArgumentError("unknown codec level '" + codec + "'; known: " + CodecNames());
-    }
-  }
-  if (!(options.bandwidth_hint_mbit >= 0.0) || !std::isfinite(options.bandwidth_hint_mbit)) {
-    return InvalidArgumentError("bandwidth hint " + std::to_string(options.bandwidth_hint_mbit) +
-                                " Mbit/s must be finite and >= 0 (0 measures it)");
-  }
-  if (!std::isfinite(options.sampling.temperature) || options.sampling.temperature < 0.0f ||
-      !(options.sampling.top_p > 0.0f && options.sampling.top_p <= 1.0f)) {
-    return InvalidArgumentError("sampling temperature must be finite and >= 0 and top-p in (0, 1]");
-  }
-  if (!(options.timeout_s > 0.0) || !std::isfinite(options.timeout_s)) {
-    return InvalidArgumentError("HTTP timeout " + std::to_string(options.timeout_s) +
-                                " s must be positive and finite (--timeout)");
-  }
+  SPARKV_RETURN_IF_ERROR(CheckRunOptions(options));
   SPARKV_ASSIGN_OR_RETURN(Strategy found, FindStrategy(options.strategy));
   const Strategy strategy = WithRaceRatio(std::move(found), options.race_ratio);
 

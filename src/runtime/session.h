@@ -53,6 +53,11 @@ struct RunReport {
   double decode_tokens_per_s = 0.0;
 };
 
+// Checks the options that depend on no model: chunk size, levels, strategy, server URL, sampling,
+// timeout and bandwidth hint. RunRequest calls it too; callers may call it first to fail before
+// loading a model.
+Status CheckRunOptions(const RunOptions& options);
+
 // Runs one request on `engine`, whose KV cache is cleared first and must hold context, query and
 // generated tokens. `context` must start with BOS when the model expects one. Stream-path
 // problems never fail the request: they are reported in `warnings` and the chunks are computed.

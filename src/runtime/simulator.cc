@@ -356,7 +356,7 @@ PlanInput MakePlanInput(const Profile& profile, const Manifest& manifest, const 
       if (level == chunk.levels.end()) continue;
       const DecodeCost* decode = profile.FindDecode(codec);
       spec.levels.push_back({codec, level->second.bytes, decode != nullptr ? decode->Seconds(level->second.bytes) : 0.0,
-                             quality_rank(codec)});
+                             quality_rank(codec), level->second.digest});
     }
     n_context = chunk.end;
     input.chunks.push_back(std::move(spec));
