@@ -557,6 +557,30 @@ TEST(SimulatorTest, FadeMarginKeepsFirstTokenOnTimeWhenLinkFades) {
   EXPECT_GT(without->ttft_s, 1.2 * hindsight->predicted.ttft_s) << "f16 on the faded link is late";
 }
 
+TEST(SimulatorTest, IdleLinkFetchesComputedChunkWhenLinkRecovers) {
+  // Four chunks of 1 s compute on a device 2x slower (2 s each), q8 blobs of 1.5 MB. The link
+  // carries 1.5 MB/s, all but stops from 0.5 s to 3 s, and recovers. Chunk 3's blob arrives at
+  // 3.42 s; the link still looks slow then, so the plan computes chunk 2 after chunk 1 (at 4 s).
+  // Without the hedge the idle stream path waits and races that prefill from 4 s: 5 s. With it,
+  // it fetches chunk 2 at once, which arrives at 4.42 s, the hindsight optimum.
+  SimScenario scenario;
+  scenario.input = UniformInput(4, 1'500'000, 1.5e6);
+  scenario.actual = BandwidthModel::Steps({{0.0, 1.5e6}, {0.5, 0.05e6}, {3.0, 1.5e6}}).value();
+  scenario.device_slowdown = 2.0;
+  Strategy no_hedge = Get("sparkv-adaptive");
+  ASSERT_TRUE(no_hedge.hedge_fetch);
+  no_hedge.hedge_fetch = false;
+  Result<SimResult> with_hedge = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  Result<SimResult> without = SimulateLoad(no_hedge, scenario);
+  Result<Plan> hindsight = HindsightOptimum(scenario);
+  ASSERT_TRUE(with_hedge.ok()) << with_hedge.status().ToString();
+  ASSERT_TRUE(without.ok()) << without.status().ToString();
+  ASSERT_TRUE(hindsight.ok()) << hindsight.status().ToString();
+  EXPECT_NEAR(with_hedge->ttft_s, hindsight->predicted.ttft_s, 1e-3);
+  EXPECT_EQ(with_hedge->n_streamed, 2);
+  EXPECT_GT(without->ttft_s, 1.1 * hindsight->predicted.ttft_s) << "the stream path idles from 3.42 s to 4 s";
+}
+
 TEST(SimulatorTest, RaceKeepsRecoveringLinkBlob) {
   // Two chunks of 1 s compute and 1 MB, planned to stream at 4 MB/s. The link carries chunk 1,
   // nearly dies at 0.3 s during chunk 0's transfer, and recovers at 1.5 s. Without a hedge

@@ -329,10 +329,11 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
       if (level >= 0) pick = static_cast<int32_t>(frontier_);
     }
   }
-  if (pick < 0 && strategy_.replan && smoothed_seconds_ == 0.0) {
-    // No transfer has measured the link yet, so a plan that streams nothing may rest on a bad
-    // first estimate. The idle stream path fetches the last pending chunk at its smallest level:
-    // far from the compute path, it can only help, and its progress measures the link.
+  if (pick < 0 && strategy_.replan && (smoothed_seconds_ == 0.0 || strategy_.hedge_fetch)) {
+    // The idle stream path fetches the last pending chunk at its smallest level, although the plan
+    // computes it. Before any transfer has measured the link, a plan that streams nothing may rest
+    // on a bad first estimate, and this measures it. Later it hedges against a link that recovers
+    // faster than predicted. Far from the compute path, the blob arrives first or is raced there.
     for (size_t j = n; j-- > frontier_ + 1;) {
       if (chunks_[j].state != State::kPending || !CanStream(j)) continue;
       for (size_t l = 0; l < input_.chunks[j].levels.size(); ++l) {

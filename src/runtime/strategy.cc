@@ -38,7 +38,7 @@ std::vector<Strategy> BuiltIn() {
                false, true});
   s.push_back({"sparkv-adaptive", "exact",
                "the optimal plan, re-solved as bandwidth and device speed change; suffix fetched from the back",
-               true, true, false, true, true, kAdaptiveRaceRatio, kAdaptiveFadeMargin, kAdaptiveFadeSlack});
+               true, true, false, true, true, kAdaptiveRaceRatio, kAdaptiveFadeMargin, kAdaptiveFadeSlack, true});
   return s;
 }
 

@@ -42,6 +42,10 @@ struct Strategy {
   // needs the whole predicted rate turns any fade into a late first token. 0 turns this off.
   double fade_margin = 0.0;
   double fade_slack = 0.0;
+  // An idle stream path fetches the last pending chunk even when the plan computes it (re-planning
+  // strategies), as Cake's stream path does. It hedges against a link better than predicted and
+  // costs radio energy when the compute path gets there first.
+  bool hedge_fetch = false;
 };
 
 // Built-in strategies, and any planner added with RegisterPlanner() as a static strategy of the
