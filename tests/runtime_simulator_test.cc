@@ -484,8 +484,8 @@ TEST(SimulatorTest, SlowDeviceRestartsLargeBlobSmaller) {
   for (ChunkSpec& spec : scenario.input.chunks) spec.levels.insert(spec.levels.begin(), {"f16", 3'000'000, 0.0, 0});
   scenario.actual = scenario.input.bandwidth;
   scenario.device_slowdown = 2.0;
-  // The fade margin would pick q8 for the last chunk at once (it ties f16 at 1 MB/s and wins at
-  // 0.7 MB/s); without it the first plan takes f16, and the restart is what this test is about.
+  // The fade margin would pick q8 for the last chunk at once, because it ties f16 at 1 MB/s and
+  // wins at 0.7 MB/s. Without the margin the first plan takes f16, and the restart follows.
   Strategy no_margin = Get("sparkv-adaptive");
   no_margin.fade_margin = 0.0;
   Result<SimResult> adaptive = SimulateLoad(no_margin, scenario);
@@ -518,7 +518,7 @@ SimScenario FadingAfterTie(BandwidthModel actual) {
   return scenario;
 }
 
-TEST(ControllerTest, FadeMarginPrefersPlanThatSurvivesSlowerLink) {
+TEST(ControllerTest, FadeMarginPrefersSurvivingPlan) {
   const PlanInput input = FadingAfterTie(BandwidthModel::Constant(1e6)).input;
   Strategy adaptive = Get("sparkv-adaptive");
   ASSERT_GT(adaptive.fade_margin, 0.0);
@@ -540,7 +540,7 @@ TEST(ControllerTest, FadeMarginPrefersPlanThatSurvivesSlowerLink) {
   EXPECT_EQ(kept.decisions, exact.Solve(slow_decode).decisions);
 }
 
-TEST(SimulatorTest, FadeMarginKeepsFirstTokenOnTimeWhenLinkFades) {
+TEST(SimulatorTest, FadeMarginKeepsTtftOnFade) {
   // The link halves after 1.5 s, when q8 has arrived. f16 would arrive at 4.5 s. Without the
   // margin the last chunk is computed after the others or fetched late, at 4 s or more.
   const SimScenario scenario = FadingAfterTie(BandwidthModel::Steps({{0.0, 1e6}, {1.5, 0.5e6}}).value());
@@ -557,7 +557,7 @@ TEST(SimulatorTest, FadeMarginKeepsFirstTokenOnTimeWhenLinkFades) {
   EXPECT_GT(without->ttft_s, 1.2 * hindsight->predicted.ttft_s) << "f16 on the faded link is late";
 }
 
-TEST(SimulatorTest, IdleLinkFetchesComputedChunkWhenLinkRecovers) {
+TEST(SimulatorTest, IdleLinkFetchesComputedChunk) {
   // Four chunks of 1 s compute on a device 2x slower (2 s each), q8 blobs of 1.5 MB. The link
   // carries 1.5 MB/s, all but stops from 0.5 s to 3 s, and recovers. Chunk 3's blob arrives at
   // 3.42 s; the link still looks slow then, so the plan computes chunk 2 after chunk 1 (at 4 s).
@@ -579,6 +579,24 @@ TEST(SimulatorTest, IdleLinkFetchesComputedChunkWhenLinkRecovers) {
   EXPECT_NEAR(with_hedge->ttft_s, hindsight->predicted.ttft_s, 1e-3);
   EXPECT_EQ(with_hedge->n_streamed, 2);
   EXPECT_GT(without->ttft_s, 1.1 * hindsight->predicted.ttft_s) << "the stream path idles from 3.42 s to 4 s";
+}
+
+TEST(SimulatorTest, SteadyLinkEndsHedgeRaces) {
+  // Twelve chunks of 1 s compute, 1.5 MB blobs on a link that keeps its predicted 1 MB/s. Once
+  // three transfers have arrived on time, the compute path no longer hedges: it behaves as with a
+  // race ratio of 1. Before the steady-link rule it raced one chunk here, for 0.75 s of CPU and
+  // the same TTFT.
+  SimScenario scenario;
+  scenario.input = UniformInput(12, 1'500'000, 1e6);
+  scenario.input.request_overhead_s = 0.05;
+  scenario.actual = scenario.input.bandwidth;
+  Result<SimResult> adaptive = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  Result<SimResult> no_hedge = SimulateLoad(WithRaceRatio(Get("sparkv-adaptive"), 1.0), scenario);
+  ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
+  ASSERT_TRUE(no_hedge.ok()) << no_hedge.status().ToString();
+  EXPECT_EQ(adaptive->stats.n_raced, 0);
+  EXPECT_DOUBLE_EQ(adaptive->cpu_busy_s, no_hedge->cpu_busy_s);
+  EXPECT_DOUBLE_EQ(adaptive->ttft_s, no_hedge->ttft_s);
 }
 
 TEST(SimulatorTest, RaceKeepsRecoveringLinkBlob) {

@@ -51,7 +51,8 @@ constexpr double kMaxPieceOverhead = 0.15;
 constexpr int32_t kFirstPieceTokens = 8;
 // After the link's rate predictions missed, a path that would idle races the other for a chunk
 // when its predicted time is at most 1 + the recent error times the other's, up to this many
-// times. The compute path also races within the strategy's race_ratio, a hedge set in advance.
+// times. The compute path also races within the strategy's race_ratio, a hedge set in advance,
+// until the link shows steady (SteadyLink).
 // A race costs energy. It wins back a whole chunk when the link dips or recovers against the
 // prediction.
 constexpr double kRaceRatio = 2.0;
@@ -62,6 +63,10 @@ constexpr double kRaceRatio = 2.0;
 constexpr double kMinRacePieces = 0.5;
 // Transfers whose prediction errors set how far a race may reach (RaceRatio).
 constexpr size_t kRaceErrorWindow = 3;
+// Relative error of the transfer time predictions under which the link counts as steady
+// (SteadyLink). At 5%, 10% and 20% the simulated sweeps and matrices gave the same TTFTs, and
+// energy within 0.2% of each other.
+constexpr double kSteadyLinkError = 0.1;
 
 BandwidthEstimatorOptions EstimatorOptions(double initial_bytes_per_s) {
   BandwidthEstimatorOptions options;
@@ -706,7 +711,7 @@ bool LoadController::ComputeRaceWorthwhile(size_t j, double now_s) const {
   // paused race does not restart.
   const int32_t from = ResumeToken(j);
   const double stream_s = PredictedStreamResident(j, now_s, OptimisticBytesPerSecond()) - now_s;
-  const double ratio = std::max(strategy_.race_ratio, RaceRatio(now_s));
+  const double ratio = std::max(SteadyLink(now_s) ? 1.0 : strategy_.race_ratio, RaceRatio(now_s));
   return stream_s > kMinRacePieces * PieceSeconds(j, from) && ComputeSeconds(j, from) < ratio * stream_s;
 }
 
@@ -724,6 +729,10 @@ int32_t LoadController::StreamRaceLevel(size_t j, double now_s) const {
     }
   }
   return best;
+}
+
+bool LoadController::SteadyLink(double now_s) const {
+  return transfer_errors_.size() >= kRaceErrorWindow && RaceRatio(now_s) <= 1.0 + kSteadyLinkError;
 }
 
 double LoadController::RaceRatio(double now_s) const {

@@ -262,6 +262,10 @@ class LoadController {
   // kRaceRatio as the link's recent rate predictions missed by more. The compute path may also
   // race within the strategy's race_ratio.
   double RaceRatio(double now_s) const;
+  // True once the last kRaceErrorWindow transfers all took within kSteadyLinkError of their
+  // predicted time, and none in flight is later than that. The strategy's hedge ratio then gives
+  // way to RaceRatio, since a race on a steady link only costs energy.
+  bool SteadyLink(double now_s) const;
   // True when no chunk but j is planned to stream: a transfer of j is all the link would do.
   bool OnlyStreamChunk(size_t j) const;
   // A transfer of the chunk is in flight (or its blob waits for the prefill to stop).

@@ -34,7 +34,8 @@ struct Strategy {
   // predicted to take at most this many times as long as the stream path needs (re-planning
   // strategies). Above 1 it hedges against the link fading before the blob arrives: the prefill
   // costs energy, and stops as soon as the blob does. At 1 the compute path races only after the
-  // link's recent predictions missed.
+  // link's recent predictions missed. Once three transfers in a row arrived within 10% of their
+  // predicted time, the link counts as steady and the hedge stops until a prediction misses.
   double race_ratio = 1.0;
   // A margin against a fading link (re-planning strategies). Every solve also plans for a link
   // `fade_margin` slower than predicted (0.3: 30% slower) and takes that plan instead when, at the
