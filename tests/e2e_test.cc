@@ -14,6 +14,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <utility>
 
 #include "common/file_util.h"
 #include "kv/chunk_key.h"
@@ -118,14 +119,19 @@ class EndToEndTest : public ::testing::Test {
     return report.ok() ? std::move(report).value() : RunReport();
   }
 
-  // Serves the store with `manifest` in place of the ingested one and runs `stream`, which must
-  // ignore it and compute every chunk with local's tokens. Returns the run's first warning.
-  std::string StreamWithManifest(const Manifest& manifest) {
+  // Serves the store with `manifest` in place of the ingested one and runs `local`, then `stream`.
+  std::pair<RunReport, RunReport> LocalAndStreamWith(const Manifest& manifest) {
     Store store(store_dir_.path());
     EXPECT_TRUE(store.WriteManifest(manifest).ok());
     ServeProcess server(store_dir_.path(), 0);
-    const RunReport local = Run("", "local", "f16", 16);
-    const RunReport stream = Run(server.url(), "stream", "f16", 16);
+    RunReport local = Run("", "local", "f16", 16);
+    return {std::move(local), Run(server.url(), "stream", "f16", 16)};
+  }
+
+  // Runs `stream` on `manifest`, which it must ignore, computing every chunk with local's tokens.
+  // Returns the run's first warning.
+  std::string StreamWithManifest(const Manifest& manifest) {
+    const auto [local, stream] = LocalAndStreamWith(manifest);
     EXPECT_EQ(stream.tokens, local.tokens);
     EXPECT_EQ(stream.load.n_streamed, 0);
     EXPECT_FALSE(stream.warnings.empty());
@@ -497,11 +503,7 @@ TEST_F(EndToEndTest, BlobUnlikeManifestDigestIsComputed) {
   // Chunk 2's f16 digest no longer matches its blob, as when the store changed after the manifest.
   Manifest lying = manifest_;
   lying.chunks[2].levels.at("f16").digest.low ^= 1;
-  Store store(store_dir_.path());
-  ASSERT_TRUE(store.WriteManifest(lying).ok());
-  ServeProcess server(store_dir_.path(), 0);
-  const RunReport local = Run("", "local", "f16", 16);
-  const RunReport stream = Run(server.url(), "stream", "f16", 16);
+  const auto [local, stream] = LocalAndStreamWith(lying);
   EXPECT_EQ(stream.tokens, local.tokens);
   EXPECT_EQ(stream.load.n_streamed, 3);
   ASSERT_EQ(stream.load.chunks.size(), 4u);
