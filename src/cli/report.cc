@@ -97,7 +97,8 @@ void PrintRunReport(const RunReport& report, const std::string& text) {
                 report.load.stats.n_raced == 1 ? "chunk" : "chunks");
   }
   // Bytes of the blobs that became cache rows, apart from the probe's and those of transfers that
-  // failed, were cancelled or lost a race.
+  // failed, were cancelled or lost a race. A chunk fetched again after a restart counts both
+  // transfers as delivered, since its outcome keeps one byte count.
   uint64_t delivered = 0;
   for (const ChunkOutcome& chunk : report.load.chunks) delivered += chunk.streamed ? chunk.bytes : 0;
   const uint64_t other = report.load.stream_bytes + report.probe_bytes - std::min(delivered, report.load.stream_bytes);
