@@ -51,6 +51,16 @@ class BenchCliTest : public ::testing::Test {
   testing::TempDir dir_;
 };
 
+// A CSV path that cannot be written fails before any point runs, not after the whole sweep.
+TEST_F(BenchCliTest, UnwritableCsvFailsFirst) {
+  const auto [status, out] = Bench(Scenario(), "--csv /nonexistent/folder/out.csv");
+  EXPECT_NE(status, 0) << out;
+  EXPECT_EQ(out, "") << "nothing runs, so nothing is printed";
+  EXPECT_NE(ReadStderr().find("--csv /nonexistent/folder/out.csv: the folder /nonexistent/folder does not exist"),
+            std::string::npos)
+      << ReadStderr();
+}
+
 TEST_F(BenchCliTest, JsonReportParsesBack) {
   const auto [status, out] = Bench(Scenario(), "--json --csv " + dir_.File("out.csv") + " --svg-dir " + dir_.File("svg"));
   ASSERT_EQ(status, 0) << out << ReadStderr();

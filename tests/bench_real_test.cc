@@ -138,6 +138,9 @@ TEST(BenchRealTest, EmulatedSlowdownSweep) {
 TEST(BenchRealTest, RejectsBadFieldsByName) {
   const json good = TinyScenario("/models/m.gguf");
   ASSERT_TRUE(Parse(good).ok());
+  json without_energy = good;
+  without_energy.erase("energy_profile");
+  EXPECT_TRUE(Parse(without_energy).ok()) << "real runs measure no energy, so mode both needs no energy profile";
   struct Case {
     const char* field;
     json doc;
@@ -184,7 +187,8 @@ TEST(BenchRealTest, RejectsBadFieldsByName) {
   cases.push_back({"'manifest'", with([](json& d) { d["manifest"] = "m.json"; })});
   cases.push_back({"'synthetic'", with([](json& d) { d["synthetic"] = json::object(); })});
   cases.push_back({"'slowdown'", with([](json& d) { d["slowdown"] = {1, 2}; })});
-  cases.push_back({"'energy_profile'", with([](json& d) { d.erase("energy_profile"); })});
+  cases.push_back({"'levels'", with([](json& d) { d["levels"] = {"f16", "q4"}; })});
+  cases.push_back({"'real.store'", with([](json& d) { d["real"]["store"] = "/nonexistent/store"; })});
 
   for (const Case& c : cases) {
     Result<Scenario> parsed = Parse(c.doc);

@@ -437,8 +437,8 @@ TEST_F(EndToEndTest, ServerKilledMidTransferFallsBackToCompute) {
 }
 
 TEST_F(EndToEndTest, FlippedByteBlobIsRejectedAndRecomputed) {
-  // Damage one byte in the payload of chunk 2's f16 blob. The manifest's digest catches it first;
-  // with the digest rewritten to the damaged file's, as a manifest written after the damage would
+  // Damage one byte in the payload of chunk 2's f16 blob. The manifest's digest catches it first.
+  // With the digest rewritten to the damaged file's, as a manifest written after the damage would
   // list it, the blob's own checksum does.
   Store store(store_dir_.path());
   const std::string path = store.BlobPath(manifest_.chunks[2].key, "f16");
@@ -495,7 +495,7 @@ TEST_F(EndToEndTest, ManifestOverstatingBlobSizeIsNotUsed) {
   Manifest lying = manifest_;
   lying.chunks[1].levels.at("f16").bytes = uint64_t{1} << 40;
   const std::string warning = StreamWithManifest(lying);
-  EXPECT_NE(warning.find("manifest chunk 1 lists a f16 blob of 1099511627776 bytes"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("manifest chunk 1 lists its f16 blob at 1099511627776 bytes"), std::string::npos) << warning;
   EXPECT_NE(warning.find("ingest the context again"), std::string::npos) << warning;
 }
 
@@ -510,6 +510,23 @@ TEST_F(EndToEndTest, BlobUnlikeManifestDigestIsComputed) {
   EXPECT_TRUE(stream.load.chunks[2].fell_back);
   EXPECT_NE(stream.load.chunks[2].error.find("differs from the manifest's"), std::string::npos)
       << stream.load.chunks[2].error;
+}
+
+TEST_F(EndToEndTest, MissingProbedBlobStreamsTheOthers) {
+  // The bandwidth probe reads the last chunk's blob first. Without it the probe moves on, and only
+  // that chunk is computed.
+  Store store(store_dir_.path());
+  ASSERT_TRUE(std::filesystem::remove(store.BlobPath(manifest_.chunks[3].key, "f16")));
+  ServeProcess server(store_dir_.path(), 0);
+  const RunReport local = Run("", "local", "f16", 16);
+  const RunReport stream = Run(server.url(), "stream", "f16", 16);
+  EXPECT_EQ(stream.tokens, local.tokens);
+  EXPECT_EQ(stream.load.n_streamed, 3);
+  ASSERT_EQ(stream.load.chunks.size(), 4u);
+  EXPECT_TRUE(stream.load.chunks[3].fell_back);
+  EXPECT_GT(stream.bandwidth_estimate_bps, 0.0);
+  ASSERT_FALSE(stream.warnings.empty());
+  EXPECT_NE(stream.warnings.back().find("chunk 3 [192, 201)"), std::string::npos) << stream.warnings.back();
 }
 
 TEST_F(EndToEndTest, RunCommandPrintsJsonReport) {

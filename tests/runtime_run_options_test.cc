@@ -12,7 +12,8 @@ namespace {
 
 TEST(ServerUrlTest, AcceptsStoreUrls) {
   for (const char* url : {"http://127.0.0.1:8080", "http://127.0.0.1:8080/", "https://store.example:443",
-                          "http://[::1]:8080", "http://[::1]", "http://localhost", "http://proxy:80/sparkv/"}) {
+                          "http://[::1]:8080", "http://[::1]", "http://localhost", "http://proxy:80/sparkv/",
+                          "HTTP://127.0.0.1:8080"}) {
     EXPECT_TRUE(CheckServerUrl(url).ok()) << url << ": " << CheckServerUrl(url).ToString();
   }
 }
@@ -31,6 +32,8 @@ TEST(ServerUrlTest, RejectsMalformedUrls) {
       {"http://127.0.0.1:0", "the port '0'"},
       {"http://127.0.0.1:70000", "the port '70000'"},
       {"http://[::1:8080", "IPv6 host is not closed"},
+      {"http://[::1]x:8080", "only ':PORT' may follow"},
+      {"http://127.0.0.1:8080?x=1", "a query or fragment"},
   };
   for (const auto& c : cases) {
     const Status status = CheckServerUrl(c.url);

@@ -218,6 +218,10 @@ Status ParseReal(const json& value, const std::string& folder, RealSpec* out) {
   if (value.contains("store")) {
     SPARKV_ASSIGN_OR_RETURN(std::string store, String(value["store"], "real.store"));
     out->store_path = Resolve(store, folder);
+    if (std::error_code error; !std::filesystem::is_directory(out->store_path, error)) {
+      return FieldError("real.store", "'" + out->store_path + "' is not a folder; give the folder that `sparkv ingest "
+                                      "--store` wrote, or remove the field to ingest into a temporary one");
+    }
   }
   if (value.contains("threads")) {
     SPARKV_ASSIGN_OR_RETURN(out->threads, IntegerIn(value["threads"], "real.threads", 0, 256));
@@ -370,12 +374,13 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
     }
   }
   if (real && s.real.store_path.empty() && !s.real.codecs.empty()) {
-    const bool any = std::any_of(s.levels.begin(), s.levels.end(), [&](const std::string& level) {
-      return std::find(s.real.codecs.begin(), s.real.codecs.end(), level) != s.real.codecs.end();
-    });
-    if (!any) {
-      return FieldError("levels", "shares no level with real.codecs, so nothing could stream in the real runs; "
-                                  "ingest one of the levels (add it to real.codecs)");
+    // A level that is not ingested could never stream in the real runs, while the simulated side
+    // would plan with it.
+    for (const std::string& level : s.levels) {
+      if (std::find(s.real.codecs.begin(), s.real.codecs.end(), level) == s.real.codecs.end()) {
+        return FieldError("levels", "'" + level + "' is not in real.codecs, so the real runs could never stream it; "
+                                    "add it to real.codecs or drop it from levels");
+      }
     }
   }
   if (doc.contains("quality_floor")) {
@@ -428,7 +433,7 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& folder)
   if (doc.contains("timeout_s")) {
     SPARKV_ASSIGN_OR_RETURN(s.timeout_s, NumberIn(doc["timeout_s"], "timeout_s", 0.001, 1e6));
   }
-  if (!doc.contains("energy_profile") && s.mode != BenchMode::kReal) {
+  if (!doc.contains("energy_profile") && s.mode == BenchMode::kSimulated) {
     return FieldError("energy_profile", "is missing; give a profile name from data/power_profiles.json, e.g. \"phone-lte\"");
   }
   if (doc.contains("energy_profile")) {

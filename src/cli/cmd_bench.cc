@@ -3,6 +3,8 @@
 // optional JSON, CSV and SVG pictures. Those numbers are the cost model's, not a measurement.
 // Modes real and both measure it (bench/real.h): engine compute, a paced loopback server,
 // medians over the repetitions, and in mode both the ratio to the simulated TTFT.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +20,8 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/file_util.h"
+#include "common/format.h"
+#include "common/log.h"
 #include "runtime/simulator.h"
 #include "runtime/strategy.h"
 
@@ -95,6 +99,21 @@ int RunRealMode(const Flags& f, const Scenario& s) {
   if (!f.svg_dir.empty()) {
     return ReportError(InvalidArgumentError("--svg-dir draws simulated timelines only; remove it in mode " +
                                             std::string(ModeName(s.mode)) + ", or set the scenario's mode to simulated"));
+  }
+  // Real runs measure no energy. A profile name or file given anyway is still checked, so that a
+  // typo does not wait for the day the scenario runs simulated.
+  if (!s.energy_profile.empty() || !f.power_profiles.empty()) {
+    const std::string power_path = !f.power_profiles.empty()           ? f.power_profiles
+                                   : !s.power_profiles_path.empty() ? s.power_profiles_path
+                                                                     : DefaultPowerProfilesPath();
+    Result<std::vector<PowerProfile>> powers = LoadPowerProfiles(power_path);
+    if (!powers.ok()) return ReportError(powers.status());
+    if (!s.energy_profile.empty()) {
+      Result<PowerProfile> power = FindPowerProfile(*powers, s.energy_profile);
+      if (!power.ok()) return ReportError(power.status().WithContext("scenario field 'energy_profile'"));
+    }
+    SPARKV_LOG_INFO("mode %s measures no energy; the energy model applies in mode simulated only",
+                    ModeName(s.mode));
   }
   RealBenchOptions options;
   options.on_run = PrintRunLine;
@@ -182,14 +201,20 @@ int RunRealMode(const Flags& f, const Scenario& s) {
   } else {
     size_t label_width = 5;
     for (const ScenarioPoint& pt : points) label_width = std::max(label_width, pt.Label(s).size());
-    std::printf("scenario %s, mode %s: %zu points x %zu strategies, %d repetition(s); profile %s; "
-                "background load %d thread(s) at %.0f%%\n\n",
-                s.name.c_str(), ModeName(s.mode), points.size(), s.strategies.size(), s.repetitions,
-                report.profile_source.c_str(), s.real.background_threads, 100.0 * s.real.background_duty);
+    const std::string background =
+        s.real.background_threads == 0
+            ? std::string("no background load")
+            : "background load " + FormatCount(s.real.background_threads, "thread", "threads") + " at " +
+                  FormatNumber(100.0 * s.real.background_duty) + "%";
+    std::printf("scenario %s, mode %s: %s x %s, %s; profile %s; %s\n\n", s.name.c_str(), ModeName(s.mode),
+                FormatCount(static_cast<long long>(points.size()), "point", "points").c_str(),
+                FormatCount(static_cast<long long>(s.strategies.size()), "strategy", "strategies").c_str(),
+                FormatCount(s.repetitions, "repetition", "repetitions").c_str(), report.profile_source.c_str(),
+                background.c_str());
     std::printf("%-*s %-16s %9s %9s %9s %9s", static_cast<int>(label_width), "point", "strategy", "TTFT s", "min",
                 "max", "load s");
     if (both) std::printf(" %9s %9s %9s %7s", "sim s", "real/sim", "/measured", "/optim");
-    std::printf(" %6s %6s %9s %7s %s\n", "stream", "comp", "MiB recv", "device", "1st token");
+    std::printf(" %6s %6s %9s %9s %7s %s\n", "stream", "comp", "fallback", "MiB recv", "device", "1st token");
     size_t n_off = 0, n_off_measured = 0;
     double sum_abs_error = 0.0, sum_abs_error_measured = 0.0;
     for (const RealRow& r : report.rows) {
@@ -209,11 +234,12 @@ int RunRealMode(const Flags& f, const Scenario& s) {
                                                      : "MISMATCH " + std::to_string(r.n_mismatches) + "/" +
                                                            std::to_string(s.repetitions);
       // Medians of counts: whole unless an even number of repetitions falls between two.
-      std::printf(" %6g %6g %9.3f %7.2f %s\n", r.median_streamed, r.median_computed,
+      std::printf(" %6g %6g %9d %9.3f %7.2f %s\n", r.median_streamed, r.median_computed, r.n_fallback,
                   r.median_received_bytes / 1048576.0, r.median_device_factor, first.c_str());
     }
     std::printf("\nTTFT: median over the repetitions, min and max beside it; the whole request, manifest fetch\n"
                 "included. load s: the median without the manifest fetch, which is what the simulator models.\n"
+                "fallback: chunks computed after their transfer or decode failed, summed over the repetitions.\n"
                 "device: measured over profiled compute time (the slowdown that would simulate this run).\n"
                 "1st token: the first generated token against local's (the quality rule).\n");
     if (both) {
@@ -246,6 +272,16 @@ int RunRealMode(const Flags& f, const Scenario& s) {
 int RunBench(const Flags& f) {
   Result<Scenario> scenario = LoadScenario(f.scenario);
   if (!scenario.ok()) return ReportError(scenario.status());
+  // Checked before anything runs, since a real scenario can take most of an hour.
+  if (!f.csv.empty()) {
+    const std::filesystem::path parent = std::filesystem::path(f.csv).parent_path();
+    const std::string folder = parent.empty() ? "." : parent.string();
+    std::error_code error;
+    if (!std::filesystem::is_directory(folder, error) || ::access(folder.c_str(), W_OK) != 0) {
+      return ReportError(InvalidArgumentError("--csv " + f.csv + ": the folder " + folder +
+                                              " does not exist or is not writable; create it or pass another path"));
+    }
+  }
   const Scenario& s = *scenario;
   if (s.mode != BenchMode::kSimulated) return RunRealMode(f, s);
   const std::string power_path = !f.power_profiles.empty()           ? f.power_profiles
@@ -270,6 +306,10 @@ int RunBench(const Flags& f) {
   }
 
   std::vector<ScenarioPoint> points = ExpandScenario(s);
+  // Without n_chunks a point runs the manifest's every chunk; the reports give that count.
+  for (ScenarioPoint& point : points) {
+    if (point.n_chunks == 0) point.n_chunks = static_cast<int32_t>(context->manifest.chunks.size());
+  }
   for (ScenarioPoint& point : points) {
     if (!point.at_crossover) continue;
     Result<double> rate = CrossoverRate(s, *context, point);
@@ -443,8 +483,10 @@ int RunBench(const Flags& f) {
 
   size_t label_width = 5;
   for (const ScenarioPoint& pt : points) label_width = std::max(label_width, pt.Label(s).size());
-  std::printf("scenario %s: %zu points x %zu strategies, %d repetition(s); energy model %s\n\n", s.name.c_str(),
-              points.size(), strategies.size(), s.repetitions, power->name.c_str());
+  std::printf("scenario %s: %s x %s, %s; energy model %s\n\n", s.name.c_str(),
+              FormatCount(static_cast<long long>(points.size()), "point", "points").c_str(),
+              FormatCount(static_cast<long long>(strategies.size()), "strategy", "strategies").c_str(),
+              FormatCount(s.repetitions, "repetition", "repetitions").c_str(), power->name.c_str());
   std::printf("%-*s %-16s %9s %8s %8s %9s %8s %9s\n", static_cast<int>(label_width), "point", "strategy", "TTFT s",
               "/optim", "/single", "energy J", "/local", "MiB recv");
   for (const Row& r : rows) {

@@ -108,23 +108,32 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   command->add_option("--threads", flags->threads, "Compute threads (0 = every core)")->capture_default_str()->check(CLI::Range(0, kMaxThreads));
   command->add_option("--temperature", flags->temperature, "Sampling temperature; 0 = greedy")
       ->capture_default_str()
-      ->check(CLI::Range(0.0f, 100.0f));
+      ->check(CLI::Validator(
+          [](std::string& text) { return CheckNumberIn(text, 0.0, 100.0, "give e.g. 0.8, or 0 for greedy"); },
+          "T in [0, 100]"));
   command->add_option("--top-p", flags->top_p, "Nucleus sampling mass in (0, 1]")
       ->capture_default_str()
-      ->check(CLI::Range(1e-6f, 1.0f));
+      ->check(CLI::Validator(
+          [](std::string& text) { return CheckNumberIn(text, 1e-6, 1.0, "give e.g. 0.9, or 1 to sample from all"); },
+          "P in (0, 1]"));
   command->add_option("--seed", flags->seed, "Sampling seed")->capture_default_str();
-  command->add_option("--profile", flags->profile, "Saved device profile (JSON); default: measured once and cached");
+  command->add_option("--profile", flags->profile, "Saved device profile (JSON); default: measured once and cached")
+      ->check(CLI::ExistingFile);
   command->add_option("--race-ratio", flags->race_ratio,
                       "hybrid races a chunk on the compute path when computing it takes at most this many times as "
                       "long as streaming it (default 3; 1 saves energy on a steady link)")
       ->check(CLI::Validator(CheckRaceRatio, "RATIO in [1, 100]"));
   command->add_option("--timeout", flags->timeout_s, "Seconds an HTTP request may receive no byte before it is abandoned")
       ->capture_default_str()
-      ->check(CLI::Range(0.001, 86400.0));
+      ->check(CLI::Validator(
+          [](std::string& text) { return CheckNumberIn(text, 0.001, 86400.0, "give seconds such as 60, at most a day"); },
+          "SECONDS in [0.001, 86400]"));
   command->add_option("--bandwidth-mbit", flags->bandwidth_mbit,
                       "Bandwidth to plan with, Mbit/s; 0 = measure with a short probe")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(CLI::Validator(
+          [](std::string& text) { return CheckNumberIn(text, 0.0, 1e6, "give a rate such as 20, or 0 to measure it"); },
+          "MBIT in [0, 1e6]"));
   command->add_option("--emulate-slowdown", flags->emulate_slowdown,
                       "Run the engine this many times slower than this device, waiting after each forward pass, to try "
                       "the adaptation to a slow device; the plan still starts from the device's profile")
@@ -175,7 +184,10 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
     Result<Profile> profile = flags->profile.empty()
                                   ? LoadOrMeasureProfile(CacheDir() + "/profiles", **model, **engine, profile_options)
                                   : LoadProfile(flags->profile, AllCodecNames());
-    if (!profile.ok()) return void(*exit_code = ReportError(profile.status()));
+    if (!profile.ok()) {
+      return void(*exit_code = ReportError(flags->profile.empty() ? profile.status()
+                                                                  : profile.status().WithContext("--profile")));
+    }
     if (!flags->profile.empty() && !profile->model_fingerprint_hex.empty() &&
         profile->model_fingerprint_hex != (*model)->fingerprint().Hex()) {
       return void(*exit_code = ReportError(InvalidArgumentError(

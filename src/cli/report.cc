@@ -78,6 +78,18 @@ nlohmann::json RunReportJson(const RunReport& report, const std::string& text) {
   };
 }
 
+namespace {
+
+// Seconds with three decimals, or "<0.001" for a time too short for them to show.
+std::string Seconds(double seconds) {
+  if (seconds > 0.0 && seconds < 0.0005) return "<0.001";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f", seconds);
+  return text;
+}
+
+}  // namespace
+
 void PrintRunReport(const RunReport& report, const std::string& text) {
   std::printf("strategy %s (planner %s): TTFT %.3f s (plan predicted %.3f s)\n", report.strategy.c_str(),
               report.planner.c_str(), report.ttft_s, report.predicted_ttft_s);
@@ -88,7 +100,7 @@ void PrintRunReport(const RunReport& report, const std::string& text) {
     std::printf("  probe          %8.3f s  (%s Mbit/s estimated)\n", report.probe_s,
                 FormatNumber(report.bandwidth_estimate_bps * 8 / 1e6).c_str());
   } else if (report.probe_s > 0) {
-    std::printf("  probe          %8.3f s  (no estimate: the load ended first)\n", report.probe_s);
+    std::printf("  probe          %8.3f s  (no estimate; the warnings below say why)\n", report.probe_s);
   }
   // The compute path may start before the manifest arrives, so the load counts from the start.
   std::printf("  load           %8.3f s  (from the request's start until every chunk is resident)\n", report.load_s);
@@ -102,12 +114,12 @@ void PrintRunReport(const RunReport& report, const std::string& text) {
   uint64_t delivered = 0;
   for (const ChunkOutcome& chunk : report.load.chunks) delivered += chunk.streamed ? chunk.bytes : 0;
   const uint64_t other = report.load.stream_bytes + report.probe_bytes - std::min(delivered, report.load.stream_bytes);
-  std::printf("    streamed     %8d %s, %.2f MiB in %.3f s of transfers (decode %.3f s)\n", report.load.n_streamed,
-              report.load.n_streamed == 1 ? "chunk" : "chunks", delivered / 1048576.0, report.load.stream_busy_s,
-              report.load.decode_busy_s);
+  std::printf("    streamed     %8d %s, %s MiB in %s s of transfers (decode %s s)\n", report.load.n_streamed,
+              report.load.n_streamed == 1 ? "chunk" : "chunks", FormatNumber(delivered / 1048576.0).c_str(),
+              Seconds(report.load.stream_busy_s).c_str(), Seconds(report.load.decode_busy_s).c_str());
   if (other > 0) {
-    std::printf("                 %8s %.2f MiB more: the probe, and transfers that failed, were cancelled or lost a "
-                "race\n", "", other / 1048576.0);
+    std::printf("                 %8s %s MiB more: the probe, and transfers that failed, were cancelled or lost a "
+                "race\n", "", FormatNumber(other / 1048576.0).c_str());
   }
   if (report.load.n_streamed > 0) {
     std::string levels;
@@ -117,11 +129,13 @@ void PrintRunReport(const RunReport& report, const std::string& text) {
     }
     std::printf("      at levels  %s\n", levels.c_str());
   }
-  std::printf("    computed     %8d %s in %.3f s of prefill%s\n", report.load.n_computed,
-              report.load.n_computed == 1 ? "chunk" : "chunks", report.load.compute_busy_s,
+  // Prefill time includes races whose blob won, so it can be nonzero with no chunk computed.
+  std::printf("    computed     %8d %s, %s s of prefill%s%s\n", report.load.n_computed,
+              report.load.n_computed == 1 ? "chunk" : "chunks", Seconds(report.load.compute_busy_s).c_str(),
+              report.load.stats.n_raced > 0 ? " (races included)" : "",
               report.load.n_fallback > 0 ? (" (" + std::to_string(report.load.n_fallback) + " after stream failures)").c_str() : "");
-  std::printf("  query prefill  %8.3f s\n", report.query_prefill_s);
-  std::printf("  first token    %8.3f s\n", report.first_token_s);
+  std::printf("  query prefill  %8s s\n", Seconds(report.query_prefill_s).c_str());
+  std::printf("  first token    %8s s\n", Seconds(report.first_token_s).c_str());
   for (const std::string& warning : report.warnings) std::printf("  warning: %s\n", warning.c_str());
   std::printf("generated %zu tokens (%.1f tokens/s after the first): %s\n", report.tokens.size(),
               report.decode_tokens_per_s, text.c_str());

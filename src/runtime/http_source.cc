@@ -1,4 +1,6 @@
 #include <memory>
+#include <algorithm>
+#include <cctype>
 #include <string>
 
 #include "net/client.h"
@@ -70,13 +72,13 @@ Status CheckServerUrl(std::string_view base_url) {
     return InvalidArgumentError("--server '" + value + "' is not a store URL: " + why +
                                 "; pass the form http://HOST:PORT, e.g. http://127.0.0.1:8080");
   };
-  std::string_view rest = base_url;
-  if (rest.starts_with("http://")) {
-    rest.remove_prefix(7);
-  } else if (rest.starts_with("https://")) {
-    rest.remove_prefix(8);
-  } else {
-    return invalid("it must start with http:// or https://");
+  // URL schemes are case-insensitive.
+  std::string scheme = value.substr(0, std::min(value.size(), value.find("://")));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "http" && scheme != "https") return invalid("it must start with http:// or https://");
+  std::string_view rest = base_url.substr(scheme.size() + 3);
+  if (rest.find_first_of("?#") != std::string_view::npos) {
+    return invalid("a query or fragment ('?' or '#') has no meaning here");
   }
 
   const size_t slash = rest.find('/');
@@ -89,6 +91,9 @@ Status CheckServerUrl(std::string_view base_url) {
   if (host_end == std::string_view::npos) return invalid("the '[' of the IPv6 host is not closed");
   const size_t colon = authority.find(':', host_end);
   if (colon == 0) return invalid("the host is missing");
+  if (bracketed && host_end + 1 != authority.size() && colon != host_end + 1) {
+    return invalid("only ':PORT' may follow the ']' of the IPv6 host");
+  }
   if (colon != std::string_view::npos) {
     const std::string port(authority.substr(colon + 1));
     const bool digits = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;

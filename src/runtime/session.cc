@@ -24,6 +24,13 @@ using Clock = std::chrono::steady_clock;
 // Bytes fetched to estimate bandwidth before planning: large enough to span many TCP segments and
 // pacing intervals, small enough to cost little of the stream path's time.
 constexpr uint64_t kProbeBytes = 128 * 1024;
+// Blobs the probe tries before it gives up on a server whose blobs are missing or damaged.
+constexpr int kMaxProbeBlobs = 3;
+
+// A failure of the connection rather than of one blob: refused, unreachable or timed out.
+bool IsTransportFailure(const Status& status) {
+  return status.code() == ErrorCode::kUnavailable || status.code() == ErrorCode::kTimeout;
+}
 
 // Fetches and checks the manifest against what this device computed. Chunks whose key differs are
 // not offered to the stream path.
@@ -60,7 +67,7 @@ Result<Manifest> FetchCheckedManifest(BlobSource& source, const Model& model, co
       if (codec == nullptr) continue;  // a level this build cannot decode is never planned
       const uint64_t bound = kBlobHeaderBytes + codec->MaxPayloadBytes(shape);
       if (level.bytes > bound) {
-        return MismatchError("manifest chunk " + std::to_string(j) + " lists a " + name + " blob of " +
+        return MismatchError("manifest chunk " + std::to_string(j) + " lists its " + name + " blob at " +
                              std::to_string(level.bytes) + " bytes, more than the " + std::to_string(bound) +
                              " that " + std::to_string(shape.n_tokens) +
                              " tokens of this model can take (ingest the context again)");
@@ -258,7 +265,8 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
       std::string hint;
       if (fetched.status().code() == ErrorCode::kNotFound) {
         hint = " (the key covers the model, the tokens and the chunk size: was this context ingested with the same"
-               " GGUF and --chunk-tokens " + std::to_string(options.chunk_tokens) + "?)";
+               " GGUF and --chunk-tokens " + std::to_string(options.chunk_tokens) +
+               ", and is --server the store's root, without a path the server lacks?)";
       }
       report.warnings.push_back("manifest " + keys.back().Hex() + " from " + options.server_url +
                                 " unusable, computing every chunk: " + fetched.status().ToString() + hint);
@@ -276,17 +284,28 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
     double bandwidth = options.bandwidth_hint_mbit * 1e6 / 8.0;
     double overhead = 0.0;
     if (bandwidth <= 0.0) {
-      size_t probed = input.chunks.size() - 1;
-      while (input.chunks[probed].levels.empty()) --probed;  // some chunk has a level, checked above
+      // The probe reads the start of the last blobs the plan may stream. A blob missing or damaged
+      // on the server fails only its own chunk later, so the probe moves on to the next one. A
+      // server that cannot be reached ends it.
       const Clock::time_point probe_start = Clock::now();
-      const LevelOption& level = input.chunks[probed].levels.front();
-      const uint64_t probe_end = std::min<uint64_t>(kProbeBytes, level.bytes);
-      Result<FetchedBytes> probe = source->FetchBlob(keys[probed], level.codec, probe_end, probe_end, keep_going);
+      Result<FetchedBytes> probe = UnavailableError("no chunk has a level to probe");
+      int n_tried = 0;
+      for (size_t j = input.chunks.size(); j-- > 0 && n_tried < kMaxProbeBlobs;) {
+        if (input.chunks[j].levels.empty()) continue;
+        const LevelOption& level = input.chunks[j].levels.front();
+        const uint64_t probe_end = std::min<uint64_t>(kProbeBytes, level.bytes);
+        probe = source->FetchBlob(keys[j], level.codec, probe_end, probe_end, keep_going);
+        ++n_tried;
+        if (probe.ok() || probe.status().code() == ErrorCode::kCancelled || IsTransportFailure(probe.status())) break;
+        SPARKV_LOG_WARN("bandwidth probe of chunk %zu failed, trying an earlier chunk: %s", j,
+                        probe.status().ToString().c_str());
+      }
       report.probe_s = SecondsSince(probe_start);
       if (!probe.ok() && probe.status().code() == ErrorCode::kCancelled) return local_input;
       if (!probe.ok() || probe->seconds <= probe->first_byte_seconds) {
         const std::string reason = probe.ok() ? "the probe returned too fast to time" : probe.status().ToString();
-        report.warnings.push_back("bandwidth probe failed, computing every chunk: " + reason);
+        report.warnings.push_back("bandwidth probe failed (" + std::to_string(n_tried) +
+                                  (n_tried == 1 ? " blob" : " blobs") + " tried), computing every chunk: " + reason);
         SPARKV_LOG_WARN("%s", report.warnings.back().c_str());
         return local_input;
       }
@@ -337,8 +356,13 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
                   report.planner.c_str(), report.load.initial_plan.predicted.n_streamed, chunks.size(),
                   report.predicted_ttft_s, report.bandwidth_estimate_bps * 8 / 1e6, report.load.stats.n_replans, report.load.stats.n_moved,
                   report.load.stats.n_cancelled, report.load.stats.n_raced);
-  for (const ChunkOutcome& outcome : report.load.chunks) {
-    if (outcome.fell_back) report.warnings.push_back("stream path fell back to compute: " + outcome.error);
+  for (size_t j = 0; j < report.load.chunks.size(); ++j) {
+    const ChunkOutcome& outcome = report.load.chunks[j];
+    if (outcome.fell_back) {
+      report.warnings.push_back("chunk " + std::to_string(j) + " [" + std::to_string(chunks[j].begin) + ", " +
+                                std::to_string(chunks[j].end) + "): stream path fell back to compute: " +
+                                outcome.error);
+    }
   }
   if (std::string lossy = LossyStreamWarning(report.load); !lossy.empty()) {
     report.warnings.push_back(std::move(lossy));
