@@ -536,8 +536,8 @@ TEST(ControllerTest, FadeMarginPrefersSurvivingPlan) {
   // A slack that q8's plan cannot meet keeps the plain plan: here q8 costs 0.5 s more to decode.
   PlanInput slow_decode = input;
   for (ChunkSpec& spec : slow_decode.chunks) spec.levels[1].decode_seconds = 0.5;
-  const Plan kept = SolveWithFadeMargin(exact, adaptive, slow_decode);
-  EXPECT_EQ(kept.decisions, exact.Solve(slow_decode).decisions);
+  const Plan plain_kept = SolveWithFadeMargin(exact, adaptive, slow_decode);
+  EXPECT_EQ(plain_kept.decisions, exact.Solve(slow_decode).decisions);
 }
 
 TEST(SimulatorTest, FadeMarginKeepsTtftOnFade) {
@@ -597,6 +597,27 @@ TEST(SimulatorTest, SteadyLinkEndsHedgeRaces) {
   EXPECT_EQ(adaptive->stats.n_raced, 0);
   EXPECT_DOUBLE_EQ(adaptive->cpu_busy_s, no_hedge->cpu_busy_s);
   EXPECT_DOUBLE_EQ(adaptive->ttft_s, no_hedge->ttft_s);
+}
+
+TEST(SimulatorTest, NoFetchThatCannotBeatCompute) {
+  // Four chunks of 5 ms compute, a link of 1 MB/s with 50 ms before each first byte. The whole
+  // load is computed before any byte could arrive, so the stream path sends no request at all: on
+  // a phone it would only wake the radio. With no overhead it explores as before.
+  SimScenario scenario;
+  scenario.input = UniformInput(4, 100'000, 1e6);
+  scenario.input.compute = {0.005 / 256, 0.0, 0.0};
+  scenario.input.request_overhead_s = 0.05;
+  scenario.actual = scenario.input.bandwidth;
+  Result<SimResult> far = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  ASSERT_TRUE(far.ok()) << far.status().ToString();
+  EXPECT_EQ(far->n_computed, 4);
+  EXPECT_EQ(far->received_bytes, 0u);
+  EXPECT_EQ(far->network_busy_s, 0.0);
+
+  scenario.input.request_overhead_s = 0.0;
+  Result<SimResult> near = SimulateLoad(Get("sparkv-adaptive"), scenario);
+  ASSERT_TRUE(near.ok()) << near.status().ToString();
+  EXPECT_GT(near->network_busy_s, 0.0) << "without overhead the idle link explores, as the test shows it can";
 }
 
 TEST(SimulatorTest, RaceKeepsRecoveringLinkBlob) {

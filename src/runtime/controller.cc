@@ -348,8 +348,16 @@ std::optional<LoadController::Transfer> LoadController::NextTransfer(double now_
         }
       }
       // A blob that takes longer to decode than its chunk takes to compute would cost the device
-      // more than it could save, so then the link stays unmeasured.
-      if (level >= 0 && DecodeSeconds(j, level) < ComputeSeconds(j)) {
+      // more than it could save, so then the link stays unmeasured. So would a request whose first
+      // byte cannot come before the compute path has finished the chunk anyway: on a tiny model
+      // it would only wake the radio, and its tail costs more energy than the whole prefill.
+      double compute_through_j = 0.0;
+      for (size_t i = frontier_; i <= j; ++i) {
+        if (chunks_[i].state == State::kPending) compute_through_j += ComputeSeconds(i);
+        if (chunks_[i].state == State::kComputing) compute_through_j += PrefillSecondsLeft(i, now_s);
+      }
+      const bool too_late = input_.request_overhead_s >= compute_through_j;
+      if (level >= 0 && DecodeSeconds(j, level) < ComputeSeconds(j) && !too_late) {
         pick = static_cast<int32_t>(j);
       } else {
         level = -1;
