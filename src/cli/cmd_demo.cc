@@ -13,6 +13,7 @@
 #include "cli/demo_text.h"
 #include "cli/report.h"
 #include "common/file_util.h"
+#include "common/log.h"
 #include "kv/chunk_key.h"
 #include "model/synthetic.h"
 #include "model/tokenizer.h"
@@ -197,6 +198,15 @@ Status RunDemo(const DemoFlags& flags) {
   }
   server->Stop();
 
+  // The rate cap and every plan come from the profile. A profile measured under another load, or
+  // before the machine changed, makes the single paths far apart and the comparison moot.
+  const double local_load_s = reports[0].load_s;
+  if (local_seconds > 0.0 && (local_load_s > 2.0 * local_seconds || local_load_s < 0.5 * local_seconds)) {
+    SPARKV_LOG_WARN("the profile predicted a local load of %.3g s, and it took %.3g s: the profile no longer fits "
+                    "this device; pass --reprofile to measure it again",
+                    local_seconds, local_load_s);
+  }
+
   const double best_single = std::min(reports[0].ttft_s, reports[1].ttft_s);
   bool same_tokens = true;
   for (const RunReport& report : reports) same_tokens = same_tokens && report.tokens == reports[0].tokens;
@@ -221,8 +231,9 @@ Status RunDemo(const DemoFlags& flags) {
               context.size(), flags.chunk_tokens, rate_mbit, engine->thread_pool().n_threads(), CpuName().c_str());
   std::printf("%-8s %9s %10s %9s %9s %12s %9s\n", "strategy", "TTFT (s)", "vs single", "streamed", "computed",
               "MiB on wire", "load (s)");
+  // Three significant digits, so that a tiny model's millisecond loads do not all read 0.01.
   for (const RunReport& report : reports) {
-    std::printf("%-8s %9.2f %9.2fx %9d %9d %12.1f %9.2f\n", report.strategy.c_str(), report.ttft_s,
+    std::printf("%-8s %9.3g %9.2fx %9d %9d %12.3g %9.3g\n", report.strategy.c_str(), report.ttft_s,
                 best_single / report.ttft_s, report.load.n_streamed, report.load.n_computed,
                 (report.load.stream_bytes + report.probe_bytes) / 1048576.0, report.load_s);
   }
