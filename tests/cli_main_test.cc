@@ -50,7 +50,8 @@ TEST(CliMainTest, ExitStatusTellsUsageFromFailure) {
     ASSERT_TRUE(WIFEXITED(status)) << args;
     EXPECT_EQ(WEXITSTATUS(status), 2) << args << ": " << out;
   }
-  const auto [status, out] = testing::RunShell(testing::SparkvBinary() + " convert-llama2c /dev/null -o /dev/null 2>&1");
+  const auto [status, out] =
+      testing::RunShell(testing::SparkvBinary() + " convert-llama2c /dev/null -o /dev/null 2>&1");
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1) << out;
 }

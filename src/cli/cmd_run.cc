@@ -109,12 +109,12 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   command->add_option("--temperature", flags->temperature, "Sampling temperature; 0 = greedy")
       ->capture_default_str()
       ->check(CLI::Validator(
-          [](std::string& text) { return CheckNumberIn(text, 0.0, 100.0, "give e.g. 0.8, or 0 for greedy"); },
+          [](std::string& value) { return CheckNumberIn(value, 0.0, 100.0, "give e.g. 0.8, or 0 for greedy"); },
           "T in [0, 100]"));
   command->add_option("--top-p", flags->top_p, "Nucleus sampling mass in (0, 1]")
       ->capture_default_str()
       ->check(CLI::Validator(
-          [](std::string& text) { return CheckNumberIn(text, 1e-6, 1.0, "give e.g. 0.9, or 1 to sample from all"); },
+          [](std::string& value) { return CheckNumberIn(value, 1e-6, 1.0, "give e.g. 0.9, or 1 to sample from all"); },
           "P in (0, 1]"));
   command->add_option("--seed", flags->seed, "Sampling seed")->capture_default_str();
   command->add_option("--profile", flags->profile, "Saved device profile (JSON); default: measured once and cached")
@@ -126,13 +126,17 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   command->add_option("--timeout", flags->timeout_s, "Seconds an HTTP request may receive no byte before it is abandoned")
       ->capture_default_str()
       ->check(CLI::Validator(
-          [](std::string& text) { return CheckNumberIn(text, 0.001, 86400.0, "give seconds such as 60, at most a day"); },
+          [](std::string& value) {
+            return CheckNumberIn(value, 0.001, 86400.0, "give seconds such as 60, at most a day");
+          },
           "SECONDS in [0.001, 86400]"));
   command->add_option("--bandwidth-mbit", flags->bandwidth_mbit,
                       "Bandwidth to plan with, Mbit/s; 0 = measure with a short probe")
       ->capture_default_str()
       ->check(CLI::Validator(
-          [](std::string& text) { return CheckNumberIn(text, 0.0, 1e6, "give a rate such as 20, or 0 to measure it"); },
+          [](std::string& value) {
+            return CheckNumberIn(value, 0.0, 1e6, "give a rate such as 20, or 0 to measure it");
+          },
           "MBIT in [0, 1e6]"));
   command->add_option("--emulate-slowdown", flags->emulate_slowdown,
                       "Run the engine this many times slower than this device, waiting after each forward pass, to try "

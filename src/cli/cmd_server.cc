@@ -93,14 +93,16 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   command->add_option("--rate", options->rate_mbit, "Pace response bodies to this many Mbit/s; 0 = unlimited")
       ->capture_default_str()
       ->check(CLI::Validator(
-          [](std::string& text) { return CheckNumberIn(text, 0.0, 1e6, "give 0 (unlimited) or a rate such as 20"); },
+          [](std::string& value) { return CheckNumberIn(value, 0.0, 1e6, "give 0 (unlimited) or a rate such as 20"); },
           "MBIT in [0, 1e6]"));
   command->add_option("--trace", options->trace_path, "Pace by a mahimahi trace file instead of --rate")
       ->check(CLI::ExistingFile);
   command->add_option("--rtt-ms", options->rtt_ms, "Delay before the first byte of each response, ms")
       ->capture_default_str()
       ->check(CLI::Validator(
-          [](std::string& text) { return CheckNumberIn(text, 0.0, 3.6e6, "give a delay in ms such as 50, at most an hour"); },
+          [](std::string& value) {
+            return CheckNumberIn(value, 0.0, 3.6e6, "give a delay in ms such as 50, at most an hour");
+          },
           "MS in [0, 3.6e6]"));
   command->callback([options, exit_code] {
     // Block the stop signals in every thread, so that this one can wait for them.

@@ -21,7 +21,7 @@ struct LevelOption {
   uint64_t bytes = 0;           // blob size on the wire
   double decode_seconds = 0.0;  // device CPU time to turn the blob into cache rows
   int quality_rank = 0;         // 0 = best (lossless); larger is lossier
-  Hash128 digest;               // XXH3-128 of the blob, from the manifest; zero when unknown
+  Hash128 digest{};             // XXH3-128 of the blob, from the manifest; zero when unknown
 };
 
 // A chunk of the context, tokens [begin, end).

@@ -82,7 +82,7 @@ class LoadController {
     int32_t level = 0;  // index into the chunk's levels
     std::string codec;
     uint64_t bytes = 0;
-    Hash128 digest;  // the manifest's digest of the blob; zero when unknown
+    Hash128 digest{};  // the manifest's digest of the blob; zero when unknown
   };
   // The next blob to fetch, or nothing for now. Nothing does not mean the path is done: a later
   // re-plan may give it work. StreamPathDone() tells whether it is. A chunk whose prefill a plan

@@ -189,7 +189,8 @@ Result<LoadReport> Loader::Load(std::span<const TokenId> tokens, std::span<const
           received = fetched->bytes.size();
           fetched = CorruptionError("blob digest " + digest.Hex() + " differs from the manifest's " +
                                     transfer->digest.Hex() +
-                                    "; the blob is damaged or changed after the manifest was written, so ingest the context again");
+                                    "; the blob is damaged or changed after the manifest was written, so ingest the "
+                                    "context again");
         }
       }
       LoadController::TransferResult result = LoadController::TransferResult::kOk;
