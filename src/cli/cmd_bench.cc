@@ -77,6 +77,12 @@ Status WriteSvg(const std::string& dir, const std::string& name, const std::stri
   return WriteFileAtomic((std::filesystem::path(dir) / name).string(), svg);
 }
 
+// Returns the power profiles file: --power-profiles, else the scenario's, else the source tree's.
+std::string PowerProfilesPath(const Flags& f, const Scenario& s) {
+  if (!f.power_profiles.empty()) return f.power_profiles;
+  return !s.power_profiles_path.empty() ? s.power_profiles_path : DefaultPowerProfilesPath();
+}
+
 const char* ModeName(BenchMode mode) {
   switch (mode) {
     case BenchMode::kSimulated:
@@ -103,9 +109,7 @@ int RunRealMode(const Flags& f, const Scenario& s) {
   // Real runs measure no energy. A profile name or file given anyway is still checked, so that a
   // typo does not wait for the day the scenario runs simulated.
   if (!s.energy_profile.empty() || !f.power_profiles.empty()) {
-    const std::string power_path = !f.power_profiles.empty()           ? f.power_profiles
-                                   : !s.power_profiles_path.empty() ? s.power_profiles_path
-                                                                     : DefaultPowerProfilesPath();
+    const std::string power_path = PowerProfilesPath(f, s);
     Result<std::vector<PowerProfile>> powers = LoadPowerProfiles(power_path);
     if (!powers.ok()) return ReportError(powers.status());
     if (!s.energy_profile.empty()) {
@@ -284,9 +288,7 @@ int RunBench(const Flags& f) {
   }
   const Scenario& s = *scenario;
   if (s.mode != BenchMode::kSimulated) return RunRealMode(f, s);
-  const std::string power_path = !f.power_profiles.empty()           ? f.power_profiles
-                                 : !s.power_profiles_path.empty() ? s.power_profiles_path
-                                                                   : DefaultPowerProfilesPath();
+  const std::string power_path = PowerProfilesPath(f, s);
   Result<std::vector<PowerProfile>> powers = LoadPowerProfiles(power_path);
   if (!powers.ok()) return ReportError(powers.status());
   Result<PowerProfile> power = FindPowerProfile(*powers, s.energy_profile);

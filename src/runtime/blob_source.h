@@ -49,6 +49,12 @@ struct HttpSourceOptions {
   double connect_timeout_s = 3.0;
 };
 
+// Returns true for a failure of the connection rather than of one blob: refused, unreachable or
+// timed out. Such a failure ends the stream path; a missing or damaged blob fails only its chunk.
+inline bool IsTransportError(const Status& status) {
+  return status.code() == ErrorCode::kUnavailable || status.code() == ErrorCode::kTimeout;
+}
+
 // Checks that `base_url` has the form http://HOST[:PORT][/PREFIX] (or https), where PREFIX is a
 // path under which a proxy serves the store. InvalidArgument names the value and the fix otherwise.
 Status CheckServerUrl(std::string_view base_url);

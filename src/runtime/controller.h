@@ -47,10 +47,10 @@ struct SolvedPlans {
   int32_t restart_chunk = -1;
 };
 
-// Solves `input` with `planner`, under the strategy's fade margin: when the strategy has one and
-// the predicted bandwidth is a constant or steps, it also solves for that bandwidth scaled by
-// 1 - fade_margin, and returns that plan (its timeline predicted at the given bandwidth) if its
-// TTFT is within fade_slack of the plain solve's.
+// Solves `input` with `planner` under the strategy's fade margin. When the strategy has one and the
+// predicted bandwidth is a constant or steps, it also solves for that bandwidth times
+// 1 - fade_margin. It returns that plan, timed at the given bandwidth, if its TTFT is within
+// fade_slack of the plain solve's.
 Plan SolveWithFadeMargin(const Planner& planner, const Strategy& strategy, const PlanInput& input);
 
 // Solves `keep_input` and, if given, `abandon_input` and `restart_input` with `planner`, each

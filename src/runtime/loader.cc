@@ -20,10 +20,6 @@ using Clock = std::chrono::steady_clock;
 // when no event arrives (a stalled transfer reports no progress).
 constexpr std::chrono::milliseconds kWaitSlice(20);
 
-bool IsTransportError(const Status& status) {
-  return status.code() == ErrorCode::kUnavailable || status.code() == ErrorCode::kTimeout;
-}
-
 }  // namespace
 
 Loader::Loader(Engine* engine, BlobSource* source, const Hash128& model_fingerprint, LoaderOptions options)

@@ -27,11 +27,6 @@ constexpr uint64_t kProbeBytes = 128 * 1024;
 // Blobs the probe tries before it gives up on a server whose blobs are missing or damaged.
 constexpr int kMaxProbeBlobs = 3;
 
-// A failure of the connection rather than of one blob: refused, unreachable or timed out.
-bool IsTransportFailure(const Status& status) {
-  return status.code() == ErrorCode::kUnavailable || status.code() == ErrorCode::kTimeout;
-}
-
 // Fetches and checks the manifest against what this device computed. Chunks whose key differs are
 // not offered to the stream path.
 Result<Manifest> FetchCheckedManifest(BlobSource& source, const Model& model, const std::vector<ChunkRange>& chunks,
@@ -296,7 +291,7 @@ Result<RunReport> RunRequest(const Model& model, Engine& engine, const Profile& 
         const uint64_t probe_end = std::min<uint64_t>(kProbeBytes, level.bytes);
         probe = source->FetchBlob(keys[j], level.codec, probe_end, probe_end, keep_going);
         ++n_tried;
-        if (probe.ok() || probe.status().code() == ErrorCode::kCancelled || IsTransportFailure(probe.status())) break;
+        if (probe.ok() || probe.status().code() == ErrorCode::kCancelled || IsTransportError(probe.status())) break;
         SPARKV_LOG_WARN("bandwidth probe of chunk %zu failed, trying an earlier chunk: %s", j,
                         probe.status().ToString().c_str());
       }
